@@ -1,0 +1,55 @@
+# A thin wrapper over CMake/CTest. The two set-up commands of the README:
+#   make run    install what is missing, build, run the main job (linshard bench comm)
+#   make test   install what is missing, build, run every test
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+# CI (which sets CI=true) builds with warnings as errors.
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DLINSHARD_WERROR=ON
+endif
+
+.PHONY: all deps build run test test-asan test-tsan bench format format-check lint clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/linshard bench comm
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# ASan + UBSan: every test (the big 2^20+3 sizes included).
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLINSHARD_SANITIZE=address -DLINSHARD_WERROR=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+# TSan: the threads backend's tests (MPI's own libraries are not TSan-instrumented).
+test-tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DLINSHARD_SANITIZE=thread -DLINSHARD_WERROR=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && ctest --output-on-failure -L threads -j $(JOBS)
+
+bench: build
+	cmake --build $(BUILD) --target bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+lint: build
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --std=c11 -Iinclude src tests
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

@@ -1,0 +1,44 @@
+/* cli.h — what the linshard subcommands share: exit codes and argument parsing. */
+#ifndef LINSHARD_CLI_H
+#define LINSHARD_CLI_H
+
+#include <stddef.h>
+
+#include "linshard/comm.h"
+
+/* Exit codes: 0 the job succeeded, 1 the job failed, 2 bad usage. */
+enum { EXIT_OK = 0, EXIT_JOB = 1, EXIT_USAGE = 2 };
+
+/* Prints "linshard CMD: <message>" and a hint to use --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prints "linshard: error: <message>" (once, from rank 0 under MPI); returns EXIT_JOB. */
+int cli_job_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Strict integer parse in [lo, hi]; returns 0 on success. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+/* "4K,64K,1M,16M" (suffixes K, M, G are powers of 1024; plain numbers are bytes). Returns the
+ * number parsed, or -1 on a bad entry (then *bad points at it). */
+int cli_parse_sizes(const char *s, size_t *out, int max, const char **bad);
+/* Formats a byte count as "4 KiB", "16 MiB"... */
+const char *cli_format_bytes(size_t bytes, char *buf, size_t len);
+/* Parses --backend and checks it was built in; returns 0 or prints a usage error (returns 2). */
+int cli_parse_backend(const char *cmd, const char *name, comm_backend_t *out);
+/* Brings MPI up when backend is mpi and checks the world size equals P. Returns 0 or EXIT_JOB
+ * after printing the problem. */
+int cli_start_backend(comm_backend_t backend, int P);
+void cli_stop_backend(comm_backend_t backend);
+/* 1 if this process should print results: always for threads, rank 0 only under MPI. */
+int cli_is_printer(comm_backend_t backend);
+
+int cmd_bench(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,41 @@
+/* main.c — the linshard program: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "linshard/linshard.h"
+
+static const char usage[] =
+    "usage: linshard [--help] [--version] COMMAND [ARGS]\n"
+    "\n"
+    "Megatron-style tensor parallelism in C: a model's layers split across P ranks (threads\n"
+    "in one process, or MPI processes), giving the same answer as the unsplit model.\n"
+    "\n"
+    "commands:\n"
+    "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
+    "                MPI_Allreduce and memcpy (the memory-bandwidth ceiling)\n"
+    "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
+    "\n"
+    "Run 'linshard COMMAND --help' for a command's options.\n"
+    "exit status: 0 success, 1 the job failed, 2 bad usage.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("linshard %s (mpi backend: %s)\n", LINSHARD_VERSION,
+               comm_backend_available(COMM_BACKEND_MPI) ? "built in" : "not built");
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
+    return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}
