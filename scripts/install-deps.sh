@@ -7,6 +7,7 @@ packages=(
   libopenmpi-dev openmpi-bin        # the mpi backend and the MPI_Allreduce peer in `bench comm`
   libcjson-dev                      # JSON (bench --json; safetensors headers and configs later)
   libcmocka-dev                     # unit tests
+  libopenblas-dev                   # GEMM
 )
 missing=()
 for p in "${packages[@]}"; do

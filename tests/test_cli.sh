@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# test_cli.sh LINSHARD — the program's contract: help, version, exit codes (0 ok, 1 job failed,
-# 2 bad usage), one-line errors, and the threads-backend jobs end to end.
+# test_cli.sh LINSHARD MODEL_DIR CHECK_LOGITS — the program's contract: help, version, exit codes
+# (0 ok, 1 job failed, 2 bad usage), one-line errors, and the threads-backend jobs end to end.
+# MODEL_DIR is a small random GPT-2 (6 heads, vocab 101, context 32); CHECK_LOGITS compares a
+# logits dump with the double-precision reference.
 set -u
 bin=$1
+model=$2
+check_logits=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 passed=0
 failed=0
 
@@ -98,6 +104,61 @@ else
   failed=$((failed + 1))
   echo "FAIL: busbw at P=4: $json"
 fi
+
+# ---- GPT-2: init, forward, verify ------------------------------------------------------------
+expect 0 "^usage: linshard forward" -- forward --help
+expect 0 "^usage: linshard verify" -- verify --help
+expect 0 "^usage: linshard init" -- init --help
+expect 0 "top-5 next tokens after position 2 \(P=1, threads\)" -- forward --model "$model" --tokens 1,2,3
+expect 0 "top-5 next tokens after position 2 \(P=4, threads\)" -- forward --model "$model" --tokens 1,2,3 --tp 4
+# The same top-5 at every P (ids and, to printed precision, logits).
+top1=$("$bin" forward --model "$model" --tokens 5,9,100,0 --tp 1 2>/dev/null | grep -E '^  [0-9]')
+for P in 2 3 5 6; do
+  outP=$("$bin" forward --model "$model" --tokens 5,9,100,0 --tp $P 2>&1)
+  topP=$(grep -E '^  [0-9]' <<<"$outP" | awk '{print $1, $2}')
+  if [ "$(awk '{print $1, $2}' <<<"$top1")" = "$topP" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: top-5 at P=$P differs from P=1:"; echo "$top1"; echo "$outP"; fi
+done
+# Logits dumped at P=3 match the double-precision reference; the file is exactly T*V floats.
+expect 0 "written to $tmp/logits.bin" -- forward --model "$model" --tokens 100,3,7 --tp 3 --dump-logits "$tmp/logits.bin"
+if [ "$(stat -c %s "$tmp/logits.bin" 2>/dev/null)" = "$((3 * 101 * 4))" ] &&
+   "$check_logits" "$model" 100,3,7 "$tmp/logits.bin" >/dev/null; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: dumped logits wrong size or off the reference"; fi
+expect 0 "every P matches P=1 within tolerance, with exactly 2 AllReduce per layer" -- verify
+expect 0 "ledger at P=4 \(rank 0\): embed 1 allreduce" -- verify --model "$model" --tp 1,4
+expect 0 "P=2 \(rank 0\)" -- verify --model "$model" --tp 2 --comm-stats
+
+expect_one_line 2 forward --tokens 1,2
+expect_one_line 2 forward --model "$model"
+expect_one_line 2 forward --model "$model" --tokens 1,x
+expect_one_line 2 verify --tp 1,zero
+expect_one_line 1 forward --model /nonexistent --tokens 1
+expect 1 "No such file" -- forward --model /nonexistent --tokens 1
+expect 1 "^linshard: error: cannot split a model with 6 attention heads over 7 ranks" -- forward --model "$model" --tokens 1 --tp 7
+expect_one_line 1 forward --model "$model" --tokens 1 --tp 7
+expect 1 "token id 101 \(position 1\) is outside the vocabulary \[0, 101\)" -- forward --model "$model" --tokens 1,101
+expect 1 "33 tokens exceed the model's context of 32 positions" -- forward --model "$model" --tokens $(seq -s, 1 33)
+# Damaged checkpoints: truncated weights, bad config JSON, a config that does not match.
+mkdir -p "$tmp/trunc" "$tmp/badjson" "$tmp/mismatch"
+cp "$model/config.json" "$tmp/trunc/"
+head -c 100000 "$model/model.safetensors" > "$tmp/trunc/model.safetensors"
+expect 1 "model.safetensors: tensor .* past the end of the data section" -- forward --model "$tmp/trunc" --tokens 1
+expect_one_line 1 forward --model "$tmp/trunc" --tokens 1
+echo '{"n_layer": 2, "n_embd": ' > "$tmp/badjson/config.json"
+cp "$model/model.safetensors" "$tmp/badjson/"
+expect 1 "config.json: not a JSON object \(malformed JSON\)" -- forward --model "$tmp/badjson" --tokens 1
+sed -E 's/"vocab_size":[[:space:]]*101/"vocab_size": 100/' "$model/config.json" > "$tmp/mismatch/config.json"
+cp "$model/model.safetensors" "$tmp/mismatch/"
+expect 1 "tensor 'transformer.wte.weight' has shape \[101, 48\] but config.json implies \[100, 48\]" -- forward --model "$tmp/mismatch" --tokens 1
+
+expect_one_line 2 init --layers 1 --embd 8 --heads 2 --vocab 10 --ctx 4
+expect_one_line 2 init --out "$tmp/x" --layers 1 --embd 50 --heads 6 --vocab 10 --ctx 4
+expect_one_line 2 init --out "$tmp/x" --layers 1 --embd 8 --heads 2 --vocab 10
+expect_one_line 2 init --out "$tmp/x" --shape gpt2 --dtype f8
+expect_one_line 2 init --out "$tmp/x" --shape gpt3
+expect 0 "wrote $tmp/tiny/config.json and $tmp/tiny/model.safetensors \(seed 3, BF16\)" -- init --out "$tmp/tiny" --layers 1 --embd 8 --heads 2 --vocab 10 --ctx 4 --seed 3 --dtype bf16
+# Files are written atomically: no temporary file is left behind.
+if ls "$tmp/tiny" | grep -q tmp; then failed=$((failed + 1)); echo "FAIL: temp file left"; else passed=$((passed + 1)); fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -61,6 +61,9 @@ void ledger_init(ledger_t *ledger);
 void ledger_free(ledger_t *ledger);
 void ledger_reset(ledger_t *ledger);
 
+/* dst <- a deep copy of src (dst uninitialised). Returns 0, or -1 if out of memory. */
+int ledger_copy(ledger_t *dst, const ledger_t *src);
+
 /* Adds one call. Returns 0, or -1 if memory for a new tag could not be allocated. */
 int ledger_record(ledger_t *ledger, ledger_op op, const char *tag, uint64_t elements,
                   uint64_t bytes_sent, uint64_t bytes_received, double seconds);

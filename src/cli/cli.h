@@ -40,5 +40,8 @@ int cli_is_printer(comm_backend_t backend);
 
 int cmd_bench(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

@@ -12,6 +12,9 @@ static const char usage[] =
     "in one process, or MPI processes), giving the same answer as the unsplit model.\n"
     "\n"
     "commands:\n"
+    "  forward       run GPT-2 on token ids split over P ranks; top-5 next tokens, logits\n"
+    "  verify        check that P ranks give the unsplit model's logits, and the comm ledger\n"
+    "  init          write a seeded random GPT-2 checkpoint (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and memcpy (the memory-bandwidth ceiling)\n"
     "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
@@ -36,6 +39,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "forward")) return cmd_forward(argc - 1, argv + 1);
+    if (!strcmp(cmd, "init")) return cmd_init(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

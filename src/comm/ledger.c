@@ -26,6 +26,21 @@ void ledger_reset(ledger_t *ledger) {
     ledger->last_hit = 0;
 }
 
+int ledger_copy(ledger_t *dst, const ledger_t *src) {
+    *dst = *src;
+    dst->entries = NULL;
+    dst->cap_entries = 0;
+    if (!src->n_entries) return 0;
+    dst->entries = malloc(src->n_entries * sizeof(ledger_entry));
+    if (!dst->entries) {
+        ledger_init(dst);
+        return -1;
+    }
+    memcpy(dst->entries, src->entries, src->n_entries * sizeof(ledger_entry));
+    dst->cap_entries = src->n_entries;
+    return 0;
+}
+
 static void counts_add(ledger_counts *c, uint64_t elements, uint64_t sent, uint64_t received,
                        double seconds) {
     c->calls += 1;

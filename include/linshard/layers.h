@@ -1,0 +1,116 @@
+/* layers.h — the Megatron tensor-parallel layers. Each runs on one rank, on that rank's shard
+ * of the weights, and says in its comment exactly where it communicates.
+ *
+ * Shapes are row-major; T is the number of tokens (rows). "Replicated" activations are the
+ * same on every rank; "split by features" means each rank holds its own block of columns.
+ * Weights follow GPT-2's Conv1D convention, [in, out], so y = x · W + b. */
+#ifndef LINSHARD_LAYERS_H
+#define LINSHARD_LAYERS_H
+
+#include <stddef.h>
+
+#include "linshard/comm.h"
+
+/* ---- linear layers ------------------------------------------------------------------------ */
+
+/* Column-parallel linear. Rank i holds W_i = the columns [c0, c0 + n_local) of W ([in_dim,
+ * n_local], contiguous) and the matching bias slice b_i (n_local; NULL for none).
+ * out[T, n_local] = in[T, in_dim] · W_i + b_i. Input replicated, output split by features.
+ * Communication: none. */
+void column_parallel_forward(float *out, const float *in, const float *w_local,
+                             const float *b_local, int T, int in_dim, int n_local);
+
+/* Column-parallel linear whose output every rank needs whole: the forward above, then one
+ * all-gather (uneven column counts allowed). out_full[T, n_total] is replicated; scratch holds
+ * T * n_total floats. Communication: one allgather of T * n_total floats, tagged `tag`. */
+int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch, const float *in,
+                                   const float *w_local, const float *b_local, int T, int in_dim,
+                                   int n_local, int n_total, const char *tag);
+
+/* Row-parallel linear. Rank i holds rows [k0, k0 + k_local) of W ([k_local, out_dim]) and sees
+ * the matching feature block of the input, in_local[T, k_local]. Each rank's product is a
+ * partial sum; out[T, out_dim] = AllReduce(in_local · W_i) + b. The bias (replicated, NULL for
+ * none) is added once, after the sum — adding it before would count it P times.
+ * Communication: one allreduce_sum of T * out_dim floats, tagged `tag`. */
+int row_parallel_forward(comm_t *comm, float *out, const float *in_local, const float *w_local,
+                         const float *b, int T, int k_local, int out_dim, const char *tag);
+
+/* ---- activations and normalisation -------------------------------------------------------- */
+
+typedef enum { GELU_TANH = 0, GELU_ERF = 1 } gelu_kind;
+
+/* In place, elementwise. Safe on a feature shard (it is elementwise), never on a partial sum:
+ * GELU(a + b) != GELU(a) + GELU(b). Communication: none. */
+void gelu_forward(float *x, size_t n, gelu_kind kind);
+
+/* LayerNorm over the last dimension: needs the whole feature vector, so it runs on replicated
+ * activations. out[T, E] = (in - mean) / sqrt(var + eps) * w + b. Communication: none. */
+void layernorm_forward(float *out, const float *in, const float *w, const float *b, int T, int E,
+                       float eps);
+
+/* ---- the Megatron MLP --------------------------------------------------------------------- */
+
+typedef struct {
+    const float *fc_w;   /* [E, f_local]  column-parallel slice of c_fc */
+    const float *fc_b;   /* [f_local]     */
+    const float *proj_w; /* [f_local, E]  row-parallel slice of c_proj */
+    const float *proj_b; /* [E]           replicated, added after the AllReduce */
+    int E, f_local;
+    gelu_kind gelu;
+} mlp_weights;
+
+/* out[T, E] = c_proj(GELU(c_fc(in))) with in replicated: column-parallel -> GELU on the local
+ * feature shard -> row-parallel. scratch holds T * f_local floats.
+ * Communication: exactly one allreduce_sum of T * E floats, tagged `tag`. */
+int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_weights *w, int T,
+                         float *scratch, const char *tag);
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+typedef struct {
+    const float *qkv_w;  /* [E, 3 * h_local * D]: this rank's heads, laid out [Q | K | V] */
+    const float *qkv_b;  /* [3 * h_local * D] */
+    const float *proj_w; /* [h_local * D, E]: the rows of c_proj for this rank's heads */
+    const float *proj_b; /* [E] replicated, added after the AllReduce */
+    int E, D, h_local;   /* model width, head size, heads on this rank */
+} attention_weights;
+
+/* Scratch for parallel_attention_forward, in floats. */
+size_t attention_scratch_floats(const attention_weights *w, int T);
+
+/* Causal multi-head self-attention split by heads. in[T, E] replicated; Q, K, V for this
+ * rank's heads come from one column-parallel GEMM; each head attends locally (heads are
+ * independent); the output projection is row-parallel. out[T, E] replicated.
+ * Communication: exactly one allreduce_sum of T * E floats, tagged `tag`. */
+int parallel_attention_forward(comm_t *comm, float *out, const float *in,
+                               const attention_weights *w, int T, float *scratch, const char *tag);
+
+/* ---- vocabulary-parallel embedding and LM head -------------------------------------------- */
+
+/* out[T, E] = wte[tokens[t]] + wpe[t], with wte split by vocabulary rows: rank i holds rows
+ * [v0, v0 + v_local). A token outside the slice contributes zero on this rank, so the AllReduce
+ * assembles every row exactly (one rank contributes the row, the others exact zeros). wpe
+ * (replicated) is added after the sum. Token ids must be in [0, vocab): the caller checks.
+ * Communication: one allreduce_sum of T * E floats, tagged `tag`. */
+int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
+                                     const float *wte_local, int v0, int v_local,
+                                     const float *wpe, int E, const char *tag);
+
+/* Logits for this rank's vocabulary slice, with the LM head tied to the embedding:
+ * logits_local[T, v_local] = h[T, E] · wte_local^T. Communication: none. */
+void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const float *wte_local,
+                                    int T, int E, int v_local);
+
+/* Assembles full logits[T, V] on every rank from each rank's [T, v_local] slice (uneven slices
+ * allowed). scratch holds T * V floats. Communication: one allgather of T * V floats. */
+int vocab_parallel_gather_logits(comm_t *comm, float *logits, float *scratch,
+                                 const float *logits_local, int T, int V, const char *tag);
+
+/* The k largest logits of one row (ties: lower token id first) without gathering the row:
+ * each rank takes its local top k, then one allgather of P * k (value, id) pairs.
+ * ids/values get k entries, largest first, identical on every rank.
+ * Communication: one allgather of 2 * k floats per rank. */
+int vocab_parallel_topk(comm_t *comm, const float *row_local, int v0, int v_local, int V, int k,
+                        int *ids, float *values, const char *tag);
+
+#endif

@@ -1,0 +1,43 @@
+/* cli_model.h — running GPT-2 on P ranks for the commands that need it (forward, verify,
+ * bench forward): open the checkpoint, load each rank's shard, run, collect results. */
+#ifndef LINSHARD_CLI_MODEL_H
+#define LINSHARD_CLI_MODEL_H
+
+#include "linshard/gpt2.h"
+#include "linshard/ledger.h"
+
+typedef struct {
+    /* in */
+    const char *model_dir;
+    const int *tokens;
+    int T;
+    int P;
+    comm_backend_t backend;
+    int want_logits; /* gather full logits [T, V] into `logits` */
+    int top_k;       /* > 0: top-k of the last position into top_ids / top_values */
+    int repeats;      /* extra timed forward passes (best one reported) */
+    int blas_threads; /* BLAS threads when P = 1 (ranks of P > 1 always get one core each) */
+    /* out (rank 0's view) */
+    gpt2_config cfg;
+    float *logits; /* malloc'd by the run when want_logits; caller frees */
+    int top_ids[16];
+    float top_values[16];
+    double load_seconds;
+    double forward_seconds; /* best of `repeats` */
+    double comm_seconds;    /* time inside collectives during that best pass */
+    size_t weight_bytes;    /* rank 0's shard */
+    ledger_t ledger;        /* rank 0's ledger of the first forward pass; caller frees */
+    int have_ledger;
+} model_run;
+
+/* Reads config.json, opens and checks model.safetensors, checks P and the tokens, then runs
+ * the job on P ranks of the backend. Returns 0, or prints one error line and returns 1. */
+int model_run_job(model_run *job);
+void model_run_free(model_run *job);
+
+/* Parses "464,2068,7586" into a malloc'd array. Returns the count, or -1 (bad entry in *bad). */
+int cli_parse_tokens(const char *s, int **out, const char **bad);
+/* Parses "1,2,3,4,8". Returns the count, or -1. */
+int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
+
+#endif

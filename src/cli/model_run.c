@@ -1,0 +1,133 @@
+/* model_run.c — open a checkpoint, load every rank's shard, run the forward pass (cli_model.h). */
+#include <cblas.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_model.h"
+#include "linshard/timer.h"
+
+typedef struct {
+    model_run *job;
+    const st_file *file;
+} run_ctx;
+
+static int run_rank(comm_t *comm, void *arg) {
+    run_ctx *ctx = arg;
+    model_run *job = ctx->job;
+    int r = comm_rank(comm), rc;
+    gpt2_shard m;
+    char err[512];
+    double t0 = timer_seconds();
+    if (gpt2_shard_load(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, err, sizeof(err)))
+        return comm_fail(comm, "%s", err);
+    if (r == 0) {
+        job->load_seconds = timer_seconds() - t0;
+        job->weight_bytes = gpt2_shard_weight_bytes(&m);
+    }
+    comm_ledger_reset(comm);
+    rc = gpt2_forward(comm, &m, job->tokens, job->T);
+    if (!rc && r == 0) job->have_ledger = ledger_copy(&job->ledger, comm_ledger(comm)) == 0;
+    int V = job->cfg.vocab_size, T = job->T;
+    if (!rc && job->want_logits) {
+        float *scratch = malloc((size_t)T * (size_t)V * sizeof(float));
+        float *full = malloc((size_t)T * (size_t)V * sizeof(float));
+        if (!scratch || !full) rc = comm_fail(comm, "out of memory gathering logits on rank %d", r);
+        if (!rc) rc = vocab_parallel_gather_logits(comm, full, scratch, m.logits, T, V, "lm_head.gather");
+        if (!rc && r == 0) {
+            job->logits = full;
+            full = NULL;
+        }
+        free(full);
+        free(scratch);
+    }
+    if (!rc && job->top_k > 0)
+        rc = vocab_parallel_topk(comm, m.logits + (size_t)(T - 1) * (size_t)m.v_local, m.v0,
+                                 m.v_local, V, job->top_k, job->top_ids, job->top_values,
+                                 "lm_head.topk");
+    double best = 1e30, best_comm = 0;
+    for (int i = 0; i < job->repeats && !rc; i++) {
+        if ((rc = comm_barrier(comm, "sync"))) break;
+        double c0 = ledger_total_seconds(comm_ledger(comm)), s0 = timer_seconds();
+        if ((rc = gpt2_forward(comm, &m, job->tokens, T))) break;
+        double dt = timer_seconds() - s0;
+        if (dt < best) {
+            best = dt;
+            best_comm = ledger_total_seconds(comm_ledger(comm)) - c0;
+        }
+    }
+    if (!rc && r == 0 && job->repeats > 0) {
+        job->forward_seconds = best;
+        job->comm_seconds = best_comm;
+    }
+    gpt2_shard_free(&m);
+    return rc;
+}
+
+int model_run_job(model_run *job) {
+    char err[512], path[4096];
+    int printer = cli_is_printer(job->backend);
+    if (gpt2_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
+        gpt2_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
+        gpt2_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
+        return printer ? cli_job_error("%s", err) : EXIT_JOB;
+    snprintf(path, sizeof(path), "%s/model.safetensors", job->model_dir);
+    st_file file;
+    if (st_open(&file, path, err, sizeof(err))) return printer ? cli_job_error("%s", err) : EXIT_JOB;
+    if (gpt2_check_weights(&job->cfg, &file, err, sizeof(err))) {
+        st_close(&file);
+        return printer ? cli_job_error("%s", err) : EXIT_JOB;
+    }
+    /* One core per rank: BLAS must not start threads of its own inside each rank. */
+    openblas_set_num_threads(job->P > 1 || job->blas_threads < 1 ? 1 : job->blas_threads);
+    run_ctx ctx = {job, &file};
+    int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
+    st_close(&file);
+    if (rc) return cli_job_error("%s", err);
+    return EXIT_OK;
+}
+
+void model_run_free(model_run *job) {
+    free(job->logits);
+    job->logits = NULL;
+    if (job->have_ledger) ledger_free(&job->ledger);
+    job->have_ledger = 0;
+}
+
+int cli_parse_tokens(const char *s, int **out, const char **bad) {
+    int n = 1;
+    for (const char *p = s; *p; p++) n += *p == ',';
+    int *ids = malloc((size_t)n * sizeof(int));
+    if (!ids) return -1;
+    const char *p = s;
+    for (int i = 0; i < n; i++) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > 0x7fffffff || (*end && *end != ',')) {
+            *bad = p;
+            free(ids);
+            return -1;
+        }
+        ids[i] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    *out = ids;
+    return n;
+}
+
+int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi) {
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < lo || v > hi || (*end && *end != ',') || n == max) return -1;
+        out[n++] = (int)v;
+        if (!*end) return n;
+        p = end + 1;
+    }
+}

@@ -1,0 +1,33 @@
+/* activations.c — GELU and LayerNorm: the local, elementwise or per-row parts of a layer. */
+#include <math.h>
+
+#include "linshard/layers.h"
+
+void gelu_forward(float *x, size_t n, gelu_kind kind) {
+    if (kind == GELU_ERF) {
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        return;
+    }
+    /* GPT-2's "gelu_new": the tanh approximation. */
+    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void layernorm_forward(float *out, const float *in, const float *w, const float *b, int T, int E,
+                       float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *x = in + (size_t)t * (size_t)E;
+        float *y = out + (size_t)t * (size_t)E;
+        /* Two passes in double: the mean first, then the variance about it — no cancellation. */
+        double mean = 0, var = 0;
+        for (int i = 0; i < E; i++) mean += x[i];
+        mean /= E;
+        for (int i = 0; i < E; i++) var += (x[i] - mean) * (x[i] - mean);
+        var /= E;
+        float rstd = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
+        for (int i = 0; i < E; i++) y[i] = (x[i] - m) * rstd * w[i] + b[i];
+    }
+}

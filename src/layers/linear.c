@@ -1,0 +1,65 @@
+/* linear.c — column-parallel and row-parallel linear layers (see layers.h). */
+#include <cblas.h>
+#include <string.h>
+
+#include "linshard/layers.h"
+#include "linshard/split.h"
+
+/* out = in · w (+ out if accumulate): the one GEMM shape every linear layer uses. */
+static void gemm_rows(float *out, const float *in, const float *w, int T, int K, int N,
+                      int accumulate) {
+    if (T == 0 || N == 0) return;
+    if (K == 0) {
+        if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof(float));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, in, K, w, N,
+                accumulate ? 1.0f : 0.0f, out, N);
+}
+
+/* Broadcasts the bias into every row first, so the GEMM accumulates onto it (one pass). */
+static void fill_rows(float *out, const float *b, int T, int N) {
+    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * (size_t)N, b, (size_t)N * sizeof(float));
+}
+
+void column_parallel_forward(float *out, const float *in, const float *w_local,
+                             const float *b_local, int T, int in_dim, int n_local) {
+    if (b_local) fill_rows(out, b_local, T, n_local);
+    gemm_rows(out, in, w_local, T, in_dim, n_local, b_local != NULL);
+}
+
+int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch, const float *in,
+                                   const float *w_local, const float *b_local, int T, int in_dim,
+                                   int n_local, int n_total, const char *tag) {
+    int P = comm_size(comm), r = comm_rank(comm);
+    float *mine = scratch + (size_t)T * split_offset((size_t)n_total, P, r);
+    column_parallel_forward(mine, in, w_local, b_local, T, in_dim, n_local);
+    size_t counts[256];
+    if (P > 256) return comm_fail(comm, "column_parallel_forward_gather: P > 256");
+    for (int j = 0; j < P; j++) counts[j] = (size_t)T * split_count((size_t)n_total, P, j);
+    int rc = comm_allgather(comm, mine, counts[r], scratch, counts, tag);
+    if (rc) return rc;
+    /* scratch is rank-major [P][T][n_j]; the caller wants [T][n_total]. */
+    for (int j = 0, c0 = 0; j < P; j++) {
+        int nj = (int)split_count((size_t)n_total, P, j);
+        const float *blk = scratch + (size_t)T * (size_t)c0;
+        for (int t = 0; t < T; t++)
+            memcpy(out_full + (size_t)t * (size_t)n_total + c0, blk + (size_t)t * (size_t)nj,
+                   (size_t)nj * sizeof(float));
+        c0 += nj;
+    }
+    return COMM_OK;
+}
+
+int row_parallel_forward(comm_t *comm, float *out, const float *in_local, const float *w_local,
+                         const float *b, int T, int k_local, int out_dim, const char *tag) {
+    gemm_rows(out, in_local, w_local, T, k_local, out_dim, 0); /* a partial sum */
+    int rc = comm_allreduce_sum(comm, out, (size_t)T * (size_t)out_dim, tag);
+    if (rc) return rc;
+    if (b)
+        for (int t = 0; t < T; t++) {
+            float *row = out + (size_t)t * (size_t)out_dim;
+            for (int j = 0; j < out_dim; j++) row[j] += b[j];
+        }
+    return COMM_OK;
+}
