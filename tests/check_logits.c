@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     size_t read = f ? fread(got, sizeof(float), n + 1, f) : 0;
     if (f) fclose(f);
     if (read != n) {
-        fprintf(stderr, "check_logits: %s holds %zu floats, expected T*V = %zu\n", argv[3], read, n);
+        fprintf(stderr, "check_logits: %s holds %zu floats, expected T*V = %zu\n", argv[3], read,
+                n);
         return 1;
     }
     if (gpt2_reference_logits(argv[1], tokens, T, ref, err, sizeof(err))) {

@@ -113,8 +113,8 @@ static int vocab_rank(comm_t *comm, void *arg) {
     vocab_job *job = arg;
     int P = comm_size(comm), r = comm_rank(comm), V = job->V;
     int v0 = (int)split_offset((size_t)V, P, r), vl = (int)split_count((size_t)V, P, r);
-    int rc = vocab_parallel_topk(comm, job->row + v0, v0, vl, V, job->k, job->ids[r],
-                                 job->vals[r], "topk");
+    int rc = vocab_parallel_topk(comm, job->row + v0, v0, vl, V, job->k, job->ids[r], job->vals[r],
+                                 "topk");
     if (rc) return rc;
     float local[3 * 37], scratch[3 * 37];
     for (int t = 0; t < 3; t++)
@@ -237,8 +237,8 @@ static void check_against_reference(const char *dir, const int *Ps, int nP) {
         double worst = 0;
         for (size_t j = 0; j < n; j++) worst = fmax(worst, fabs(got[j] - ref[j]));
         if (worst > LOGIT_TOL * scale)
-            fail_msg("P=%d: max |logit - reference| = %.3e > %.1e * %.3f", Ps[i], worst,
-                     LOGIT_TOL, scale);
+            fail_msg("P=%d: max |logit - reference| = %.3e > %.1e * %.3f", Ps[i], worst, LOGIT_TOL,
+                     scale);
     }
     st_close(&file);
     free(ref);
@@ -303,8 +303,8 @@ static void test_fused_qkv_slices_are_per_head(void **state) {
         for (int i = 0; i < E; i += 7)
             for (int part = 0; part < 3; part++)
                 for (int j = 0; j < hd; j++) {
-                    assert_int_equal(st_read_f32(&file, t, (size_t)i * 3 * E + part * E + c0 + j,
-                                                 1, &want), 0);
+                    assert_int_equal(
+                        st_read_f32(&file, t, (size_t)i * 3 * E + part * E + c0 + j, 1, &want), 0);
                     assert_true(m.layers[1].qkv_w[(size_t)i * 3 * hd + part * hd + j] == want);
                 }
         gpt2_shard_free(&m);
@@ -382,6 +382,7 @@ static void test_weights_must_match_config(void **state) {
 }
 
 int main(void) {
+    layers_set_blas_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_layers_match_unsplit),
         cmocka_unit_test(test_vocab_topk_and_gather),

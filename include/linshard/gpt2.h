@@ -59,15 +59,15 @@ typedef struct {
     int v0, v_local; /* vocabulary rows */
     float *params;   /* every weight of this rank, one allocation */
     size_t n_params;
-    float *wte;      /* [v_local, E] */
-    float *wpe;      /* [n_positions, E] */
+    float *wte; /* [v_local, E] */
+    float *wpe; /* [n_positions, E] */
     gpt2_layer *layers;
     float *lnf_w, *lnf_b;
     /* Activations for up to max_T tokens, one allocation. */
     int max_T;
     float *acts;
     float *x, *ln, *tmp, *scratch; /* residual [T,E], normed [T,E], layer out [T,E], scratch */
-    float *logits;                  /* [T, v_local] */
+    float *logits;                 /* [T, v_local] */
 } gpt2_shard;
 
 /* Loads rank `rank` of P's shard from an opened, checked checkpoint and allocates activations
@@ -89,17 +89,17 @@ int gpt2_check_tokens(const gpt2_config *cfg, const int *tokens, int T, char *er
 
 typedef struct {
     uint64_t seed;
-    st_dtype dtype;  /* storage type of model.safetensors */
-    int prefix;      /* name tensors "transformer.*" (as GPT2LMHeadModel.save_pretrained does) */
-    int hf_extras;   /* also write what real checkpoints carry and linshard ignores:
-                        h.{i}.attn.bias / attn.masked_bias buffers and a tied lm_head.weight */
+    st_dtype dtype; /* storage type of model.safetensors */
+    int prefix;     /* name tensors "transformer.*" (as GPT2LMHeadModel.save_pretrained does) */
+    int hf_extras;  /* also write what real checkpoints carry and linshard ignores:
+                       h.{i}.attn.bias / attn.masked_bias buffers and a tied lm_head.weight */
 } gpt2_init_opts;
 
 /* Writes a seeded random GPT-2 into dir (created if missing): config.json and
  * model.safetensors, both atomically. Weights ~ N(0, 0.02) (the residual projections scaled by
  * 1/sqrt(2 n_layer), as GPT-2 does); biases and LayerNorm parameters are random too (not 0/1),
  * so a bias added twice or a LayerNorm on the wrong slice shows in the logits. */
-int gpt2_init_random(const char *dir, const gpt2_config *cfg, const gpt2_init_opts *opts,
-                     char *err, size_t errlen);
+int gpt2_init_random(const char *dir, const gpt2_config *cfg, const gpt2_init_opts *opts, char *err,
+                     size_t errlen);
 
 #endif

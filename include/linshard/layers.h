@@ -13,6 +13,11 @@
 
 /* ---- linear layers ------------------------------------------------------------------------ */
 
+/* Threads the BLAS may use inside each GEMM call. With the threads backend each rank is a
+ * thread with a core of its own, so ranks must call this with 1 first: a multi-threaded BLAS
+ * called from P ranks at once oversubscribes the cores (and OpenBLAS serialises such calls). */
+void layers_set_blas_threads(int n);
+
 /* Column-parallel linear. Rank i holds W_i = the columns [c0, c0 + n_local) of W ([in_dim,
  * n_local], contiguous) and the matching bias slice b_i (n_local; NULL for none).
  * out[T, n_local] = in[T, in_dim] · W_i + b_i. Input replicated, output split by features.
@@ -93,8 +98,8 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
  * (replicated) is added after the sum. Token ids must be in [0, vocab): the caller checks.
  * Communication: one allreduce_sum of T * E floats, tagged `tag`. */
 int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
-                                     const float *wte_local, int v0, int v_local,
-                                     const float *wpe, int E, const char *tag);
+                                     const float *wte_local, int v0, int v_local, const float *wpe,
+                                     int E, const char *tag);
 
 /* Logits for this rank's vocabulary slice, with the LM head tied to the embedding:
  * logits_local[T, v_local] = h[T, E] · wte_local^T. Communication: none. */

@@ -31,9 +31,9 @@ typedef struct {
 } st_tensor;
 
 typedef struct {
-    void *map;            /* the whole file, mmapped read-only */
+    void *map; /* the whole file, mmapped read-only */
     size_t map_size;
-    const uint8_t *data;  /* start of the data section */
+    const uint8_t *data; /* start of the data section */
     size_t data_size;
     st_tensor *tensors;
     int n_tensors;

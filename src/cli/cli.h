@@ -38,7 +38,14 @@ void cli_stop_backend(comm_backend_t backend);
 /* 1 if this process should print results: always for threads, rank 0 only under MPI. */
 int cli_is_printer(comm_backend_t backend);
 
+/* Restarts the program once with faster OpenBLAS kernels if detection fell back (see
+ * blas_kernels.c). Call first thing in main. */
+void cli_choose_blas_kernels(char **argv);
+/* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", ...). */
+const char *cli_blas_description(void);
+
 int cmd_bench(int argc, char **argv);
+int cmd_bench_forward(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_init(int argc, char **argv);

@@ -13,8 +13,8 @@ typedef struct {
     int T;
     int P;
     comm_backend_t backend;
-    int want_logits; /* gather full logits [T, V] into `logits` */
-    int top_k;       /* > 0: top-k of the last position into top_ids / top_values */
+    int want_logits;  /* gather full logits [T, V] into `logits` */
+    int top_k;        /* > 0: top-k of the last position into top_ids / top_values */
     int repeats;      /* extra timed forward passes (best one reported) */
     int blas_threads; /* BLAS threads when P = 1 (ranks of P > 1 always get one core each) */
     /* out (rank 0's view) */

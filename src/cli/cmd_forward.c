@@ -51,20 +51,18 @@ int cmd_forward(int argc, char **argv) {
     memset(&job, 0, sizeof(job));
     job.P = 1;
     job.top_k = 5;
-    const char *dump = NULL, *bad = NULL;
+    const char *dump = NULL, *bad = NULL, *tokens_arg = NULL;
     int *tokens = NULL, comm_stats = 0, c, rc;
     long P = 1;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': job.model_dir = optarg; break;
+        case 'm':
+            job.model_dir = optarg;
+            break;
         case 't':
-            free(tokens);
-            tokens = NULL;
-            job.T = cli_parse_tokens(optarg, &tokens, &bad);
-            if (job.T < 0)
-                return cli_usage_error("forward", "bad token id at '%s' in --tokens", bad);
+            tokens_arg = optarg;
             break;
         case 'p':
             if (cli_parse_int(optarg, 1, 256, &P))
@@ -75,16 +73,26 @@ int cmd_forward(int argc, char **argv) {
         case 'b':
             if ((rc = cli_parse_backend("forward", optarg, &job.backend))) return rc;
             break;
-        case 'd': dump = optarg; break;
-        case 's': comm_stats = 1; break;
-        case 'h': free(tokens); fputs(forward_usage, stdout); return EXIT_OK;
-        case ':': return cli_usage_error("forward", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("forward", "unknown option '%s'", argv[optind - 1]);
+        case 'd':
+            dump = optarg;
+            break;
+        case 's':
+            comm_stats = 1;
+            break;
+        case 'h':
+            fputs(forward_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("forward", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("forward", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error("forward", "unexpected argument '%s'", argv[optind]);
     if (!job.model_dir) return cli_usage_error("forward", "--model DIR is required");
-    if (!tokens) return cli_usage_error("forward", "--tokens is required");
+    if (!tokens_arg) return cli_usage_error("forward", "--tokens is required");
+    if ((job.T = cli_parse_tokens(tokens_arg, &tokens, &bad)) < 0)
+        return cli_usage_error("forward", "bad token id at '%s' in --tokens", bad);
     job.tokens = tokens;
     job.want_logits = dump != NULL;
     if ((rc = cli_start_backend(job.backend, job.P))) {
@@ -129,14 +137,19 @@ static const char init_usage[] =
     "  -h, --help      this text\n";
 
 int cmd_init(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"out", required_argument, 0, 'o'},   {"shape", required_argument, 0, 'S'},
-        {"layers", required_argument, 0, 'l'}, {"embd", required_argument, 0, 'e'},
-        {"heads", required_argument, 0, 'H'},  {"vocab", required_argument, 0, 'v'},
-        {"ctx", required_argument, 0, 'c'},    {"seed", required_argument, 0, 's'},
-        {"dtype", required_argument, 0, 'd'},  {"prefix", no_argument, 0, 'p'},
-        {"hf-extras", no_argument, 0, 'x'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"out", required_argument, 0, 'o'},
+                                             {"shape", required_argument, 0, 'S'},
+                                             {"layers", required_argument, 0, 'l'},
+                                             {"embd", required_argument, 0, 'e'},
+                                             {"heads", required_argument, 0, 'H'},
+                                             {"vocab", required_argument, 0, 'v'},
+                                             {"ctx", required_argument, 0, 'c'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {"dtype", required_argument, 0, 'd'},
+                                             {"prefix", no_argument, 0, 'p'},
+                                             {"hf-extras", no_argument, 0, 'x'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     gpt2_config cfg = {0, 0, 0, 0, 0, 1e-5f, GELU_TANH};
     gpt2_init_opts opts = {1, ST_F32, 0, 0};
     const char *out = NULL;
@@ -148,33 +161,63 @@ int cmd_init(int argc, char **argv) {
         int *field = NULL;
         long hi = 1 << 20;
         switch (c) {
-        case 'o': out = optarg; break;
+        case 'o':
+            out = optarg;
+            break;
         case 'S':
             if (strcmp(optarg, "gpt2"))
                 return cli_usage_error("init", "unknown --shape '%s' (available: gpt2)", optarg);
             cfg = (gpt2_config){12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
             break;
-        case 'l': field = &cfg.n_layer; hi = 1024; break;
-        case 'e': field = &cfg.n_embd; hi = 65536; break;
-        case 'H': field = &cfg.n_head; hi = 4096; break;
-        case 'v': field = &cfg.vocab_size; hi = (1 << 24) - 1; break;
-        case 'c': field = &cfg.n_positions; hi = 1 << 20; break;
+        case 'l':
+            field = &cfg.n_layer;
+            hi = 1024;
+            break;
+        case 'e':
+            field = &cfg.n_embd;
+            hi = 65536;
+            break;
+        case 'H':
+            field = &cfg.n_head;
+            hi = 4096;
+            break;
+        case 'v':
+            field = &cfg.vocab_size;
+            hi = (1 << 24) - 1;
+            break;
+        case 'c':
+            field = &cfg.n_positions;
+            hi = 1 << 20;
+            break;
         case 's':
             if (cli_parse_int(optarg, 0, 0x7fffffffL, &v))
                 return cli_usage_error("init", "--seed must be a non-negative integer");
             opts.seed = (uint64_t)v;
             break;
         case 'd':
-            if (!strcmp(optarg, "f32")) opts.dtype = ST_F32;
-            else if (!strcmp(optarg, "f16")) opts.dtype = ST_F16;
-            else if (!strcmp(optarg, "bf16")) opts.dtype = ST_BF16;
-            else return cli_usage_error("init", "--dtype must be f32, f16 or bf16, got '%s'", optarg);
+            if (!strcmp(optarg, "f32"))
+                opts.dtype = ST_F32;
+            else if (!strcmp(optarg, "f16"))
+                opts.dtype = ST_F16;
+            else if (!strcmp(optarg, "bf16"))
+                opts.dtype = ST_BF16;
+            else
+                return cli_usage_error("init", "--dtype must be f32, f16 or bf16, got '%s'",
+                                       optarg);
             break;
-        case 'p': opts.prefix = 1; break;
-        case 'x': opts.hf_extras = 1; break;
-        case 'h': fputs(init_usage, stdout); return EXIT_OK;
-        case ':': return cli_usage_error("init", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("init", "unknown option '%s'", argv[optind - 1]);
+        case 'p':
+            opts.prefix = 1;
+            break;
+        case 'x':
+            opts.hf_extras = 1;
+            break;
+        case 'h':
+            fputs(init_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("init", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("init", "unknown option '%s'", argv[optind - 1]);
         }
         if (field) {
             if (cli_parse_int(optarg, 1, hi, &v)) {
@@ -194,8 +237,9 @@ int cmd_init(int argc, char **argv) {
                                        "--vocab, --ctx");
     char err[512];
     if (gpt2_config_check(&cfg, err, sizeof(err))) return cli_usage_error("init", "%s", err);
-    fprintf(stderr, "init: writing a %d-layer GPT-2 (%d wide, %d heads, vocab %d, context %d) to "
-                    "%s...\n",
+    fprintf(stderr,
+            "init: writing a %d-layer GPT-2 (%d wide, %d heads, vocab %d, context %d) to "
+            "%s...\n",
             cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, cfg.n_positions, out);
     if (gpt2_init_random(out, &cfg, &opts, err, sizeof(err))) return cli_job_error("%s", err);
     printf("wrote %s/config.json and %s/model.safetensors (seed %llu, %s)\n", out, out,

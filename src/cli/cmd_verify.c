@@ -81,8 +81,8 @@ static int check_ledger(const ledger_t *l, const gpt2_config *cfg, int T, int P,
         ledger_counts a = ledger_tag_counts(l, tag, LEDGER_ALLREDUCE);
         snprintf(tag, sizeof(tag), "layer%d.mlp", i);
         ledger_counts m = ledger_tag_counts(l, tag, LEDGER_ALLREDUCE);
-        int layer_ok = a.calls == 1 && m.calls == 1 && a.elements == payload &&
-                       m.elements == payload;
+        int layer_ok =
+            a.calls == 1 && m.calls == 1 && a.elements == payload && m.elements == payload;
         ok &= layer_ok;
         if (print)
             printf(" %s%llu+%llu", i ? "" : "", (unsigned long long)a.calls,
@@ -92,8 +92,7 @@ static int check_ledger(const ledger_t *l, const gpt2_config *cfg, int T, int P,
     ok &= total.calls == 1 + 2 * (uint64_t)cfg->n_layer;
     if (print)
         printf(" (attn+mlp); total %llu allreduce = 1 + 2 x %d layers; %llu bytes sent by rank 0\n",
-               (unsigned long long)total.calls, cfg->n_layer,
-               (unsigned long long)total.bytes_sent);
+               (unsigned long long)total.calls, cfg->n_layer, (unsigned long long)total.bytes_sent);
     return ok;
 }
 
@@ -122,27 +121,40 @@ int cmd_verify(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_dir = optarg; break;
+        case 'm':
+            model_dir = optarg;
+            break;
         case 'p':
             n_tp = cli_parse_int_list(optarg, tps, MAX_TP, 1, 256);
             if (n_tp < 0)
-                return cli_usage_error("verify", "--tp must be a list like 1,2,4 of up to %d "
-                                       "integers in 1..256, got '%s'", MAX_TP, optarg);
+                return cli_usage_error("verify",
+                                       "--tp must be a list like 1,2,4 of up to %d "
+                                       "integers in 1..256, got '%s'",
+                                       MAX_TP, optarg);
             break;
-        case 't': tokens_arg = optarg; break;
+        case 't':
+            tokens_arg = optarg;
+            break;
         case 'b':
             if ((rc = cli_parse_backend("verify", optarg, &backend))) return rc;
             break;
-        case 's': comm_stats = 1; break;
-        case 'h': fputs(verify_usage, stdout); return EXIT_OK;
-        case ':': return cli_usage_error("verify", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
+        case 's':
+            comm_stats = 1;
+            break;
+        case 'h':
+            fputs(verify_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("verify", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error("verify", "unexpected argument '%s'", argv[optind]);
     if (backend == COMM_BACKEND_MPI && n_tp != 1)
-        return cli_usage_error("verify", "with --backend mpi give one P, the number of MPI "
-                               "processes (e.g. mpirun -np 4 linshard verify --backend mpi --tp 4)");
+        return cli_usage_error(
+            "verify", "with --backend mpi give one P, the number of MPI "
+                      "processes (e.g. mpirun -np 4 linshard verify --backend mpi --tp 4)");
     int *tokens = NULL, T = 0;
     const char *bad = NULL;
     if (tokens_arg && (T = cli_parse_tokens(tokens_arg, &tokens, &bad)) < 0)
@@ -187,13 +199,16 @@ int cmd_verify(int argc, char **argv) {
             rc = cli_job_error("out of memory");
             goto done;
         }
-        for (int t = 0; t < T; t++)
-            tokens[t] = (int)(((long long)t * 7919 + 13) % cfg.vocab_size);
+        for (int t = 0; t < T; t++) tokens[t] = (int)(((long long)t * 7919 + 13) % cfg.vocab_size);
     }
 
     /* The reference: P = 1, in this process (rank 0's, under MPI). */
-    model_run ref = {.model_dir = model_dir, .tokens = tokens, .T = T, .P = 1,
-                     .backend = COMM_BACKEND_THREADS, .want_logits = 1};
+    model_run ref = {.model_dir = model_dir,
+                     .tokens = tokens,
+                     .T = T,
+                     .P = 1,
+                     .backend = COMM_BACKEND_THREADS,
+                     .want_logits = 1};
     if (printer && (rc = model_run_job(&ref))) goto done;
     if (printer)
         printf("  %4s  %14s  %14s  %10s  %16s  %s\n", "P", "max |diff|", "max rel diff",
@@ -201,8 +216,12 @@ int cmd_verify(int argc, char **argv) {
     int all_ok = 1;
     size_t n = (size_t)T * (size_t)cfg.vocab_size;
     for (int i = 0; i < n_tp; i++) {
-        model_run job = {.model_dir = model_dir, .tokens = tokens, .T = T, .P = tps[i],
-                         .backend = backend, .want_logits = 1};
+        model_run job = {.model_dir = model_dir,
+                         .tokens = tokens,
+                         .T = T,
+                         .P = tps[i],
+                         .backend = backend,
+                         .want_logits = 1};
         if ((rc = model_run_job(&job))) {
             all_ok = 0;
             model_run_free(&job);
@@ -215,8 +234,8 @@ int cmd_verify(int argc, char **argv) {
             double tol = VERIFY_REL_TOL * v.scale;
             int ok = ledger_ok && v.max_abs <= tol;
             all_ok &= ok;
-            printf("  %4d  %14.3e  %14.3e  %10.2e  %16s  %s\n", tps[i], v.max_abs, v.max_rel,
-                   tol, ledger_ok ? "2 (ok)" : "WRONG", ok ? "ok" : "FAIL");
+            printf("  %4d  %14.3e  %14.3e  %10.2e  %16s  %s\n", tps[i], v.max_abs, v.max_rel, tol,
+                   ledger_ok ? "2 (ok)" : "WRONG", ok ? "ok" : "FAIL");
             if (comm_stats || i == n_tp - 1) check_ledger(&job.ledger, &cfg, T, tps[i], 1);
             if (comm_stats) ledger_print(&job.ledger, 0, stdout);
         }

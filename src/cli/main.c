@@ -17,12 +17,14 @@ static const char usage[] =
     "  init          write a seeded random GPT-2 checkpoint (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and memcpy (the memory-bandwidth ceiling)\n"
+    "  bench forward GPT-2 prefill tokens/s for each P, beside P=1 and PyTorch\n"
     "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
     "\n"
     "Run 'linshard COMMAND --help' for a command's options.\n"
     "exit status: 0 success, 1 the job failed, 2 bad usage.\n";
 
 int main(int argc, char **argv) {
+    cli_choose_blas_kernels(argv);
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -33,8 +35,9 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
-        printf("linshard %s (mpi backend: %s)\n", LINSHARD_VERSION,
-               comm_backend_available(COMM_BACKEND_MPI) ? "built in" : "not built");
+        printf("linshard %s (mpi backend: %s; OpenBLAS kernels: %s)\n", LINSHARD_VERSION,
+               comm_backend_available(COMM_BACKEND_MPI) ? "built in" : "not built",
+               cli_blas_description());
         return EXIT_OK;
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

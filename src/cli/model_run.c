@@ -1,5 +1,4 @@
 /* model_run.c — open a checkpoint, load every rank's shard, run the forward pass (cli_model.h). */
-#include <cblas.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,9 @@ static int run_rank(comm_t *comm, void *arg) {
         float *scratch = malloc((size_t)T * (size_t)V * sizeof(float));
         float *full = malloc((size_t)T * (size_t)V * sizeof(float));
         if (!scratch || !full) rc = comm_fail(comm, "out of memory gathering logits on rank %d", r);
-        if (!rc) rc = vocab_parallel_gather_logits(comm, full, scratch, m.logits, T, V, "lm_head.gather");
+        if (!rc)
+            rc =
+                vocab_parallel_gather_logits(comm, full, scratch, m.logits, T, V, "lm_head.gather");
         if (!rc && r == 0) {
             job->logits = full;
             full = NULL;
@@ -75,13 +76,14 @@ int model_run_job(model_run *job) {
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
     snprintf(path, sizeof(path), "%s/model.safetensors", job->model_dir);
     st_file file;
-    if (st_open(&file, path, err, sizeof(err))) return printer ? cli_job_error("%s", err) : EXIT_JOB;
+    if (st_open(&file, path, err, sizeof(err)))
+        return printer ? cli_job_error("%s", err) : EXIT_JOB;
     if (gpt2_check_weights(&job->cfg, &file, err, sizeof(err))) {
         st_close(&file);
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
     }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
-    openblas_set_num_threads(job->P > 1 || job->blas_threads < 1 ? 1 : job->blas_threads);
+    layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};
     int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
     st_close(&file);

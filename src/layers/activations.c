@@ -5,7 +5,8 @@
 
 void gelu_forward(float *x, size_t n, gelu_kind kind) {
     if (kind == GELU_ERF) {
-        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         return;
     }
     /* GPT-2's "gelu_new": the tanh approximation. */

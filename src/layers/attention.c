@@ -33,9 +33,9 @@ static void causal_softmax(float *s, int T) {
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
                                const attention_weights *w, int T, float *scratch, const char *tag) {
     int D = w->D, hd = w->h_local * D, ld = 3 * hd;
-    float *qkv = scratch;                                  /* [T, 3 * hd] */
-    float *scores = qkv + (size_t)T * (size_t)ld;          /* [T, T], one head at a time */
-    float *att = scores + (size_t)T * (size_t)T;           /* [T, hd] */
+    float *qkv = scratch;                         /* [T, 3 * hd] */
+    float *scores = qkv + (size_t)T * (size_t)ld; /* [T, T], one head at a time */
+    float *att = scores + (size_t)T * (size_t)T;  /* [T, hd] */
     column_parallel_forward(qkv, in, w->qkv_w, w->qkv_b, T, w->E, ld);
     const float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < w->h_local && T > 0; h++) {

@@ -5,6 +5,10 @@
 #include "linshard/layers.h"
 #include "linshard/split.h"
 
+void layers_set_blas_threads(int n) {
+    openblas_set_num_threads(n < 1 ? 1 : n);
+}
+
 /* out = in · w (+ out if accumulate): the one GEMM shape every linear layer uses. */
 static void gemm_rows(float *out, const float *in, const float *w, int T, int K, int N,
                       int accumulate) {

@@ -7,8 +7,8 @@
 #include "linshard/split.h"
 
 int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
-                                     const float *wte_local, int v0, int v_local,
-                                     const float *wpe, int E, const char *tag) {
+                                     const float *wte_local, int v0, int v_local, const float *wpe,
+                                     int E, const char *tag) {
     size_t row = (size_t)E * sizeof(float);
     for (int t = 0; t < T; t++) {
         int local = tokens[t] - v0;

@@ -44,12 +44,12 @@ static int expected_tensors(const gpt2_config *c, expected_tensor *list) {
         const char *suffix;
         int ndim;
         int rows, cols; /* multiples of E; cols 0 for 1-D */
-    } per_layer[] = {{"ln_1.weight", 1, 1, 0},      {"ln_1.bias", 1, 1, 0},
+    } per_layer[] = {{"ln_1.weight", 1, 1, 0},        {"ln_1.bias", 1, 1, 0},
                      {"attn.c_attn.weight", 2, 1, 3}, {"attn.c_attn.bias", 1, 3, 0},
                      {"attn.c_proj.weight", 2, 1, 1}, {"attn.c_proj.bias", 1, 1, 0},
-                     {"ln_2.weight", 1, 1, 0},      {"ln_2.bias", 1, 1, 0},
-                     {"mlp.c_fc.weight", 2, 1, 4},  {"mlp.c_fc.bias", 1, 4, 0},
-                     {"mlp.c_proj.weight", 2, 4, 1}, {"mlp.c_proj.bias", 1, 1, 0}};
+                     {"ln_2.weight", 1, 1, 0},        {"ln_2.bias", 1, 1, 0},
+                     {"mlp.c_fc.weight", 2, 1, 4},    {"mlp.c_fc.bias", 1, 4, 0},
+                     {"mlp.c_proj.weight", 2, 4, 1},  {"mlp.c_proj.bias", 1, 1, 0}};
     for (int l = 0; l < c->n_layer; l++)
         for (size_t k = 0; k < sizeof(per_layer) / sizeof(per_layer[0]); k++) {
             snprintf(name, sizeof(name), "h.%d.%s", l, per_layer[k].suffix);
@@ -96,8 +96,7 @@ int gpt2_check_weights(const gpt2_config *cfg, const st_file *file, char *err, s
     return rc;
 }
 
-int gpt2_check_tokens(const gpt2_config *cfg, const int *tokens, int T, char *err,
-                      size_t errlen) {
+int gpt2_check_tokens(const gpt2_config *cfg, const int *tokens, int T, char *err, size_t errlen) {
     if (T < 1) {
         snprintf(err, errlen, "no tokens given");
         return -1;
@@ -137,8 +136,8 @@ static const st_tensor *tensor(loader *ld, const char *fmt, int layer) {
 }
 
 /* dst[rows, n] <- columns [c0, c0 + n) of a [rows, cols] tensor (or of a 1-D one: rows = 1). */
-static void read_cols(loader *ld, const st_tensor *t, size_t rows, size_t cols, size_t c0,
-                      size_t n, float *dst, size_t dst_ld) {
+static void read_cols(loader *ld, const st_tensor *t, size_t rows, size_t cols, size_t c0, size_t n,
+                      float *dst, size_t dst_ld) {
     for (size_t i = 0; i < rows && t && !ld->failed; i++)
         if (st_read_f32(ld->file, t, i * cols + c0, n, dst + i * dst_ld) != 0) {
             snprintf(ld->err, ld->errlen, "model.safetensors: cannot read tensor '%s'", t->name);
@@ -224,8 +223,7 @@ static size_t scratch_floats(const gpt2_shard *m, int T) {
 int gpt2_shard_load(gpt2_shard *m, const gpt2_config *cfg, const st_file *file, int rank, int P,
                     int max_T, char *err, size_t errlen) {
     memset(m, 0, sizeof(*m));
-    if (gpt2_config_check(cfg, err, errlen) || gpt2_config_check_tp(cfg, P, err, errlen))
-        return -1;
+    if (gpt2_config_check(cfg, err, errlen) || gpt2_config_check_tp(cfg, P, err, errlen)) return -1;
     m->cfg = *cfg;
     m->rank = rank;
     m->P = P;
@@ -276,7 +274,9 @@ void gpt2_shard_free(gpt2_shard *m) {
     memset(m, 0, sizeof(*m));
 }
 
-size_t gpt2_shard_weight_bytes(const gpt2_shard *m) { return m->n_params * sizeof(float); }
+size_t gpt2_shard_weight_bytes(const gpt2_shard *m) {
+    return m->n_params * sizeof(float);
+}
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
@@ -286,8 +286,8 @@ static void add_inplace(float *x, const float *y, size_t n) {
 
 int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
     if (T < 1 || T > m->max_T)
-        return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T,
-                         m->rank, m->max_T);
+        return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
+                         m->max_T);
     const gpt2_config *c = &m->cfg;
     int E = c->n_embd, D = E / c->n_head;
     size_t n = (size_t)T * (size_t)E;

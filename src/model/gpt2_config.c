@@ -22,7 +22,9 @@ static char *read_small_file(const char *path, char *err, size_t errlen) {
     fclose(fp);
     if (!text || bad || n > CONFIG_MAX_BYTES) {
         snprintf(err, errlen, "%s: %s", path,
-                 !text ? "out of memory" : bad ? "read error" : "larger than 1 MiB");
+                 !text ? "out of memory"
+                 : bad ? "read error"
+                       : "larger than 1 MiB");
         free(text);
         return NULL;
     }
@@ -31,16 +33,16 @@ static char *read_small_file(const char *path, char *err, size_t errlen) {
 }
 
 /* A required positive integer field (alt: an accepted older name, may be NULL). */
-static int get_int(const cJSON *root, const char *key, const char *alt, int *out,
-                   const char *path, char *err, size_t errlen) {
+static int get_int(const cJSON *root, const char *key, const char *alt, int *out, const char *path,
+                   char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v && alt) v = cJSON_GetObjectItemCaseSensitive(root, alt);
     if (!v) {
         snprintf(err, errlen, "%s: missing \"%s\"", path, key);
         return -1;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-        v->valuedouble < 1 || v->valuedouble > 1e8) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
+        v->valuedouble > 1e8) {
         snprintf(err, errlen, "%s: \"%s\" must be a positive integer", path, key);
         return -1;
     }
@@ -91,11 +93,13 @@ int gpt2_config_load(const char *dir, gpt2_config *cfg, char *err, size_t errlen
         }
     }
     /* Variants of GPT-2's attention that linshard does not implement: refuse, never guess. */
-    if (!rc && (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "scale_attn_weights")) ||
-                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-                    root, "scale_attn_by_inverse_layer_idx")))) {
-        snprintf(err, errlen, "%s: unsupported attention scaling (scale_attn_weights must be "
-                 "true and scale_attn_by_inverse_layer_idx false)", path);
+    if (!rc &&
+        (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "scale_attn_weights")) ||
+         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "scale_attn_by_inverse_layer_idx")))) {
+        snprintf(err, errlen,
+                 "%s: unsupported attention scaling (scale_attn_weights must be "
+                 "true and scale_attn_by_inverse_layer_idx false)",
+                 path);
         rc = -1;
     }
     const cJSON *inner = cJSON_GetObjectItemCaseSensitive(root, "n_inner");

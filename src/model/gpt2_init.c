@@ -21,7 +21,9 @@ static uint64_t rng_next(rng_t *r) {
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(rng_t *r) { return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0; }
+static double rng_uniform(rng_t *r) {
+    return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
+}
 
 static float rng_normal(rng_t *r) {
     return (float)(sqrt(-2.0 * log(rng_uniform(r))) * cos(6.283185307179586 * rng_uniform(r)));
@@ -36,8 +38,8 @@ typedef struct {
 } builder;
 
 /* Adds a tensor filled with mean + std * N(0, 1). */
-static const float *add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
-                        float mean, float std) {
+static const float *add(builder *b, const char *name, int ndim, int64_t d0, int64_t d1, float mean,
+                        float std) {
     if (b->failed) return NULL;
     size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
     float *data = malloc((n ? n : 1) * sizeof(float));
@@ -61,8 +63,8 @@ static const float *add(builder *b, const char *name, int ndim, int64_t d0, int6
     return data;
 }
 
-int gpt2_init_random(const char *dir, const gpt2_config *cfg, const gpt2_init_opts *opts,
-                     char *err, size_t errlen) {
+int gpt2_init_random(const char *dir, const gpt2_config *cfg, const gpt2_init_opts *opts, char *err,
+                     size_t errlen) {
     if (gpt2_config_check(cfg, err, errlen)) return -1;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
@@ -104,7 +106,8 @@ int gpt2_init_random(const char *dir, const gpt2_config *cfg, const gpt2_init_op
         /* A tied LM head, saved beside the embedding it equals. */
         float *copy = (float *)add(&b, "lm_head.weight", 2, cfg->vocab_size, E, 0, 0);
         if (copy) memcpy(copy, wte, (size_t)cfg->vocab_size * (size_t)E * sizeof(float));
-        if (copy && opts->prefix) snprintf((char *)b.list[b.n - 1].name, ST_NAME_MAX, "lm_head.weight");
+        if (copy && opts->prefix)
+            snprintf((char *)b.list[b.n - 1].name, ST_NAME_MAX, "lm_head.weight");
     }
     int rc = -1;
     if (b.failed) {

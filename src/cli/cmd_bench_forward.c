@@ -1,0 +1,294 @@
+/* cmd_bench_forward.c — `linshard bench forward`: prefill throughput of GPT-2 split over P
+ * ranks, beside P = 1 with a multi-threaded BLAS and PyTorch on the same weights, measured in
+ * one run. */
+#include <cblas.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "cli_model.h"
+#include "linshard/linshard.h"
+
+#define MAX_LIST 8
+#define REPEATS 3
+
+static const char bench_forward_usage[] =
+    "usage: linshard bench forward (--model DIR | --shape gpt2) [--tp LIST] [--tokens-count LIST]\n"
+    "                              [--json] [--no-peers]\n"
+    "\n"
+    "Prefill throughput (tokens/s) of the forward pass for each P (one core per rank), the\n"
+    "speed-up over P = 1, and the fraction of time spent in communication. In the same run it\n"
+    "also measures P = 1 with a 2-thread BLAS (what a user on one machine would otherwise do),\n"
+    "single-core sgemm (the FLOP ceiling), and PyTorch running the same GPT-2 forward on the\n"
+    "same weights with 1 and 2 threads (bench/torch_gpt2_forward.py, Debian's python3-torch).\n"
+    "Each figure is the fastest of 3 passes after a warm-up.\n"
+    "\n"
+    "  --model DIR          a checkpoint (config.json + model.safetensors)\n"
+    "  --shape gpt2         a seeded random GPT-2 small (124M parameters), written to a\n"
+    "                       temporary directory and removed afterwards\n"
+    "  --tp LIST            ranks to measure (default 1,2)\n"
+    "  --tokens-count LIST  prompt lengths T (default 128,512)\n"
+    "  --json               one JSON object per line\n"
+    "  --no-peers           skip PyTorch and the 2-thread BLAS row\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "environment: LINSHARD_PYTHON (default /usr/bin/python3), LINSHARD_TORCH_BENCH (default the\n"
+    "repository's bench/torch_gpt2_forward.py).\n";
+
+typedef struct {
+    char who[32]; /* "linshard", "linshard-blas2", "pytorch" */
+    int P, threads, T;
+    double seconds, comm_seconds;
+    int valid;
+} fwd_result;
+
+/* 2 * params FLOPs per token for the matrices, plus the attention scores and weighted sums. */
+static double forward_flops(const gpt2_config *c, int T) {
+    double E = c->n_embd, L = c->n_layer, V = c->vocab_size;
+    double matmul = 2.0 * T * (L * 12.0 * E * E + V * E);
+    double attention = L * 2.0 * 2.0 * (double)T * T * E; /* QK^T and PV, full (masked) */
+    return matmul + attention;
+}
+
+/* Single-core sgemm GFLOP/s at n = 1024: the FLOP ceiling of one rank. */
+static double measure_sgemm_gflops(void) {
+    const int n = 1024;
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
+    float *c = malloc((size_t)n * n * sizeof(float));
+    double best = 1e30;
+    if (a && b && c) {
+        for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 13);
+        openblas_set_num_threads(1);
+        for (int rep = 0; rep < 4; rep++) {
+            double t0 = timer_seconds();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
+                        c, n);
+            double dt = timer_seconds() - t0;
+            if (rep > 0 && dt < best) best = dt;
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best < 1e30 ? 2.0 * n * n * n / best / 1e9 : 0;
+}
+
+static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_result *out) {
+    int *tokens = malloc((size_t)T * sizeof(int));
+    if (!tokens) return cli_job_error("out of memory");
+    gpt2_config cfg;
+    char err[512];
+    if (gpt2_config_load(dir, &cfg, err, sizeof(err))) {
+        free(tokens);
+        return cli_job_error("%s", err);
+    }
+    for (int t = 0; t < T; t++) tokens[t] = (int)(((long long)t * 7919 + 13) % cfg.vocab_size);
+    model_run job = {.model_dir = dir, .tokens = tokens, .T = T, .P = P,
+                     .backend = COMM_BACKEND_THREADS, .repeats = REPEATS,
+                     .blas_threads = blas_threads};
+    int rc = model_run_job(&job);
+    if (!rc)
+        *out = (fwd_result){"", P, blas_threads, T, job.forward_seconds, job.comm_seconds, 1};
+    snprintf(out->who, sizeof(out->who), "%s", blas_threads > 1 ? "linshard-blas2" : "linshard");
+    model_run_free(&job);
+    free(tokens);
+    return rc;
+}
+
+/* Runs the PyTorch peer for every T with `threads` threads; fills results it reports. */
+static void run_pytorch(const char *dir, const int *Ts, int nT, int threads, fwd_result *out) {
+    const char *python = getenv("LINSHARD_PYTHON");
+    if (!python || !*python) python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
+                                                                              : "python3";
+    const char *script = getenv("LINSHARD_TORCH_BENCH");
+    if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
+    char ts[128] = "", th[16], cmd[8192];
+    for (int i = 0; i < nT; i++)
+        snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), "%s%d", i ? "," : "", Ts[i]);
+    snprintf(th, sizeof(th), "%d", threads);
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' --tokens-count %s --threads %s --repeats %d",
+             python, script, dir, ts, th, REPEATS);
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char line[1024];
+    while (fgets(line, sizeof(line), p)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *T = cJSON_GetObjectItemCaseSensitive(o, "T");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+        if (cJSON_IsNumber(T) && cJSON_IsNumber(s))
+            for (int i = 0; i < nT; i++)
+                if (Ts[i] == T->valueint)
+                    out[i] = (fwd_result){"pytorch", 1, threads, Ts[i], s->valuedouble, 0, 1};
+        cJSON_Delete(o);
+    }
+    int status = pclose(p);
+    if (status != 0)
+        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
+                script);
+}
+
+static void print_json_row(const fwd_result *r, const fwd_result *base, double flops) {
+    if (!r->valid) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "backend", r->who);
+    cJSON_AddNumberToObject(o, "P", r->P);
+    cJSON_AddNumberToObject(o, "threads", r->threads);
+    cJSON_AddNumberToObject(o, "T", r->T);
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddNumberToObject(o, "tokens_per_s", r->T / r->seconds);
+    cJSON_AddNumberToObject(o, "gflops", flops / r->seconds / 1e9);
+    if (base && base->valid) cJSON_AddNumberToObject(o, "speedup_vs_P1", base->seconds / r->seconds);
+    if (!strncmp(r->who, "linshard", 8))
+        cJSON_AddNumberToObject(o, "comm_fraction", r->comm_seconds / r->seconds);
+    char *text = cJSON_PrintUnformatted(o);
+    if (text) puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void print_row(const fwd_result *r, const fwd_result *base, const fwd_result *torch1,
+                      double flops, double peak) {
+    if (!r->valid) return;
+    char what[48];
+    if (!strcmp(r->who, "pytorch")) snprintf(what, sizeof(what), "pytorch %d thread%s",
+                                             r->threads, r->threads > 1 ? "s" : "");
+    else if (r->threads > 1) snprintf(what, sizeof(what), "linshard P=1, %d BLAS threads",
+                                      r->threads);
+    else snprintf(what, sizeof(what), "linshard P=%d", r->P);
+    double gf = flops / r->seconds / 1e9;
+    printf("  %5d  %-30s %10.1f %9.1f %8.1f %6.0f%%", r->T, what, r->T / r->seconds,
+           r->seconds * 1e3, gf, peak > 0 ? 100.0 * gf / (peak * (r->P > r->threads ? r->P : r->threads)) : 0);
+    if (base && base->valid && r != base) printf(" %7.2fx", base->seconds / r->seconds);
+    else printf(" %8s", "");
+    if (!strncmp(r->who, "linshard", 8)) printf(" %6.1f%%", 100.0 * r->comm_seconds / r->seconds);
+    else printf(" %7s", "");
+    if (torch1 && torch1->valid && r != torch1) printf(" %7.2fx", torch1->seconds / r->seconds);
+    printf("\n");
+}
+
+static void remove_dir_files(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int cmd_bench_forward(int argc, char **argv) {
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"shape", required_argument, 0, 'S'},
+                                             {"tp", required_argument, 0, 'p'},
+                                             {"tokens-count", required_argument, 0, 'T'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"no-peers", no_argument, 0, 'n'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *dir = NULL;
+    int shape = 0, json = 0, peers = 1, c;
+    int tps[MAX_LIST] = {1, 2}, n_tp = 2, Ts[MAX_LIST] = {128, 512}, n_T = 2;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': dir = optarg; break;
+        case 'S':
+            if (strcmp(optarg, "gpt2"))
+                return cli_usage_error("bench forward", "unknown --shape '%s' (available: gpt2)",
+                                       optarg);
+            shape = 1;
+            break;
+        case 'p':
+            if ((n_tp = cli_parse_int_list(optarg, tps, MAX_LIST, 1, 256)) < 0)
+                return cli_usage_error("bench forward", "--tp must be a list like 1,2 (at most %d)",
+                                       MAX_LIST);
+            break;
+        case 'T':
+            if ((n_T = cli_parse_int_list(optarg, Ts, MAX_LIST, 1, 1 << 20)) < 0)
+                return cli_usage_error("bench forward", "--tokens-count must be a list like "
+                                       "128,512 (at most %d)", MAX_LIST);
+            break;
+        case 'j': json = 1; break;
+        case 'n': peers = 0; break;
+        case 'h': fputs(bench_forward_usage, stdout); return EXIT_OK;
+        case ':':
+            return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+    if (!dir == !shape) return cli_usage_error("bench forward", "give --model DIR or --shape gpt2");
+
+    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
+    if (shape) {
+        gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+        gpt2_init_opts opts = {7, ST_F32, 0, 0};
+        if (!json) fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
+        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &gpt2, &opts, err, sizeof(err))) {
+            remove_dir_files(tmpdir);
+            return cli_job_error("bench forward: cannot write the model: %s", err);
+        }
+        dir = tmpdir;
+    }
+    gpt2_config cfg;
+    int rc = EXIT_OK;
+    if (gpt2_config_load(dir, &cfg, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
+    double peak = measure_sgemm_gflops();
+    fwd_result mine[MAX_LIST][MAX_LIST], blas2[MAX_LIST], torch1[MAX_LIST], torch2[MAX_LIST];
+    memset(mine, 0, sizeof(mine));
+    memset(blas2, 0, sizeof(blas2));
+    memset(torch1, 0, sizeof(torch1));
+    memset(torch2, 0, sizeof(torch2));
+    for (int t = 0; t < n_T && !rc; t++) {
+        for (int i = 0; i < n_tp && !rc; i++) {
+            if (!json) fprintf(stderr, "bench forward: T=%d, P=%d...\n", Ts[t], tps[i]);
+            rc = run_linshard(dir, tps[i], 1, Ts[t], &mine[t][i]);
+        }
+        if (peers && !rc) {
+            if (!json) fprintf(stderr, "bench forward: T=%d, P=1 with 2 BLAS threads...\n", Ts[t]);
+            rc = run_linshard(dir, 1, 2, Ts[t], &blas2[t]);
+        }
+    }
+    if (peers && !rc) {
+        if (!json) fprintf(stderr, "bench forward: PyTorch, 1 and 2 threads...\n");
+        run_pytorch(dir, Ts, n_T, 1, torch1);
+        run_pytorch(dir, Ts, n_T, 2, torch2);
+    }
+    if (rc) goto done;
+    if (!json) {
+        printf("prefill, GPT-2 %d layers x %d wide, %d heads, vocab %d; sgemm peak %.0f GFLOP/s "
+               "per core (measured now, OpenBLAS %s kernels)\n",
+               cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, peak, cli_blas_description());
+        printf("  %5s  %-30s %10s %9s %8s %7s %8s %7s %8s\n", "T", "configuration", "tokens/s",
+               "ms", "GFLOP/s", "%peak", "vs P=1", "comm", "vs torch1");
+    }
+    for (int t = 0; t < n_T; t++) {
+        double flops = forward_flops(&cfg, Ts[t]);
+        const fwd_result *base = NULL;
+        for (int i = 0; i < n_tp; i++)
+            if (tps[i] == 1) base = &mine[t][i];
+        for (int i = 0; i < n_tp; i++) {
+            if (json) print_json_row(&mine[t][i], base, flops);
+            else print_row(&mine[t][i], base, &torch1[t], flops, peak);
+        }
+        const fwd_result *extra[3] = {&blas2[t], &torch1[t], &torch2[t]};
+        for (int k = 0; k < 3; k++) {
+            if (json) print_json_row(extra[k], base, flops);
+            else print_row(extra[k], base, &torch1[t], flops, peak);
+        }
+    }
+done:
+    if (shape) remove_dir_files(tmpdir);
+    return rc;
+}
