@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/layers/fast_exp.h"
 #include "gpt2_reference.h"
 #include "linshard/gpt2.h"
 #include "linshard/layers.h"
@@ -156,6 +157,18 @@ static void test_vocab_topk_and_gather(void **state) {
             assert_memory_equal(job.full[r], logits, sizeof(logits));
         }
     }
+}
+
+/* The vectorisable exp used by GELU and softmax: relative error under 2e-7 on its range. */
+static void test_fast_exp_accuracy(void **state) {
+    (void)state;
+    double worst = 0;
+    for (double x = -87.0; x <= 88.0; x += 1e-3) {
+        float xf = (float)x;
+        worst = fmax(worst, fabs(fast_expf(xf) / exp((double)xf) - 1.0));
+    }
+    assert_true(worst < 2e-7);
+    assert_true(fast_expf(-1000.0f) > 0.0f && isfinite(fast_expf(1000.0f))); /* clamped */
 }
 
 /* ---- the model against the double-precision reference ------------------------------------ */
@@ -386,6 +399,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_layers_match_unsplit),
         cmocka_unit_test(test_vocab_topk_and_gather),
+        cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_model_f32_no_prefix),
         cmocka_unit_test(test_model_f32_prefix_extras_erf),
         cmocka_unit_test(test_model_f16),

@@ -1,6 +1,7 @@
 /* activations.c — GELU and LayerNorm: the local, elementwise or per-row parts of a layer. */
 #include <math.h>
 
+#include "fast_exp.h"
 #include "linshard/layers.h"
 
 void gelu_forward(float *x, size_t n, gelu_kind kind) {
@@ -9,11 +10,12 @@ void gelu_forward(float *x, size_t n, gelu_kind kind) {
             x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         return;
     }
-    /* GPT-2's "gelu_new": the tanh approximation. */
-    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    /* GPT-2's "gelu_new": 0.5 v (1 + tanh(z)), z = sqrt(2/pi) (v + 0.044715 v^3). Since
+     * 0.5 (1 + tanh(z)) = 1 / (1 + exp(-2z)), one vectorisable exp per element does it. */
+    const float c2 = 2.0f * 0.7978845608028654f; /* 2 sqrt(2 / pi) */
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+        x[i] = v / (1.0f + fast_expf(-c2 * (v + 0.044715f * v * v * v)));
     }
 }
 

@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "fast_exp.h"
 #include "linshard/layers.h"
 
 size_t attention_scratch_floats(const attention_weights *w, int T) {
@@ -20,10 +21,8 @@ static void causal_softmax(float *s, int T) {
         float max = row[0];
         for (int j = 1; j <= t; j++) max = row[j] > max ? row[j] : max;
         float sum = 0;
-        for (int j = 0; j <= t; j++) {
-            row[j] = expf(row[j] - max);
-            sum += row[j];
-        }
+        for (int j = 0; j <= t; j++) row[j] = fast_expf(row[j] - max);
+        for (int j = 0; j <= t; j++) sum += row[j];
         float inv = 1.0f / sum;
         for (int j = 0; j <= t; j++) row[j] *= inv;
         for (int j = t + 1; j < T; j++) row[j] = 0.0f;

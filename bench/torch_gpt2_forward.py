@@ -1,0 +1,290 @@
+"""PyTorch peer for `linshard bench forward`: the same GPT-2 forward pass, in float32 torch.
+
+`linshard bench forward` runs this script in the same benchmark run as the C forward pass
+and reads one JSON line per token count from stdout:
+
+    torch_gpt2_forward.py MODEL_DIR --tokens-count 128,512 --threads N [--repeats R]
+
+prints {"backend": "pytorch", "torch_version": ..., "threads": N, "T": T, "seconds": best,
+"tokens_per_s": T / best} for each T, where best is the fastest of R timed forwards (after one
+warm-up) over the tokens (t * 7919 + 13) % vocab, t = 0..T-1. Every forward computes the full
+[T, vocab] logits, as the C program does. Loading is not timed. N threads means N for torch's
+intra-op pool and N for OpenBLAS's (Debian's torch does its matmuls there), one inter-op thread.
+
+    torch_gpt2_forward.py MODEL_DIR --dump-logits FILE --tokens ID,ID,...
+
+writes the float32 logits [T, vocab] (row-major, little-endian, nothing else) to FILE instead,
+for cross-checking the C implementation.
+
+MODEL_DIR is a Hugging Face GPT-2 directory (config.json + model.safetensors); the safetensors
+file is parsed here, so only torch and numpy are needed. Progress and errors go to stderr;
+an error is one line starting "torch_gpt2_forward: error: " and exit status 1 (2: bad usage).
+"""
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+PROG = "torch_gpt2_forward"
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:
+    sys.exit("%s: error: %s (for %s)" % (PROG, e, sys.executable))
+
+
+class ModelError(Exception):
+    """A missing or malformed checkpoint."""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n", 1)[0])
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--tokens-count", type=int_list, help="token counts to time, e.g. 128,512")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op and OpenBLAS threads (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed forwards per T (default 3)")
+    p.add_argument("--dump-logits", metavar="FILE", help="write the logits of --tokens to FILE")
+    p.add_argument("--tokens", type=int_list, help="token ids for --dump-logits")
+    args = p.parse_args(argv)
+    if args.threads < 1 or args.repeats < 1:
+        p.error("--threads and --repeats must be at least 1")
+    if args.dump_logits is not None:
+        if not args.tokens:
+            p.error("--dump-logits needs --tokens")
+    elif not args.tokens_count or min(args.tokens_count) < 1:
+        p.error("--tokens-count needs positive counts (or use --dump-logits)")
+    return args
+
+
+def int_list(text):
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated integers: %r" % text)
+
+
+def set_threads(n):
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set, or parallel work has started; harmless for this benchmark
+    set_openblas_threads(n)
+
+
+def set_openblas_threads(n):
+    """Sizes OpenBLAS's own thread pool, which torch.set_num_threads does not reach.
+
+    Debian's torch does its matmuls in OpenBLAS (pthreads build), whose pool defaults to one
+    thread per core; left alone, --threads 1 would run every matmul on all cores. torch has
+    already loaded the library, so dlopen by soname returns that copy. Other BLASes: no-op.
+    """
+    try:
+        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(n)
+    except (OSError, AttributeError):
+        pass
+
+
+def read_safetensors(path):
+    """Returns {name: float32 numpy array} for every tensor in a .safetensors file."""
+    if os.path.getsize(path) < 8:
+        raise ModelError("%s: too short for a safetensors header" % path)
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    (header_len,) = struct.unpack("<Q", data[:8].tobytes())
+    if 8 + header_len > data.size:
+        raise ModelError("%s: header length %d runs past the end" % (path, header_len))
+    try:
+        header = json.loads(data[8 : 8 + header_len].tobytes())
+    except ValueError as e:
+        raise ModelError("%s: bad JSON header: %s" % (path, e))
+    if not isinstance(header, dict):
+        raise ModelError("%s: the header is not a JSON object" % path)
+    body = data[8 + header_len :]
+    tensors = {}
+    for name, info in header.items():
+        if name != "__metadata__":
+            tensors[name] = decode_tensor(path, name, info, body)
+    return tensors
+
+
+def decode_tensor(path, name, info, body):
+    dtypes = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+    try:
+        dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        begin, end, shape = int(begin), int(end), [int(n) for n in shape]
+    except (KeyError, TypeError, ValueError):
+        raise ModelError("%s: %s needs dtype, shape and data_offsets [begin, end]" % (path, name))
+    if dtype not in dtypes:
+        raise ModelError("%s: %s has unsupported dtype %s" % (path, name, dtype))
+    count = math.prod(shape)
+    nbytes = count * np.dtype(dtypes[dtype]).itemsize
+    if not 0 <= begin <= end <= body.size or end - begin != nbytes:
+        raise ModelError("%s: %s has bad data_offsets %s" % (path, name, [begin, end]))
+    raw = np.frombuffer(body, dtype=dtypes[dtype], count=count, offset=begin)
+    if dtype == "BF16":
+        raw = (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(np.float32).reshape(shape)  # a copy: contiguous, off the memmap
+
+
+def load_model(model_dir):
+    """Returns (config dict, {name without "transformer.": contiguous float32 tensor})."""
+    config = read_config(os.path.join(model_dir, "config.json"))
+    arrays = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    weights = {}
+    for name, array in arrays.items():
+        short = name[len("transformer.") :] if name.startswith("transformer.") else name
+        weights[short] = torch.from_numpy(array)
+    check_shapes(config, weights)
+    return config, weights
+
+
+def read_config(path):
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except ValueError as e:
+        raise ModelError("%s: bad JSON: %s" % (path, e))
+    if not isinstance(config, dict):
+        raise ModelError("%s: not a JSON object" % path)
+    for key in ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions"):
+        if not isinstance(config.get(key), int) or config[key] < 1:
+            raise ModelError("config.json: %s missing or not a positive integer" % key)
+    eps = config.setdefault("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise ModelError("config.json: layer_norm_epsilon must be a number in (0, 1]")
+    if config["n_embd"] % config["n_head"]:
+        raise ModelError("config.json: n_embd is not a multiple of n_head")
+    act = config.get("activation_function", "gelu_new")
+    if act not in ("gelu_new", "gelu"):
+        raise ModelError("config.json: unsupported activation_function %r" % act)
+    return config
+
+
+def check_shapes(config, w):
+    V, E, P = config["vocab_size"], config["n_embd"], config["n_positions"]
+    expected = {"wte.weight": (V, E), "wpe.weight": (P, E), "ln_f.weight": (E,), "ln_f.bias": (E,)}
+    for i in range(config["n_layer"]):
+        h = "h.%d." % i
+        for ln in ("ln_1", "ln_2"):
+            expected[h + ln + ".weight"] = expected[h + ln + ".bias"] = (E,)
+        for layer, n_in, n_out in (("attn.c_attn", E, 3 * E), ("attn.c_proj", E, E),
+                                   ("mlp.c_fc", E, 4 * E), ("mlp.c_proj", 4 * E, E)):
+            expected[h + layer + ".weight"] = (n_in, n_out)
+            expected[h + layer + ".bias"] = (n_out,)
+    for name, shape in expected.items():
+        if name not in w:
+            raise ModelError("model.safetensors: missing tensor %s" % name)
+        if tuple(w[name].shape) != shape:
+            raise ModelError("model.safetensors: %s has shape %s, expected %s"
+                             % (name, list(w[name].shape), list(shape)))
+
+
+class GPT2:
+    """GPT-2 forward pass over one sequence of token ids, in float32."""
+
+    def __init__(self, config, weights):
+        self.w = weights
+        self.n_layer, self.n_head = config["n_layer"], config["n_head"]
+        self.vocab_size, self.n_positions = config["vocab_size"], config["n_positions"]
+        self.eps = float(config["layer_norm_epsilon"])
+        erf = config.get("activation_function", "gelu_new") == "gelu"
+        approximate = "none" if erf else "tanh"
+        self.gelu = lambda x: F.gelu(x, approximate=approximate)
+        P = self.n_positions
+        self.future = torch.ones(P, P, dtype=torch.bool).triu_(1)  # True above the diagonal
+
+    def __call__(self, tokens):
+        """Returns the logits [T, vocab] for token ids (a 1-D int64 tensor)."""
+        T = tokens.shape[0]
+        w = self.w
+        x = w["wte.weight"][tokens] + w["wpe.weight"][:T]
+        future = self.future[:T, :T]
+        for i in range(self.n_layer):
+            h = "h.%d." % i
+            x = x + self.attention(self.layer_norm(x, h + "ln_1"), h + "attn.", future)
+            x = x + self.mlp(self.layer_norm(x, h + "ln_2"), h + "mlp.")
+        return F.linear(self.layer_norm(x, "ln_f"), w["wte.weight"])
+
+    def layer_norm(self, x, name):
+        w, b = self.w[name + ".weight"], self.w[name + ".bias"]
+        return F.layer_norm(x, x.shape[-1:], w, b, self.eps)
+
+    def conv1d(self, x, name):
+        """x @ W + b with W in the Conv1D layout [in, out]."""
+        return torch.addmm(self.w[name + ".bias"], x, self.w[name + ".weight"])
+
+    def attention(self, x, prefix, future):
+        T, E = x.shape
+        H, D = self.n_head, E // self.n_head
+        qkv = self.conv1d(x, prefix + "c_attn")
+        q, k, v = (t.view(T, H, D).transpose(0, 1) for t in qkv.split(E, dim=1))  # [H, T, D]
+        scores = torch.bmm(q, k.transpose(1, 2)).mul_(1.0 / math.sqrt(D))  # [H, T, T]
+        scores.masked_fill_(future, float("-inf"))
+        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # [H, T, D]
+        return self.conv1d(y.transpose(0, 1).reshape(T, E), prefix + "c_proj")
+
+    def mlp(self, x, prefix):
+        return self.conv1d(self.gelu(self.conv1d(x, prefix + "c_fc")), prefix + "c_proj")
+
+
+def bench_tokens(T, vocab_size):
+    return torch.tensor([(t * 7919 + 13) % vocab_size for t in range(T)], dtype=torch.int64)
+
+
+def bench(model, counts, threads, repeats):
+    for T in counts:
+        tokens = bench_tokens(T, model.vocab_size)
+        model(tokens)  # warm-up
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(tokens)
+            best = min(best, time.perf_counter() - start)
+        print("%s: T=%d threads=%d best of %d: %.4f s" % (PROG, T, threads, repeats, best),
+              file=sys.stderr)
+        print(json.dumps({"backend": "pytorch", "torch_version": torch.__version__,
+                          "threads": threads, "T": T, "seconds": best, "tokens_per_s": T / best}),
+              flush=True)
+
+
+def dump_logits(model, token_ids, path):
+    bad = [t for t in token_ids if not 0 <= t < model.vocab_size]
+    if bad:
+        raise ModelError("token id %d is outside the vocabulary [0, %d)"
+                         % (bad[0], model.vocab_size))
+    logits = model(torch.tensor(token_ids, dtype=torch.int64))
+    logits.numpy().astype("<f4", copy=False).tofile(path)
+    print("wrote %s" % path)
+
+
+def main(argv):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    try:
+        with torch.inference_mode():
+            model = GPT2(*load_model(args.model_dir))
+            counts = [len(args.tokens)] if args.dump_logits is not None else args.tokens_count
+            if max(counts) > model.n_positions:
+                print("%s: error: %d tokens is more than n_positions (%d)"
+                      % (PROG, max(counts), model.n_positions), file=sys.stderr)
+                return 2
+            if args.dump_logits is not None:
+                dump_logits(model, args.tokens, args.dump_logits)
+            else:
+                bench(model, args.tokens_count, args.threads, args.repeats)
+    except (ModelError, OSError, RuntimeError, MemoryError) as e:
+        print("%s: error: %s" % (PROG, e), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
