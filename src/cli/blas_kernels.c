@@ -29,4 +29,6 @@ void cli_choose_blas_kernels(char **argv) {
     execv("/proc/self/exe", argv);           /* returns only on failure: keep the slow kernels */
 }
 
-const char *cli_blas_description(void) { return openblas_get_corename(); }
+const char *cli_blas_description(void) {
+    return openblas_get_corename();
+}

@@ -90,12 +90,15 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
         return cli_job_error("%s", err);
     }
     for (int t = 0; t < T; t++) tokens[t] = (int)(((long long)t * 7919 + 13) % cfg.vocab_size);
-    model_run job = {.model_dir = dir, .tokens = tokens, .T = T, .P = P,
-                     .backend = COMM_BACKEND_THREADS, .repeats = REPEATS,
+    model_run job = {.model_dir = dir,
+                     .tokens = tokens,
+                     .T = T,
+                     .P = P,
+                     .backend = COMM_BACKEND_THREADS,
+                     .repeats = REPEATS,
                      .blas_threads = blas_threads};
     int rc = model_run_job(&job);
-    if (!rc)
-        *out = (fwd_result){"", P, blas_threads, T, job.forward_seconds, job.comm_seconds, 1};
+    if (!rc) *out = (fwd_result){"", P, blas_threads, T, job.forward_seconds, job.comm_seconds, 1};
     snprintf(out->who, sizeof(out->who), "%s", blas_threads > 1 ? "linshard-blas2" : "linshard");
     model_run_free(&job);
     free(tokens);
@@ -105,16 +108,16 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
 /* Runs the PyTorch peer for every T with `threads` threads; fills results it reports. */
 static void run_pytorch(const char *dir, const int *Ts, int nT, int threads, fwd_result *out) {
     const char *python = getenv("LINSHARD_PYTHON");
-    if (!python || !*python) python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
-                                                                              : "python3";
+    if (!python || !*python)
+        python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     const char *script = getenv("LINSHARD_TORCH_BENCH");
     if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
     char ts[128] = "", th[16], cmd[8192];
     for (int i = 0; i < nT; i++)
         snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), "%s%d", i ? "," : "", Ts[i]);
     snprintf(th, sizeof(th), "%d", threads);
-    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' --tokens-count %s --threads %s --repeats %d",
-             python, script, dir, ts, th, REPEATS);
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' --tokens-count %s --threads %s --repeats %d", python,
+             script, dir, ts, th, REPEATS);
     FILE *p = popen(cmd, "r");
     if (!p) return;
     char line[1024];
@@ -144,7 +147,8 @@ static void print_json_row(const fwd_result *r, const fwd_result *base, double f
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "tokens_per_s", r->T / r->seconds);
     cJSON_AddNumberToObject(o, "gflops", flops / r->seconds / 1e9);
-    if (base && base->valid) cJSON_AddNumberToObject(o, "speedup_vs_P1", base->seconds / r->seconds);
+    if (base && base->valid)
+        cJSON_AddNumberToObject(o, "speedup_vs_P1", base->seconds / r->seconds);
     if (!strncmp(r->who, "linshard", 8))
         cJSON_AddNumberToObject(o, "comm_fraction", r->comm_seconds / r->seconds);
     char *text = cJSON_PrintUnformatted(o);
@@ -157,18 +161,24 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
                       double flops, double peak) {
     if (!r->valid) return;
     char what[48];
-    if (!strcmp(r->who, "pytorch")) snprintf(what, sizeof(what), "pytorch %d thread%s",
-                                             r->threads, r->threads > 1 ? "s" : "");
-    else if (r->threads > 1) snprintf(what, sizeof(what), "linshard P=1, %d BLAS threads",
-                                      r->threads);
-    else snprintf(what, sizeof(what), "linshard P=%d", r->P);
+    if (!strcmp(r->who, "pytorch"))
+        snprintf(what, sizeof(what), "pytorch %d thread%s", r->threads, r->threads > 1 ? "s" : "");
+    else if (r->threads > 1)
+        snprintf(what, sizeof(what), "linshard P=1, %d BLAS threads", r->threads);
+    else
+        snprintf(what, sizeof(what), "linshard P=%d", r->P);
     double gf = flops / r->seconds / 1e9;
     printf("  %5d  %-30s %10.1f %9.1f %8.1f %6.0f%%", r->T, what, r->T / r->seconds,
-           r->seconds * 1e3, gf, peak > 0 ? 100.0 * gf / (peak * (r->P > r->threads ? r->P : r->threads)) : 0);
-    if (base && base->valid && r != base) printf(" %7.2fx", base->seconds / r->seconds);
-    else printf(" %8s", "");
-    if (!strncmp(r->who, "linshard", 8)) printf(" %6.1f%%", 100.0 * r->comm_seconds / r->seconds);
-    else printf(" %7s", "");
+           r->seconds * 1e3, gf,
+           peak > 0 ? 100.0 * gf / (peak * (r->P > r->threads ? r->P : r->threads)) : 0);
+    if (base && base->valid && r != base)
+        printf(" %7.2fx", base->seconds / r->seconds);
+    else
+        printf(" %8s", "");
+    if (!strncmp(r->who, "linshard", 8))
+        printf(" %6.1f%%", 100.0 * r->comm_seconds / r->seconds);
+    else
+        printf(" %7s", "");
     if (torch1 && torch1->valid && r != torch1) printf(" %7.2fx", torch1->seconds / r->seconds);
     printf("\n");
 }
@@ -183,14 +193,11 @@ static void remove_dir_files(const char *dir) {
 }
 
 int cmd_bench_forward(int argc, char **argv) {
-    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
-                                             {"shape", required_argument, 0, 'S'},
-                                             {"tp", required_argument, 0, 'p'},
-                                             {"tokens-count", required_argument, 0, 'T'},
-                                             {"json", no_argument, 0, 'j'},
-                                             {"no-peers", no_argument, 0, 'n'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"shape", required_argument, 0, 'S'},
+        {"tp", required_argument, 0, 'p'},    {"tokens-count", required_argument, 0, 'T'},
+        {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *dir = NULL;
     int shape = 0, json = 0, peers = 1, c;
     int tps[MAX_LIST] = {1, 2}, n_tp = 2, Ts[MAX_LIST] = {128, 512}, n_T = 2;
@@ -198,7 +205,9 @@ int cmd_bench_forward(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': dir = optarg; break;
+        case 'm':
+            dir = optarg;
+            break;
         case 'S':
             if (strcmp(optarg, "gpt2"))
                 return cli_usage_error("bench forward", "unknown --shape '%s' (available: gpt2)",
@@ -212,15 +221,24 @@ int cmd_bench_forward(int argc, char **argv) {
             break;
         case 'T':
             if ((n_T = cli_parse_int_list(optarg, Ts, MAX_LIST, 1, 1 << 20)) < 0)
-                return cli_usage_error("bench forward", "--tokens-count must be a list like "
-                                       "128,512 (at most %d)", MAX_LIST);
+                return cli_usage_error("bench forward",
+                                       "--tokens-count must be a list like "
+                                       "128,512 (at most %d)",
+                                       MAX_LIST);
             break;
-        case 'j': json = 1; break;
-        case 'n': peers = 0; break;
-        case 'h': fputs(bench_forward_usage, stdout); return EXIT_OK;
+        case 'j':
+            json = 1;
+            break;
+        case 'n':
+            peers = 0;
+            break;
+        case 'h':
+            fputs(bench_forward_usage, stdout);
+            return EXIT_OK;
         case ':':
             return cli_usage_error("bench forward", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
+        default:
+            return cli_usage_error("bench forward", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -231,7 +249,8 @@ int cmd_bench_forward(int argc, char **argv) {
     if (shape) {
         gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
         gpt2_init_opts opts = {7, ST_F32, 0, 0};
-        if (!json) fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
+        if (!json)
+            fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
         if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &gpt2, &opts, err, sizeof(err))) {
             remove_dir_files(tmpdir);
             return cli_job_error("bench forward: cannot write the model: %s", err);
@@ -279,13 +298,17 @@ int cmd_bench_forward(int argc, char **argv) {
         for (int i = 0; i < n_tp; i++)
             if (tps[i] == 1) base = &mine[t][i];
         for (int i = 0; i < n_tp; i++) {
-            if (json) print_json_row(&mine[t][i], base, flops);
-            else print_row(&mine[t][i], base, &torch1[t], flops, peak);
+            if (json)
+                print_json_row(&mine[t][i], base, flops);
+            else
+                print_row(&mine[t][i], base, &torch1[t], flops, peak);
         }
         const fwd_result *extra[3] = {&blas2[t], &torch1[t], &torch2[t]};
         for (int k = 0; k < 3; k++) {
-            if (json) print_json_row(extra[k], base, flops);
-            else print_row(extra[k], base, &torch1[t], flops, peak);
+            if (json)
+                print_json_row(extra[k], base, flops);
+            else
+                print_row(extra[k], base, &torch1[t], flops, peak);
         }
     }
 done:
