@@ -42,10 +42,10 @@ bench: build
 	cmake --build $(BUILD) --target bench
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 format-check:
-	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	clang-format --dry-run --Werror $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -63,6 +63,11 @@ typedef struct {
     float *wpe; /* [n_positions, E] */
     gpt2_layer *layers;
     float *lnf_w, *lnf_b;
+    /* KV cache (gpt2_shard_enable_cache): this rank's heads, every layer, one allocation. */
+    float *kv;
+    kv_cache *caches; /* [n_layer] views into kv */
+    int cache_len;    /* positions held */
+    int context;      /* positions attention may span: max_T, or the cache capacity */
     /* Activations for up to max_T tokens, one allocation. */
     int max_T;
     float *acts;
@@ -78,9 +83,20 @@ void gpt2_shard_free(gpt2_shard *m);
 /* Bytes of weights this rank holds. */
 size_t gpt2_shard_weight_bytes(const gpt2_shard *m);
 
-/* Runs tokens[0..T) through the model (T <= max_T, ids checked by the caller). On return
- * m->logits holds this rank's vocabulary slice of the logits, [T, v_local]. */
+/* Gives the shard a KV cache for up to `positions` tokens (<= n_positions), for incremental
+ * decoding with gpt2_extend. Returns 0, or -1 with a message. */
+int gpt2_shard_enable_cache(gpt2_shard *m, int positions, char *err, size_t errlen);
+
+/* Runs tokens[0..T) at positions 0..T-1 (T <= max_T, ids checked by the caller). With a cache,
+ * it restarts it and leaves the T positions in it. On return m->logits holds this rank's
+ * vocabulary slice of the logits, [T, v_local]. */
 int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T);
+
+/* Runs T more tokens after the m->cache_len cached ones (needs the cache; T <= max_T), each
+ * attending to everything before it; m->logits as above for the T new positions. A decode step
+ * (T = 1) communicates exactly what a full pass does: 1 + 2 * n_layer AllReduce, of one
+ * token's activations. */
+int gpt2_extend(comm_t *comm, gpt2_shard *m, const int *tokens, int T);
 
 /* Checks token ids and length against the config; returns 0 or -1 with a message. */
 int gpt2_check_tokens(const gpt2_config *cfg, const int *tokens, int T, char *err, size_t errlen);

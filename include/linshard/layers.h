@@ -80,15 +80,28 @@ typedef struct {
     int E, D, h_local;   /* model width, head size, heads on this rank */
 } attention_weights;
 
-/* Scratch for parallel_attention_forward, in floats. */
-size_t attention_scratch_floats(const attention_weights *w, int T);
+/* This rank's slice of the key/value cache for one layer: K and V of its own heads only, for
+ * positions [0, capacity). Sharded by heads like the attention itself, so a cached decode step
+ * communicates exactly what a full pass does: one AllReduce. */
+typedef struct {
+    float *k, *v; /* [capacity, h_local * D] each */
+    int capacity;
+} kv_cache;
 
-/* Causal multi-head self-attention split by heads. in[T, E] replicated; Q, K, V for this
- * rank's heads come from one column-parallel GEMM; each head attends locally (heads are
- * independent); the output projection is row-parallel. out[T, E] replicated.
+/* Scratch for parallel_attention_forward with T new tokens attending to `context` positions in
+ * all (context = pos0 + T), in floats. */
+size_t attention_scratch_floats(const attention_weights *w, int T, int context);
+
+/* Causal multi-head self-attention split by heads, for T new tokens at positions
+ * [pos0, pos0 + T). in[T, E] replicated; Q, K, V for this rank's heads come from one
+ * column-parallel GEMM; each head attends locally (heads are independent) to positions
+ * [0, pos0 + t]; the output projection is row-parallel. out[T, E] replicated.
+ * cache == NULL: no history (pos0 must be 0). Otherwise the new K, V rows are stored at
+ * [pos0, pos0 + T) of the cache and attention reads positions [0, pos0 + T) from it.
  * Communication: exactly one allreduce_sum of T * E floats, tagged `tag`. */
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
-                               const attention_weights *w, int T, float *scratch, const char *tag);
+                               const attention_weights *w, int T, int pos0, kv_cache *cache,
+                               float *scratch, const char *tag);
 
 /* ---- vocabulary-parallel embedding and LM head -------------------------------------------- */
 

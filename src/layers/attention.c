@@ -5,44 +5,66 @@
  * output projection is row-parallel over the same heads' rows — one AllReduce in all. */
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 #include "fast_exp.h"
 #include "linshard/layers.h"
 
-size_t attention_scratch_floats(const attention_weights *w, int T) {
+size_t attention_scratch_floats(const attention_weights *w, int T, int context) {
     size_t hd = (size_t)w->h_local * (size_t)w->D;
-    return (size_t)T * 3 * hd + (size_t)T * (size_t)T + (size_t)T * hd;
+    return (size_t)T * 3 * hd + (size_t)T * (size_t)context + (size_t)T * hd;
 }
 
-/* Row t keeps positions 0..t: a numerically safe softmax (max subtracted), zeros after t. */
-static void causal_softmax(float *s, int T) {
+/* Row t (absolute position pos0 + t) keeps positions 0..pos0+t of its n columns: a numerically
+ * safe softmax (max subtracted), zeros after. */
+static void causal_softmax(float *s, int T, int n, int pos0) {
     for (int t = 0; t < T; t++) {
-        float *row = s + (size_t)t * (size_t)T;
+        float *row = s + (size_t)t * (size_t)n;
+        int last = pos0 + t;
         float max = row[0];
-        for (int j = 1; j <= t; j++) max = row[j] > max ? row[j] : max;
+        for (int j = 1; j <= last; j++) max = row[j] > max ? row[j] : max;
         float sum = 0;
-        for (int j = 0; j <= t; j++) row[j] = fast_expf(row[j] - max);
-        for (int j = 0; j <= t; j++) sum += row[j];
+        for (int j = 0; j <= last; j++) row[j] = fast_expf(row[j] - max);
+        for (int j = 0; j <= last; j++) sum += row[j];
         float inv = 1.0f / sum;
-        for (int j = 0; j <= t; j++) row[j] *= inv;
-        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+        for (int j = 0; j <= last; j++) row[j] *= inv;
+        for (int j = last + 1; j < n; j++) row[j] = 0.0f;
     }
 }
 
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
-                               const attention_weights *w, int T, float *scratch, const char *tag) {
-    int D = w->D, hd = w->h_local * D, ld = 3 * hd;
+                               const attention_weights *w, int T, int pos0, kv_cache *cache,
+                               float *scratch, const char *tag) {
+    int D = w->D, hd = w->h_local * D, ld = 3 * hd, n = pos0 + T;
+    if (!cache && pos0 != 0)
+        return comm_fail(comm, "attention: position %d needs a KV cache", pos0);
+    if (cache && n > cache->capacity)
+        return comm_fail(comm, "attention: %d positions exceed the KV cache of %d", n,
+                         cache->capacity);
     float *qkv = scratch;                         /* [T, 3 * hd] */
-    float *scores = qkv + (size_t)T * (size_t)ld; /* [T, T], one head at a time */
-    float *att = scores + (size_t)T * (size_t)T;  /* [T, hd] */
+    float *scores = qkv + (size_t)T * (size_t)ld; /* [T, n], one head at a time */
+    float *att = scores + (size_t)T * (size_t)n;  /* [T, hd] */
     column_parallel_forward(qkv, in, w->qkv_w, w->qkv_b, T, w->E, ld);
+    /* Keys and values: straight from the QKV rows, or appended to the cache and read from it. */
+    const float *keys = qkv + hd, *values = qkv + 2 * hd;
+    int kv_ld = ld;
+    if (cache) {
+        for (int t = 0; t < T; t++) {
+            const float *row = qkv + (size_t)t * (size_t)ld;
+            memcpy(cache->k + (size_t)(pos0 + t) * hd, row + hd, (size_t)hd * sizeof(float));
+            memcpy(cache->v + (size_t)(pos0 + t) * hd, row + 2 * hd, (size_t)hd * sizeof(float));
+        }
+        keys = cache->k;
+        values = cache->v;
+        kv_ld = hd;
+    }
     const float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < w->h_local && T > 0; h++) {
-        const float *q = qkv + h * D, *k = qkv + hd + h * D, *v = qkv + 2 * hd + h * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, ld, k, ld, 0.0f,
-                    scores, T);
-        causal_softmax(scores, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, scores, T, v, ld,
+        const float *q = qkv + h * D, *k = keys + h * D, *v = values + h * D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, q, ld, k, kv_ld, 0.0f,
+                    scores, n);
+        causal_softmax(scores, T, n, pos0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, scores, n, v, kv_ld,
                     0.0f, att + h * D, hd);
     }
     return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, hd, w->E, tag);

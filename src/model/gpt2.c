@@ -213,11 +213,32 @@ static void load_layer(loader *ld, const gpt2_shard *m, int l) {
     read_span(ld, tensor(ld, "h.%d.mlp.c_proj.bias", l), 0, E, L->fcp_b);
 }
 
-static size_t scratch_floats(const gpt2_shard *m, int T) {
+static size_t scratch_floats(const gpt2_shard *m, int T, int context) {
     size_t D = (size_t)(m->cfg.n_embd / m->cfg.n_head);
     attention_weights aw = {.E = m->cfg.n_embd, .D = (int)D, .h_local = m->h_local};
-    size_t att = attention_scratch_floats(&aw, T), mlp = (size_t)T * (size_t)m->f_local;
+    size_t att = attention_scratch_floats(&aw, T, context), mlp = (size_t)T * (size_t)m->f_local;
     return att > mlp ? att : mlp;
+}
+
+/* (Re)allocates the activations for max_T tokens attending to up to m->context positions. */
+static int alloc_activations(gpt2_shard *m, char *err, size_t errlen) {
+    size_t E = (size_t)m->cfg.n_embd, T = (size_t)m->max_T;
+    size_t scratch = scratch_floats(m, m->max_T, m->context);
+    size_t n_acts = 3 * T * E + scratch + T * (size_t)m->v_local;
+    float *acts = malloc(n_acts * sizeof(float));
+    if (!acts) {
+        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of activations", m->rank,
+                 n_acts * sizeof(float) >> 20);
+        return -1;
+    }
+    free(m->acts);
+    m->acts = acts;
+    m->x = acts;
+    m->ln = m->x + T * E;
+    m->tmp = m->ln + T * E;
+    m->scratch = m->tmp + T * E;
+    m->logits = m->scratch + scratch;
+    return 0;
 }
 
 int gpt2_shard_load(gpt2_shard *m, const gpt2_config *cfg, const st_file *file, int rank, int P,
@@ -234,24 +255,22 @@ int gpt2_shard_load(gpt2_shard *m, const gpt2_config *cfg, const st_file *file, 
     m->v0 = (int)split_offset((size_t)cfg->vocab_size, P, rank);
     m->v_local = (int)split_count((size_t)cfg->vocab_size, P, rank);
     m->max_T = max_T < 1 ? 1 : (max_T > cfg->n_positions ? cfg->n_positions : max_T);
+    m->context = m->max_T;
     m->n_params = shard_param_floats(m);
-    size_t E = (size_t)cfg->n_embd, T = (size_t)m->max_T;
-    size_t n_acts = 3 * T * E + scratch_floats(m, m->max_T) + T * (size_t)m->v_local;
+    size_t E = (size_t)cfg->n_embd;
     m->params = malloc(m->n_params * sizeof(float));
     m->layers = calloc((size_t)cfg->n_layer, sizeof(gpt2_layer));
-    m->acts = malloc(n_acts * sizeof(float));
-    if (!m->params || !m->layers || !m->acts) {
-        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of weights and activations", rank,
-                 (m->n_params + n_acts) * sizeof(float) >> 20);
+    if (!m->params || !m->layers) {
+        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of weights", rank,
+                 m->n_params * sizeof(float) >> 20);
+        gpt2_shard_free(m);
+        return -1;
+    }
+    if (alloc_activations(m, err, errlen)) {
         gpt2_shard_free(m);
         return -1;
     }
     assign_views(m);
-    m->x = m->acts;
-    m->ln = m->x + T * E;
-    m->tmp = m->ln + T * E;
-    m->scratch = m->tmp + T * E;
-    m->logits = m->scratch + scratch_floats(m, m->max_T);
 
     loader ld = {file, err, errlen, 0};
     size_t v0 = (size_t)m->v0, vl = (size_t)m->v_local;
@@ -267,10 +286,46 @@ int gpt2_shard_load(gpt2_shard *m, const gpt2_config *cfg, const st_file *file, 
     return 0;
 }
 
+int gpt2_shard_enable_cache(gpt2_shard *m, int positions, char *err, size_t errlen) {
+    if (positions < 1 || positions > m->cfg.n_positions) {
+        snprintf(err, errlen, "KV cache of %d positions: must be 1..%d (the model's context)",
+                 positions, m->cfg.n_positions);
+        return -1;
+    }
+    size_t hd = (size_t)m->h_local * (size_t)(m->cfg.n_embd / m->cfg.n_head);
+    size_t per_layer = 2 * (size_t)positions * hd;
+    float *kv = malloc((size_t)m->cfg.n_layer * per_layer * sizeof(float));
+    kv_cache *caches = calloc((size_t)m->cfg.n_layer, sizeof(kv_cache));
+    int old_context = m->context;
+    m->context = positions > m->max_T ? positions : m->max_T;
+    if (!kv || !caches || alloc_activations(m, err, errlen)) {
+        if (!kv || !caches)
+            snprintf(err, errlen, "rank %d: out of memory for a KV cache of %d positions", m->rank,
+                     positions);
+        free(kv);
+        free(caches);
+        m->context = old_context;
+        return -1;
+    }
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        caches[l].k = kv + (size_t)l * per_layer;
+        caches[l].v = caches[l].k + (size_t)positions * hd;
+        caches[l].capacity = positions;
+    }
+    free(m->kv);
+    free(m->caches);
+    m->kv = kv;
+    m->caches = caches;
+    m->cache_len = 0;
+    return 0;
+}
+
 void gpt2_shard_free(gpt2_shard *m) {
     free(m->params);
     free(m->layers);
     free(m->acts);
+    free(m->kv);
+    free(m->caches);
     memset(m, 0, sizeof(*m));
 }
 
@@ -284,7 +339,8 @@ static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
+/* The forward pass of T tokens at positions [pos0, pos0 + T). */
+static int forward_at(comm_t *comm, gpt2_shard *m, const int *tokens, int T, int pos0) {
     if (T < 1 || T > m->max_T)
         return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
                          m->max_T);
@@ -293,15 +349,17 @@ int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
     size_t n = (size_t)T * (size_t)E;
     char tag[32];
     int rc = vocab_parallel_embedding_forward(comm, m->x, tokens, T, m->wte, m->v0, m->v_local,
-                                              m->wpe, E, "embed");
+                                              m->wpe + (size_t)pos0 * (size_t)E, E, "embed");
     for (int l = 0; l < c->n_layer && !rc; l++) {
         const gpt2_layer *L = &m->layers[l];
         attention_weights aw = {L->qkv_w, L->qkv_b, L->proj_w, L->proj_b, E, D, m->h_local};
         mlp_weights mw = {L->fc_w, L->fc_b, L->fcp_w, L->fcp_b, E, m->f_local, c->activation};
+        kv_cache *cache = m->caches ? &m->caches[l] : NULL;
 
         layernorm_forward(m->ln, m->x, L->ln1_w, L->ln1_b, T, E, c->layer_norm_epsilon);
         snprintf(tag, sizeof(tag), "layer%d.attn", l);
-        if ((rc = parallel_attention_forward(comm, m->tmp, m->ln, &aw, T, m->scratch, tag))) break;
+        rc = parallel_attention_forward(comm, m->tmp, m->ln, &aw, T, pos0, cache, m->scratch, tag);
+        if (rc) break;
         add_inplace(m->x, m->tmp, n);
 
         layernorm_forward(m->ln, m->x, L->ln2_w, L->ln2_b, T, E, c->layer_norm_epsilon);
@@ -312,5 +370,21 @@ int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
     if (rc) return rc;
     layernorm_forward(m->ln, m->x, m->lnf_w, m->lnf_b, T, E, c->layer_norm_epsilon);
     vocab_parallel_lm_head_forward(m->logits, m->ln, m->wte, T, E, m->v_local);
+    if (m->caches) m->cache_len = pos0 + T;
     return COMM_OK;
+}
+
+int gpt2_forward(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
+    return forward_at(comm, m, tokens, T, 0);
+}
+
+int gpt2_extend(comm_t *comm, gpt2_shard *m, const int *tokens, int T) {
+    if (!m->caches) return comm_fail(comm, "extend: the shard has no KV cache");
+    if (m->cache_len + T > m->caches[0].capacity)
+        return comm_fail(comm, "extend: %d cached + %d new positions exceed the cache of %d",
+                         m->cache_len, T, m->caches[0].capacity);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
+            return comm_fail(comm, "extend: token id %d is outside the vocabulary", tokens[t]);
+    return forward_at(comm, m, tokens, T, m->cache_len);
 }
