@@ -1,5 +1,5 @@
 # A thin wrapper over CMake/CTest. The two set-up commands of the README:
-#   make run    install what is missing, build, run the main job (linshard bench comm)
+#   make run    install what is missing, build, run the main job (linshard generate)
 #   make test   install what is missing, build, run every test
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -21,7 +21,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	./$(BUILD)/linshard bench comm
+	./$(BUILD)/linshard generate
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

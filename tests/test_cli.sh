@@ -160,5 +160,32 @@ expect 0 "wrote $tmp/tiny/config.json and $tmp/tiny/model.safetensors \(seed 3, 
 # Files are written atomically: no temporary file is left behind.
 if ls "$tmp/tiny" | grep -q tmp; then failed=$((failed + 1)); echo "FAIL: temp file left"; else passed=$((passed + 1)); fi
 
+# ---- tokenize and generate --------------------------------------------------------------------
+expect 0 "^15496,995$" -- tokenize "Hello world"
+expect 0 "^Hello world$" -- tokenize --decode 15496,995
+expect_one_line 1 tokenize --decode 50257
+expect 0 "stopped at the requested number of tokens" -- generate -n 8
+# The same seed gives the same text at every P (sampling is identical on every rank).
+g1=$("$bin" generate --tp 1 --seed 9 -n 16 2>/dev/null)
+for P in 2 4; do
+  gP=$("$bin" generate --tp $P --seed 9 -n 16 2>/dev/null)
+  if [ -n "$g1" ] && [ "$g1" = "$gP" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: generate at P=$P differs from P=1:"; echo "$g1"; echo "$gP"; fi
+done
+g1=$("$bin" generate --tp 1 --seed 9 -n 16 --top-k 0 --top-p 0.9 --temperature 1.1 2>/dev/null)
+g3=$("$bin" generate --tp 3 --seed 9 -n 16 --top-k 0 --top-p 0.9 --temperature 1.1 2>/dev/null)
+if [ -n "$g1" ] && [ "$g1" = "$g3" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: nucleus sampling at P=3 differs from P=1"; fi
+# A small-context model stops at its context length, with a message saying so.
+expect 0 "wrote" -- init --out "$tmp/ctx12" --layers 1 --embd 16 --heads 2 --vocab 50257 --ctx 12 --seed 4
+expect 0 "stopped at the model's context length" -- generate --model "$tmp/ctx12" --tp 2 -n 50 --prompt "a b"
+expect 1 "the prompt has [0-9]+ tokens; the model's context is 12 positions" -- generate --model "$tmp/ctx12" --prompt "$(printf 'x %.0s' $(seq 13))"
+expect 1 "the tokenizer has 50257 tokens but the model only 101" -- generate --model "$model"
+expect 1 "cannot split a model with 4 attention heads over 5 ranks" -- generate --tp 5
+expect_one_line 2 generate -n 0
+expect_one_line 2 generate --temperature -1
+expect_one_line 2 generate --top-p 1.5
+expect_one_line 2 generate --top-k x
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -27,6 +27,10 @@ int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* "4K,64K,1M,16M" (suffixes K, M, G are powers of 1024; plain numbers are bytes). Returns the
  * number parsed, or -1 on a bad entry (then *bad points at it). */
 int cli_parse_sizes(const char *s, size_t *out, int max, const char **bad);
+/* Parses "464,2068,7586" into a malloc'd array. Returns the count, or -1 (bad entry in *bad). */
+int cli_parse_tokens(const char *s, int **out, const char **bad);
+/* Parses "1,2,3,4,8". Returns the count, or -1. */
+int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
 /* Formats a byte count as "4 KiB", "16 MiB"... */
 const char *cli_format_bytes(size_t bytes, char *buf, size_t len);
 /* Parses --backend and checks it was built in; returns 0 or prints a usage error (returns 2). */
@@ -46,8 +50,11 @@ const char *cli_blas_description(void);
 
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
+int cmd_bench_generate(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

@@ -35,9 +35,4 @@ typedef struct {
 int model_run_job(model_run *job);
 void model_run_free(model_run *job);
 
-/* Parses "464,2068,7586" into a malloc'd array. Returns the count, or -1 (bad entry in *bad). */
-int cli_parse_tokens(const char *s, int **out, const char **bad);
-/* Parses "1,2,3,4,8". Returns the count, or -1. */
-int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
-
 #endif

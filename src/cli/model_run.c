@@ -97,39 +97,3 @@ void model_run_free(model_run *job) {
     if (job->have_ledger) ledger_free(&job->ledger);
     job->have_ledger = 0;
 }
-
-int cli_parse_tokens(const char *s, int **out, const char **bad) {
-    int n = 1;
-    for (const char *p = s; *p; p++) n += *p == ',';
-    int *ids = malloc((size_t)n * sizeof(int));
-    if (!ids) return -1;
-    const char *p = s;
-    for (int i = 0; i < n; i++) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > 0x7fffffff || (*end && *end != ',')) {
-            *bad = p;
-            free(ids);
-            return -1;
-        }
-        ids[i] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    *out = ids;
-    return n;
-}
-
-int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi) {
-    int n = 0;
-    const char *p = s;
-    for (;;) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < lo || v > hi || (*end && *end != ',') || n == max) return -1;
-        out[n++] = (int)v;
-        if (!*end) return n;
-        p = end + 1;
-    }
-}

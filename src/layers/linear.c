@@ -17,6 +17,13 @@ static void gemm_rows(float *out, const float *in, const float *w, int T, int K,
         if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof(float));
         return;
     }
+    if (T == 1) {
+        /* One token (decoding): a matrix-vector product. sgemm would first copy ("pack") the
+         * whole weight matrix, tripling the memory traffic of a bandwidth-bound step. */
+        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, w, N, in, 1, accumulate ? 1.0f : 0.0f,
+                    out, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, in, K, w, N,
                 accumulate ? 1.0f : 0.0f, out, N);
 }

@@ -1,0 +1,368 @@
+/* cmd_bench_generate.c — `linshard bench generate`: greedy decode tokens/s of GPT-2 split over
+ * P ranks, beside the memory-bandwidth ceiling and PyTorch's decode on the same weights, all
+ * measured in one run.
+ *
+ * Decoding one token reads every weight once and does little arithmetic on it, so its speed
+ * limit is memory bandwidth: ceiling tokens/s = bandwidth / bytes of weights read per token.
+ * With P ranks each reads only its shard, and P cores pull from memory at once — that is what
+ * tensor parallelism buys for decoding on one machine. */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "linshard/linshard.h"
+#include "linshard/gpt2.h"
+#include "linshard/sampling.h"
+
+#define MAX_LIST 8
+#define REPEATS 3
+
+static const char bench_generate_usage[] =
+    "usage: linshard bench generate (--model DIR | --shape gpt2) [--tp LIST] [--prompt-count T]\n"
+    "                               [-n N] [--json] [--no-peers]\n"
+    "\n"
+    "Greedy decoding speed (tokens/s after a T-token prompt) for each P, one core per rank,\n"
+    "beside the memory-bandwidth ceiling for that P (the read bandwidth of P cores together,\n"
+    "measured now, divided by the bytes of weights all ranks read per token) and PyTorch's\n"
+    "greedy decoding with\n"
+    "a KV cache on the same weights (bench/torch_gpt2_forward.py --decode). Fastest of 3 runs.\n"
+    "\n"
+    "  --model DIR        a checkpoint;  --shape gpt2: a seeded random GPT-2 small, written to a\n"
+    "                     temporary directory and removed afterwards\n"
+    "  --tp LIST          ranks (default 1,2)\n"
+    "  --prompt-count T   prompt length (default 16)\n"
+    "  -n N               tokens to decode (default 64)\n"
+    "  --json             one JSON object per line\n"
+    "  --no-peers         skip PyTorch\n"
+    "  -h, --help         this text\n";
+
+typedef struct {
+    const gpt2_config *cfg;
+    const st_file *file;
+    int T, N;
+    double seconds, comm_seconds; /* best decode of N tokens */
+    size_t weight_bytes;          /* rank 0's shard */
+    int tokens[1024];             /* rank 0's greedy tokens (first min(N, 1024)) */
+} decode_job;
+
+static int decode_rank(comm_t *comm, void *arg) {
+    decode_job *job = arg;
+    const gpt2_config *c = job->cfg;
+    int r = comm_rank(comm), rc = 0;
+    gpt2_shard m;
+    char err[512];
+    if (gpt2_shard_load(&m, c, job->file, r, comm_size(comm), job->T, err, sizeof(err)) ||
+        gpt2_shard_enable_cache(&m, job->T + job->N, err, sizeof(err)))
+        return comm_fail(comm, "%s", err);
+    int *prompt = malloc((size_t)job->T * sizeof(int));
+    float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
+    if (!prompt || !scratch) rc = comm_fail(comm, "out of memory on rank %d", r);
+    for (int t = 0; !rc && t < job->T; t++)
+        prompt[t] = (int)(((long long)t * 7919 + 13) % c->vocab_size);
+    sampling_opts greedy = {0.0f, 0, 1.0f};
+    sampler_rng rng;
+    sampler_seed(&rng, 1);
+    double best = 1e30, best_comm = 0;
+    for (int rep = 0; rep <= REPEATS && !rc; rep++) { /* rep 0 warms up */
+        if ((rc = gpt2_forward(comm, &m, prompt, job->T))) break;
+        const float *last = m.logits + (size_t)(job->T - 1) * (size_t)m.v_local;
+        if ((rc = comm_barrier(comm, "sync"))) break;
+        double t0 = timer_seconds(), c0 = ledger_total_seconds(comm_ledger(comm));
+        for (int i = 0; i < job->N && !rc; i++) {
+            int tok;
+            rc = sample_next_token(comm, last, m.v0, m.v_local, c->vocab_size, &greedy, &rng,
+                                   scratch, &tok);
+            if (!rc && r == 0 && i < 1024) job->tokens[i] = tok;
+            if (!rc) rc = gpt2_extend(comm, &m, &tok, 1);
+            last = m.logits;
+        }
+        double dt = timer_seconds() - t0;
+        if (rep > 0 && dt < best) {
+            best = dt;
+            best_comm = ledger_total_seconds(comm_ledger(comm)) - c0;
+        }
+    }
+    if (!rc && r == 0) {
+        job->seconds = best;
+        job->comm_seconds = best_comm;
+        job->weight_bytes = gpt2_shard_weight_bytes(&m);
+    }
+    free(prompt);
+    free(scratch);
+    gpt2_shard_free(&m);
+    return rc;
+}
+
+/* ---- memory bandwidth: P threads each summing its own 256 MiB ----------------------------- */
+
+#define BW_FLOATS ((size_t)64 << 20) /* 256 MiB per thread: well past the L3 */
+
+typedef struct {
+    float *buf;
+    double sum;
+} bw_arg;
+
+static void *bw_thread(void *p) {
+    bw_arg *a = p;
+    float acc[16] = {0};
+    for (size_t i = 0; i < BW_FLOATS; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a->buf[i + k];
+    for (int k = 0; k < 16; k++) a->sum += acc[k];
+    return NULL;
+}
+
+/* Bytes/s that P cores read together (best of 3). Returns 0 if memory is short. */
+static double read_bandwidth(int P) {
+    float **bufs = calloc((size_t)P, sizeof(float *));
+    bw_arg *args = calloc((size_t)P, sizeof(bw_arg));
+    pthread_t *th = calloc((size_t)P, sizeof(pthread_t));
+    double best = 0;
+    int ok = bufs && args && th;
+    for (int i = 0; ok && i < P; i++) {
+        bufs[i] = malloc(BW_FLOATS * sizeof(float));
+        if (!bufs[i])
+            ok = 0;
+        else
+            for (size_t j = 0; j < BW_FLOATS; j++) bufs[i][j] = 1e-3f;
+    }
+    for (int rep = 0; ok && rep < 3; rep++) {
+        double t0 = timer_seconds();
+        for (int i = 0; i < P; i++) {
+            args[i] = (bw_arg){bufs[i], 0};
+            pthread_create(&th[i], NULL, bw_thread, &args[i]);
+        }
+        for (int i = 0; i < P; i++) pthread_join(th[i], NULL);
+        double bw = (double)P * BW_FLOATS * sizeof(float) / (timer_seconds() - t0);
+        if (bw > best) best = bw;
+    }
+    for (int i = 0; bufs && i < P; i++) free(bufs[i]);
+    free(bufs);
+    free(args);
+    free(th);
+    return best;
+}
+
+/* ---- PyTorch ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int threads, valid;
+    double seconds;
+    int tokens[1024], n_tokens;
+} torch_result;
+
+static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
+    const char *python = getenv("LINSHARD_PYTHON");
+    if (!python || !*python)
+        python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    const char *script = getenv("LINSHARD_TORCH_BENCH");
+    if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' '%s' '%s' --decode %d --prompt-count %d --threads %d --repeats %d", python,
+             script, dir, N, T, threads, REPEATS);
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    static char line[65536];
+    while (fgets(line, sizeof(line), p)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+        const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+        if (cJSON_IsNumber(s)) {
+            out->threads = threads;
+            out->seconds = s->valuedouble;
+            out->valid = 1;
+            const cJSON *t;
+            out->n_tokens = 0;
+            cJSON_ArrayForEach(t, toks) if (out->n_tokens < 1024 && cJSON_IsNumber(t))
+                out->tokens[out->n_tokens++] = t->valueint;
+        }
+        cJSON_Delete(o);
+    }
+    if (pclose(p) != 0)
+        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
+                script);
+}
+
+/* ---- the command -------------------------------------------------------------------------- */
+
+static void remove_model_dir(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static int agree(const int *a, const int *b, int n) {
+    int same = 0;
+    while (same < n && a[same] == b[same]) same++;
+    return same;
+}
+
+int cmd_bench_generate(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"shape", required_argument, 0, 'S'},
+        {"tp", required_argument, 0, 'p'},    {"prompt-count", required_argument, 0, 'T'},
+        {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    const char *dir = NULL;
+    int shape = 0, json = 0, peers = 1, c, T = 16, N = 64;
+    int tps[MAX_LIST] = {1, 2}, n_tp = 2;
+    long v;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            dir = optarg;
+            break;
+        case 'S':
+            if (strcmp(optarg, "gpt2"))
+                return cli_usage_error("bench generate", "unknown --shape '%s' (available: gpt2)",
+                                       optarg);
+            shape = 1;
+            break;
+        case 'p':
+            if ((n_tp = cli_parse_int_list(optarg, tps, MAX_LIST, 1, 256)) < 0)
+                return cli_usage_error("bench generate", "--tp must be a list like 1,2");
+            break;
+        case 'T':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v))
+                return cli_usage_error("bench generate", "--prompt-count must be >= 1");
+            T = (int)v;
+            break;
+        case 'n':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v))
+                return cli_usage_error("bench generate", "-n must be >= 1");
+            N = (int)v;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'x':
+            peers = 0;
+            break;
+        case 'h':
+            fputs(bench_generate_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("bench generate", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("bench generate", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("bench generate", "unexpected argument '%s'", argv[optind]);
+    if (!dir == !shape)
+        return cli_usage_error("bench generate", "give --model DIR or --shape gpt2");
+    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512], path[4096];
+    if (shape) {
+        gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+        gpt2_init_opts opts = {7, ST_F32, 0, 0};
+        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &gpt2, &opts, err, sizeof(err))) {
+            remove_model_dir(tmpdir);
+            return cli_job_error("bench generate: cannot write the model: %s", err);
+        }
+        dir = tmpdir;
+    }
+    gpt2_config cfg;
+    st_file file = {0};
+    int rc = EXIT_OK, file_open = 0;
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) ||
+        (T + N > cfg.n_positions &&
+         snprintf(err, sizeof(err), "prompt %d + %d new tokens exceed the context of %d", T, N,
+                  cfg.n_positions)) ||
+        st_open(&file, path, err, sizeof(err)) ||
+        (file_open = 1, gpt2_check_weights(&cfg, &file, err, sizeof(err)))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
+    for (int i = 0; i < n_tp; i++)
+        if (gpt2_config_check_tp(&cfg, tps[i], err, sizeof(err))) {
+            rc = cli_job_error("%s", err);
+            goto done;
+        }
+    layers_set_blas_threads(1);
+    decode_job jobs[MAX_LIST];
+    double bw[MAX_LIST];
+    for (int i = 0; i < n_tp && !rc; i++) {
+        if (!json) fprintf(stderr, "bench generate: P=%d...\n", tps[i]);
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].cfg = &cfg;
+        jobs[i].file = &file;
+        jobs[i].T = T;
+        jobs[i].N = N;
+        if (comm_launch(COMM_BACKEND_THREADS, tps[i], decode_rank, &jobs[i], err, sizeof(err)))
+            rc = cli_job_error("%s", err);
+        bw[i] = read_bandwidth(tps[i]);
+    }
+    torch_result torch[2];
+    memset(torch, 0, sizeof(torch));
+    if (peers && !rc) {
+        if (!json) fprintf(stderr, "bench generate: PyTorch, 1 and 2 threads...\n");
+        run_torch_decode(dir, T, N, 1, &torch[0]);
+        run_torch_decode(dir, T, N, 2, &torch[1]);
+    }
+    if (rc) goto done;
+    int n_check = N < 1024 ? N : 1024;
+    if (!json)
+        printf("greedy decode, GPT-2 %d layers x %d wide, vocab %d: %d tokens after a %d-token "
+               "prompt\n  %-22s %10s %9s %7s %9s %8s %12s %9s %8s %9s\n",
+               cfg.n_layer, cfg.n_embd, cfg.vocab_size, N, T, "configuration", "tokens/s",
+               "ms/token", "comm", "MB/token", "GB/s", "ceiling t/s", "%ceiling", "vs P=1",
+               "vs torch1");
+    for (int i = 0; i < n_tp; i++) {
+        decode_job *j = &jobs[i];
+        /* P cores share bw[i]: each rank streams its shard at bw[i] / P. */
+        double tps_ = N / j->seconds, ceiling = bw[i] / tps[i] / (double)j->weight_bytes;
+        double vs1 = 0, vst = torch[0].valid ? torch[0].seconds / j->seconds : 0;
+        for (int k = 0; k < n_tp; k++)
+            if (tps[k] == 1) vs1 = jobs[k].seconds / j->seconds;
+        int same = agree(j->tokens, jobs[0].tokens, n_check);
+        if (json) {
+            printf("{\"backend\":\"linshard\",\"P\":%d,\"T\":%d,\"new_tokens\":%d,\"seconds\":%g,"
+                   "\"tokens_per_s\":%g,\"comm_fraction\":%g,\"weight_bytes_per_rank\":%zu,"
+                   "\"read_bandwidth_GBps\":%g,\"ceiling_tokens_per_s\":%g,"
+                   "\"tokens_agree_with_first\":%d}\n",
+                   tps[i], T, N, j->seconds, tps_, j->comm_seconds / j->seconds, j->weight_bytes,
+                   bw[i] / 1e9, ceiling, same);
+        } else {
+            char what[32];
+            snprintf(what, sizeof(what), "linshard P=%d", tps[i]);
+            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %7.2fx %8.2fx\n", what,
+                   tps_, 1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds,
+                   j->weight_bytes / 1e6, bw[i] / 1e9, ceiling, 100 * tps_ / ceiling, vs1, vst);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        torch_result *t = &torch[k];
+        if (!t->valid) continue;
+        int same = agree(t->tokens, jobs[0].tokens, t->n_tokens < n_check ? t->n_tokens : n_check);
+        if (json)
+            printf("{\"backend\":\"pytorch\",\"threads\":%d,\"T\":%d,\"new_tokens\":%d,"
+                   "\"seconds\":%g,\"tokens_per_s\":%g,\"tokens_agree_with_linshard\":%d}\n",
+                   t->threads, T, N, t->seconds, N / t->seconds, same);
+        else
+            printf("  pytorch %d thread%-8s %10.1f %9.2f %50s %8.2fx   (greedy tokens equal "
+                   "linshard's for the first %d of %d)\n",
+                   t->threads, t->threads > 1 ? "s" : "", N / t->seconds, 1e3 * t->seconds / N, "",
+                   torch[0].seconds / t->seconds, same, n_check);
+    }
+    if (!json)
+        for (int i = 1; i < n_tp; i++)
+            printf("  P=%d greedy tokens equal P=%d's for the first %d of %d\n", tps[i], tps[0],
+                   agree(jobs[i].tokens, jobs[0].tokens, n_check), n_check);
+done:
+    if (file_open) st_close(&file);
+    if (shape) remove_model_dir(tmpdir);
+    return rc;
+}

@@ -1,0 +1,325 @@
+/* cmd_generate.c — `linshard generate`: a prompt in, text out, the model split over P ranks.
+ *
+ * Every rank runs the same loop: prefill the prompt into its head-sharded KV cache, then per
+ * token: sample (identically on every rank, see sampling.h), decode one step (1 + 2 * n_layer
+ * AllReduce of one token's activations). Rank 0 streams the text. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "linshard/linshard.h"
+#include "linshard/gpt2.h"
+#include "linshard/sampling.h"
+#include "linshard/tokenizer.h"
+
+/* The embedded default: a seeded random GPT-2 with the real GPT-2 vocabulary, built at
+ * start-up (untrained, so its text is random tokens) until a trained default model ships. */
+static const gpt2_config default_model = {4, 128, 4, 50257, 256, 1e-5f, GELU_TANH};
+#define DEFAULT_SEED 1
+
+static const char generate_usage[] =
+    "usage: linshard generate [--model DIR] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
+    "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "\n"
+    "Generates text from the prompt with GPT-2 split over P ranks, streaming tokens to stdout;\n"
+    "prompt and generation speed and the time spent in communication go to stderr. Stops at\n"
+    "<|endoftext|>, after N tokens, or at the model's context length.\n"
+    "\n"
+    "  --model DIR       a checkpoint (config.json + model.safetensors; its tokenizer files if\n"
+    "                    present, else the built-in GPT-2 tokenizer). Without it: the built-in\n"
+    "                    default, a seeded random (untrained) 4-layer GPT-2 with the GPT-2\n"
+    "                    vocabulary, built at start-up — its text is random\n"
+    "  --tp P            ranks (default 1)\n"
+    "  --backend B       threads (default) or mpi (run under: mpirun -np P linshard ...)\n"
+    "  --prompt TEXT     the prompt (default \"The meaning of life is\"); empty: start from\n"
+    "                    <|endoftext|>\n"
+    "  -n N              tokens to generate (default 32)\n"
+    "  --temperature T   0 = greedy (default 0.8)\n"
+    "  --top-k K         sample among the K most likely tokens (default 40; 0 = all)\n"
+    "  --top-p P         nucleus sampling: the smallest set with mass >= P (default 1 = off)\n"
+    "  --seed S          random seed (default 1): the same seed gives the same text at every P\n"
+    "  --comm-stats      print rank 0's comm ledger at the end\n"
+    "  -h, --help        this text\n";
+
+typedef struct {
+    const char *model_dir;
+    const st_file *file;
+    gpt2_config cfg;
+    const tokenizer *tok;
+    const int *prompt;
+    int n_prompt, n_new, comm_stats;
+    sampling_opts sampling;
+    uint64_t seed;
+    /* out (rank 0) */
+    int generated;
+    double prefill_s, decode_s, comm_prefill_s, comm_decode_s;
+    const char *stop_reason;
+} generate_job;
+
+static void emit(const tokenizer *tok, int id) {
+    char bytes[1024]; /* GPT-2's longest token is 128 bytes (tokenizer_max_token_bytes) */
+    int n = tokenizer_token_bytes(tok, id, bytes, sizeof(bytes));
+    if (n > 0) fwrite(bytes, 1, (size_t)n, stdout);
+    fflush(stdout);
+}
+
+static int generate_rank(comm_t *comm, void *arg) {
+    generate_job *job = arg;
+    int r = comm_rank(comm), rc;
+    const gpt2_config *c = &job->cfg;
+    int capacity = job->n_prompt + job->n_new;
+    if (capacity > c->n_positions) capacity = c->n_positions;
+    gpt2_shard m;
+    char err[512];
+    if (gpt2_shard_load(&m, c, job->file, r, comm_size(comm), job->n_prompt, err, sizeof(err)) ||
+        gpt2_shard_enable_cache(&m, capacity, err, sizeof(err)))
+        return comm_fail(comm, "%s", err);
+    float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
+    if (!scratch) return comm_fail(comm, "out of memory on rank %d", r);
+    sampler_rng rng;
+    sampler_seed(&rng, job->seed);
+    const ledger_t *ledger = comm_ledger(comm);
+    int eot = tokenizer_eot(job->tok);
+
+    double t0 = timer_seconds(), c0 = ledger_total_seconds(ledger);
+    rc = gpt2_forward(comm, &m, job->prompt, job->n_prompt);
+    double t1 = timer_seconds(), c1 = ledger_total_seconds(ledger);
+    const float *last = m.logits + (size_t)(job->n_prompt - 1) * (size_t)m.v_local;
+    int generated = 0, token = -1;
+    const char *stop = NULL;
+    while (!rc && !stop) {
+        if ((rc = sample_next_token(comm, last, m.v0, m.v_local, c->vocab_size, &job->sampling,
+                                    &rng, scratch, &token)))
+            break;
+        if (token == eot) {
+            stop = "<|endoftext|>";
+            break;
+        }
+        generated++;
+        if (r == 0) emit(job->tok, token);
+        if (generated == job->n_new)
+            stop = "the requested number of tokens";
+        else if (m.cache_len == capacity)
+            stop = "the model's context length";
+        else if ((rc = gpt2_extend(comm, &m, &token, 1)))
+            break;
+        last = m.logits;
+    }
+    double t2 = timer_seconds(), c2 = ledger_total_seconds(ledger);
+    if (!rc && r == 0) {
+        job->generated = generated;
+        job->prefill_s = t1 - t0;
+        job->decode_s = t2 - t1;
+        job->comm_prefill_s = c1 - c0;
+        job->comm_decode_s = c2 - c1;
+        job->stop_reason = stop;
+        if (job->comm_stats) ledger_print(ledger, 0, stderr);
+    }
+    free(scratch);
+    gpt2_shard_free(&m);
+    return rc;
+}
+
+/* Loads the tokenizer: the model directory's files if it has them, else the built-in one. */
+static int load_tokenizer(const char *model_dir, tokenizer **tok, char *err, size_t errlen) {
+    if (model_dir) {
+        static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", model_dir, names[i]);
+            if (access(path, R_OK) == 0) return tokenizer_load_dir(tok, model_dir, err, errlen);
+        }
+    }
+    return tokenizer_load_builtin(tok, err, errlen);
+}
+
+static void remove_model_dir(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int cmd_generate(int argc, char **argv) {
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"tp", required_argument, 0, 'p'},
+                                             {"backend", required_argument, 0, 'b'},
+                                             {"prompt", required_argument, 0, 'P'},
+                                             {"temperature", required_argument, 0, 't'},
+                                             {"top-k", required_argument, 0, 'k'},
+                                             {"top-p", required_argument, 0, 'q'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {"comm-stats", no_argument, 0, 'c'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    generate_job job;
+    memset(&job, 0, sizeof(job));
+    job.sampling = (sampling_opts){0.8f, 40, 1.0f};
+    job.seed = 1;
+    job.n_new = 32;
+    const char *prompt = "The meaning of life is";
+    long P = 1, v;
+    comm_backend_t backend = COMM_BACKEND_THREADS;
+    int c, rc;
+    char *end;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            job.model_dir = optarg;
+            break;
+        case 'p':
+            if (cli_parse_int(optarg, 1, 256, &P))
+                return cli_usage_error("generate", "--tp must be an integer in 1..256, got '%s'",
+                                       optarg);
+            break;
+        case 'b':
+            if ((rc = cli_parse_backend("generate", optarg, &backend))) return rc;
+            break;
+        case 'P':
+            prompt = optarg;
+            break;
+        case 'n':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v))
+                return cli_usage_error("generate", "-n must be a positive integer, got '%s'",
+                                       optarg);
+            job.n_new = (int)v;
+            break;
+        case 't':
+            job.sampling.temperature = strtof(optarg, &end);
+            if (*end || end == optarg || !(job.sampling.temperature >= 0) ||
+                !isfinite(job.sampling.temperature))
+                return cli_usage_error("generate", "--temperature must be a number >= 0, got '%s'",
+                                       optarg);
+            break;
+        case 'k':
+            if (cli_parse_int(optarg, 0, 1 << 24, &v))
+                return cli_usage_error("generate", "--top-k must be an integer >= 0, got '%s'",
+                                       optarg);
+            job.sampling.top_k = (int)v;
+            break;
+        case 'q':
+            job.sampling.top_p = strtof(optarg, &end);
+            if (*end || end == optarg || !(job.sampling.top_p > 0 && job.sampling.top_p <= 1))
+                return cli_usage_error("generate", "--top-p must be in (0, 1], got '%s'", optarg);
+            break;
+        case 's':
+            if (cli_parse_int(optarg, 0, 0x7fffffffL, &v))
+                return cli_usage_error("generate", "--seed must be a non-negative integer");
+            job.seed = (uint64_t)v;
+            break;
+        case 'c':
+            job.comm_stats = 1;
+            break;
+        case 'h':
+            fputs(generate_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("generate", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_start_backend(backend, (int)P))) return rc;
+    int printer = cli_is_printer(backend);
+    char err[512], tmpdir[] = "/tmp/linshard-default-XXXXXX", path[4096];
+    tokenizer *tok = NULL;
+    int *ids = NULL, made_model = 0;
+    size_t n_ids = 0;
+    st_file file = {0};
+    int file_open = 0;
+    rc = EXIT_OK;
+
+    if (!job.model_dir) {
+        /* Every MPI process builds the same seeded model in its own temporary directory. */
+        gpt2_init_opts opts = {DEFAULT_SEED, ST_F32, 0, 0};
+        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &default_model, &opts, err, sizeof(err))) {
+            rc = cli_job_error("cannot build the default model: %s", err);
+            goto done;
+        }
+        made_model = 1;
+        job.model_dir = tmpdir;
+        if (printer)
+            fprintf(stderr, "generate: no --model: using the built-in seeded random GPT-2 (4 "
+                            "layers, 128 wide, GPT-2 vocabulary), untrained, so the text is "
+                            "random\n");
+    }
+    if (gpt2_config_load(job.model_dir, &job.cfg, err, sizeof(err)) ||
+        gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
+        sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
+        load_tokenizer(made_model ? NULL : job.model_dir, &tok, err, sizeof(err))) {
+        rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
+        goto done;
+    }
+    if (tokenizer_vocab_size(tok) > job.cfg.vocab_size) {
+        rc = cli_job_error("the tokenizer has %d tokens but the model only %d",
+                           tokenizer_vocab_size(tok), job.cfg.vocab_size);
+        goto done;
+    }
+    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids)) {
+        rc = cli_job_error("out of memory encoding the prompt");
+        goto done;
+    }
+    if (n_ids == 0) { /* GPT-2 starts unconditional text from <|endoftext|> */
+        free(ids);
+        ids = malloc(sizeof(int));
+        if (!ids) {
+            rc = cli_job_error("out of memory");
+            goto done;
+        }
+        ids[0] = tokenizer_eot(tok);
+        n_ids = 1;
+    }
+    if ((int)n_ids >= job.cfg.n_positions) {
+        rc = cli_job_error("the prompt has %zu tokens; the model's context is %d positions", n_ids,
+                           job.cfg.n_positions);
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s/model.safetensors", job.model_dir);
+    if (st_open(&file, path, err, sizeof(err)) ||
+        (file_open = 1, gpt2_check_weights(&job.cfg, &file, err, sizeof(err)))) {
+        rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
+        goto done;
+    }
+    job.file = &file;
+    job.tok = tok;
+    job.prompt = ids;
+    job.n_prompt = (int)n_ids;
+    layers_set_blas_threads(1);
+    if (printer) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+    rc = comm_launch(backend, (int)P, generate_rank, &job, err, sizeof(err));
+    if (rc) {
+        if (printer) putchar('\n');
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
+    if (printer) {
+        putchar('\n');
+        fprintf(stderr,
+                "generate: P=%ld (%s); prompt %d tokens in %.1f ms (%.1f tokens/s); %d tokens "
+                "generated in %.1f ms (%.1f tokens/s); communication %.1f%% of prompt time, "
+                "%.1f%% of generation time; stopped at %s\n",
+                P, comm_backend_name(backend), job.n_prompt, job.prefill_s * 1e3,
+                job.n_prompt / job.prefill_s, job.generated, job.decode_s * 1e3,
+                job.generated / job.decode_s, 100 * job.comm_prefill_s / job.prefill_s,
+                100 * job.comm_decode_s / job.decode_s, job.stop_reason ? job.stop_reason : "?");
+    }
+done:
+    if (file_open) st_close(&file);
+    if (made_model) remove_model_dir(tmpdir);
+    free(ids);
+    if (tok) tokenizer_free(tok);
+    cli_stop_backend(backend);
+    return rc;
+}

@@ -1,0 +1,800 @@
+/* bpe.c — GPT-2's byte-level BPE: loading the vocabulary and merges, encoding, decoding.
+ *
+ * The files spell tokens in GPT-2's byte alphabet (bytes_to_unicode: each byte is one printable
+ * code point, "Ġ" for the space). Loading maps every token back to its raw bytes, so the tables
+ * here are in bytes: the vocabulary (id → bytes, and a hash map bytes → id) and the merges (a
+ * hash map (left id, right id) → rank and merged id). Encoding splits the text into pieces
+ * (pretokenize.c) and runs the merges on each piece's bytes exactly as OpenAI's encoder.py does:
+ * repeatedly take the adjacent pair of lowest rank and merge all its occurrences left to right,
+ * until no pair has a rank.
+ *
+ * Long pieces use a heap of pairs instead of rescanning the piece after every merge, which
+ * turns O(n^2) into O(n log n) and gives the same tokens whenever every pair that contains a
+ * merged token ranks after every merge that makes that token (true of any merge list learned by
+ * BPE, GPT-2's included). Loading checks that property; when a merge list lacks it, every piece
+ * takes the rescanning path. */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "tokenizer_internal.h"
+
+#define EOT_TEXT "<|endoftext|>"
+#define EOT_LEN (sizeof(EOT_TEXT) - 1)
+/* Pieces longer than this (in bytes) use the heap when the merges allow it. */
+#ifndef HEAP_MIN_BYTES
+#define HEAP_MIN_BYTES 32
+#endif
+
+typedef struct {
+    uint64_t key; /* left id << 32 | right id; UINT64_MAX for an empty slot */
+    int32_t rank;
+    int32_t merged;
+} merge_slot;
+
+struct tokenizer {
+    int n_vocab;
+    int eot;
+    int max_token_bytes;
+    int heap_ok;
+    char *pool;          /* every token's bytes, back to back */
+    size_t *tok_off;     /* [n_vocab] offset into pool */
+    int *tok_len;        /* [n_vocab] */
+    int32_t *vocab_slot; /* hash map bytes → id: id + 1, 0 empty; [vocab_cap] */
+    size_t vocab_cap;
+    merge_slot *merges; /* [merge_cap] */
+    size_t merge_cap;
+    int n_merges;
+    int byte_id[256]; /* the token of each single byte */
+};
+
+/* ---- GPT-2's byte alphabet (bytes_to_unicode) ------------------------------------------------ */
+
+#define ALPHABET_SIZE 324 /* code points 0 .. 256 + 67 */
+
+/* unicode_to_byte[cp]: the byte that code point cp stands for, or -1. */
+static void byte_alphabet(int unicode_to_byte[ALPHABET_SIZE]) {
+    for (int i = 0; i < ALPHABET_SIZE; i++) unicode_to_byte[i] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        unicode_to_byte[printable ? b : 256 + n++] = b;
+    }
+}
+
+/* Maps a token spelled in the byte alphabet (UTF-8, len bytes) to its raw bytes in out (room
+ * for len bytes: each byte's code point takes at least one). Returns the byte count, or -1 when
+ * a character is outside the alphabet or the UTF-8 is malformed. */
+static int token_to_bytes(const int *u2b, const char *s, size_t len, char *out) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    int n = 0;
+    while (i < len) {
+        int cp;
+        if (p[i] < 0x80) {
+            cp = p[i++];
+        } else if ((p[i] & 0xE0) == 0xC0 && i + 1 < len && (p[i + 1] & 0xC0) == 0x80) {
+            cp = (p[i] & 0x1F) << 6 | (p[i + 1] & 0x3F);
+            i += 2;
+        } else {
+            return -1; /* the alphabet ends at U+0143: two bytes at most */
+        }
+        if (cp >= ALPHABET_SIZE || u2b[cp] < 0) return -1;
+        out[n++] = (char)u2b[cp];
+    }
+    return n;
+}
+
+/* ---- hash maps ------------------------------------------------------------------------------ */
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_u64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static size_t pow2_at_least(size_t n) {
+    size_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+/* The id of the token with these bytes, or -1. */
+static int vocab_find(const tokenizer *t, const char *s, size_t n) {
+    size_t mask = t->vocab_cap - 1;
+    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+        int32_t v = t->vocab_slot[i];
+        if (!v) return -1;
+        int id = v - 1;
+        if ((size_t)t->tok_len[id] == n && !memcmp(t->pool + t->tok_off[id], s, n)) return id;
+    }
+}
+
+static void vocab_insert(tokenizer *t, int id) {
+    size_t mask = t->vocab_cap - 1;
+    size_t i = hash_bytes(t->pool + t->tok_off[id], (size_t)t->tok_len[id]) & mask;
+    while (t->vocab_slot[i]) i = (i + 1) & mask;
+    t->vocab_slot[i] = id + 1;
+}
+
+static inline uint64_t pair_key(int a, int b) {
+    return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+}
+
+static inline const merge_slot *merge_find(const tokenizer *t, int a, int b) {
+    uint64_t key = pair_key(a, b);
+    size_t mask = t->merge_cap - 1;
+    for (size_t i = hash_u64(key) & mask;; i = (i + 1) & mask) {
+        const merge_slot *m = &t->merges[i];
+        if (m->key == key) return m;
+        if (m->key == UINT64_MAX) return NULL;
+    }
+}
+
+/* A later duplicate of a pair takes its rank, as dict(zip(merges, range(...))) does. */
+static void merge_insert(tokenizer *t, int a, int b, int rank, int merged) {
+    uint64_t key = pair_key(a, b);
+    size_t mask = t->merge_cap - 1;
+    size_t i = hash_u64(key) & mask;
+    while (t->merges[i].key != UINT64_MAX && t->merges[i].key != key) i = (i + 1) & mask;
+    t->merges[i] = (merge_slot){key, rank, merged};
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+void tokenizer_free(tokenizer *t) {
+    if (!t) return;
+    free(t->pool);
+    free(t->tok_off);
+    free(t->tok_len);
+    free(t->vocab_slot);
+    free(t->merges);
+    free(t);
+}
+
+/* The vocabulary from a JSON object {token: id}: ids must be 0 .. count-1, each once. */
+static int load_vocab(tokenizer *t, const cJSON *obj, const int *u2b, const char *name, char *err,
+                      size_t errlen) {
+    if (!cJSON_IsObject(obj)) {
+        snprintf(err, errlen, "%s: the vocabulary is not a JSON object", name);
+        return -1;
+    }
+    int n = cJSON_GetArraySize(obj);
+    if (n <= 0) {
+        snprintf(err, errlen, "%s: the vocabulary is empty", name);
+        return -1;
+    }
+    size_t pool_bytes = 0;
+    for (const cJSON *e = obj->child; e; e = e->next) pool_bytes += strlen(e->string);
+    t->n_vocab = n;
+    t->pool = malloc(pool_bytes ? pool_bytes : 1);
+    t->tok_off = malloc((size_t)n * sizeof(*t->tok_off));
+    t->tok_len = malloc((size_t)n * sizeof(*t->tok_len));
+    t->vocab_cap = pow2_at_least((size_t)n * 2);
+    t->vocab_slot = calloc(t->vocab_cap, sizeof(*t->vocab_slot));
+    if (!t->pool || !t->tok_off || !t->tok_len || !t->vocab_slot) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) t->tok_len[i] = -1;
+    size_t used = 0;
+    for (const cJSON *e = obj->child; e; e = e->next) {
+        double v = cJSON_GetNumberValue(e);
+        if (!cJSON_IsNumber(e) || v < 0 || v >= n || v != (double)(int)v) {
+            snprintf(err, errlen, "%s: token \"%.40s\": its id is not an integer in 0..%d", name,
+                     e->string, n - 1);
+            return -1;
+        }
+        int id = (int)v;
+        if (t->tok_len[id] >= 0) {
+            snprintf(err, errlen, "%s: id %d is given to two tokens (\"%.40s\" is one)", name, id,
+                     e->string);
+            return -1;
+        }
+        int len = token_to_bytes(u2b, e->string, strlen(e->string), t->pool + used);
+        if (len < 0) {
+            snprintf(err, errlen,
+                     "%s: token \"%.40s\" has a character outside GPT-2's byte alphabet", name,
+                     e->string);
+            return -1;
+        }
+        if (len == 0) {
+            snprintf(err, errlen, "%s: the empty string is a token (id %d)", name, id);
+            return -1;
+        }
+        t->tok_off[id] = used;
+        t->tok_len[id] = len;
+        used += (size_t)len;
+        if (len > t->max_token_bytes) t->max_token_bytes = len;
+        if (vocab_find(t, t->pool + t->tok_off[id], (size_t)len) >= 0) {
+            snprintf(err, errlen, "%s: token \"%.40s\" appears twice", name, e->string);
+            return -1;
+        }
+        vocab_insert(t, id);
+    }
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        if ((t->byte_id[b] = vocab_find(t, &c, 1)) < 0) {
+            snprintf(err, errlen,
+                     "%s: no token for the byte 0x%02x (a byte-level BPE needs all 256)", name, b);
+            return -1;
+        }
+    }
+    t->eot = vocab_find(t, EOT_TEXT, EOT_LEN);
+    return 0;
+}
+
+/* Adds merge number `rank`: the two tokens as spelled in the file. */
+static int add_merge(tokenizer *t, const int *u2b, const char *a, size_t alen, const char *b,
+                     size_t blen, int rank, const char *name, const char *where, char *err,
+                     size_t errlen) {
+    char buf[1024];
+    int la = alen < sizeof(buf) / 2 ? token_to_bytes(u2b, a, alen, buf) : -1;
+    int lb = blen < sizeof(buf) / 2 && la >= 0 ? token_to_bytes(u2b, b, blen, buf + la) : -1;
+    if (la <= 0 || lb <= 0) {
+        snprintf(err, errlen, "%s: %s: \"%.*s %.*s\" is not two tokens of GPT-2's byte alphabet",
+                 name, where, (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b);
+        return -1;
+    }
+    int ia = vocab_find(t, buf, (size_t)la), ib = vocab_find(t, buf + la, (size_t)lb);
+    int im = vocab_find(t, buf, (size_t)(la + lb));
+    if (ia < 0 || ib < 0 || im < 0) {
+        snprintf(err, errlen, "%s: %s: \"%.*s\" merged with \"%.*s\": %s is not in the vocabulary",
+                 name, where, (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b,
+                 ia < 0   ? "the first"
+                 : ib < 0 ? "the second"
+                          : "the result");
+        return -1;
+    }
+    merge_insert(t, ia, ib, rank, im);
+    return 0;
+}
+
+static int alloc_merges(tokenizer *t, size_t n, const char *name, char *err, size_t errlen) {
+    t->merge_cap = pow2_at_least(n * 2 + 1);
+    t->merges = malloc(t->merge_cap * sizeof(*t->merges));
+    if (!t->merges) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    for (size_t i = 0; i < t->merge_cap; i++) t->merges[i] = (merge_slot){UINT64_MAX, 0, 0};
+    return 0;
+}
+
+/* Merges from a vocab.bpe / merges.txt text: an optional "#version" first line, then one
+ * "left right" pair per line in rank order. Blank lines are skipped. */
+static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size_t len,
+                            const char *name, char *err, size_t errlen) {
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    if (alloc_merges(t, lines, name, err, errlen)) return -1;
+    size_t pos = 0;
+    int rank = 0;
+    for (size_t line = 1; pos < len; line++) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len, next = nl ? end + 1 : len;
+        if (end > pos && text[end - 1] == '\r') end--;
+        const char *s = text + pos;
+        size_t n = end - pos;
+        pos = next;
+        if (line == 1 && n >= 8 && !memcmp(s, "#version", 8)) continue;
+        /* split on spaces and tabs */
+        const char *f[3];
+        size_t fl[3];
+        int nf = 0;
+        for (size_t i = 0; i < n;) {
+            while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+            if (i == n) break;
+            size_t j = i;
+            while (j < n && s[j] != ' ' && s[j] != '\t') j++;
+            if (nf < 3) {
+                f[nf] = s + i;
+                fl[nf] = j - i;
+            }
+            nf++;
+            i = j;
+        }
+        if (nf == 0) continue;
+        char where[32];
+        snprintf(where, sizeof(where), "line %zu", line);
+        if (nf != 2) {
+            snprintf(err, errlen, "%s: %s: expected two tokens separated by a space, got %d", name,
+                     where, nf);
+            return -1;
+        }
+        if (add_merge(t, u2b, f[0], fl[0], f[1], fl[1], rank++, name, where, err, errlen))
+            return -1;
+    }
+    t->n_merges = rank;
+    return 0;
+}
+
+/* Merges from tokenizer.json's model.merges: ["a b", ...] or [["a", "b"], ...]. */
+static int load_merges_json(tokenizer *t, const int *u2b, const cJSON *arr, const char *name,
+                            char *err, size_t errlen) {
+    if (!cJSON_IsArray(arr)) {
+        snprintf(err, errlen, "%s: model.merges is missing or not an array", name);
+        return -1;
+    }
+    if (alloc_merges(t, (size_t)cJSON_GetArraySize(arr), name, err, errlen)) return -1;
+    int rank = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, rank++) {
+        char where[48];
+        snprintf(where, sizeof(where), "model.merges[%d]", rank);
+        const char *a = NULL, *b = NULL;
+        size_t alen = 0, blen = 0;
+        if (cJSON_IsString(e)) {
+            const char *s = e->valuestring, *sp = strchr(s, ' ');
+            if (sp && !strchr(sp + 1, ' ')) {
+                a = s;
+                alen = (size_t)(sp - s);
+                b = sp + 1;
+                blen = strlen(b);
+            }
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                   cJSON_IsString(e->child->next)) {
+            a = e->child->valuestring;
+            alen = strlen(a);
+            b = e->child->next->valuestring;
+            blen = strlen(b);
+        }
+        if (!a) {
+            snprintf(err, errlen, "%s: %s: expected \"left right\" or [\"left\", \"right\"]", name,
+                     where);
+            return -1;
+        }
+        if (add_merge(t, u2b, a, alen, b, blen, rank, name, where, err, errlen)) return -1;
+    }
+    t->n_merges = rank;
+    return 0;
+}
+
+/* Whether the heap gives the same tokens as rescanning (see the top of the file): every merge
+ * that uses a token ranks after every merge that makes it. */
+static int check_heap_ok(tokenizer *t) {
+    int n = t->n_vocab, ok = 1;
+    int *made_max = malloc((size_t)n * sizeof(int)), *used_min = malloc((size_t)n * sizeof(int));
+    if (!made_max || !used_min) {
+        ok = 0;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        made_max[i] = -1;
+        used_min[i] = INT_MAX;
+    }
+    for (size_t i = 0; i < t->merge_cap; i++) {
+        const merge_slot *m = &t->merges[i];
+        if (m->key == UINT64_MAX) continue;
+        int a = (int)(m->key >> 32), b = (int)(uint32_t)m->key;
+        if (m->rank > made_max[m->merged]) made_max[m->merged] = m->rank;
+        if (m->rank < used_min[a]) used_min[a] = m->rank;
+        if (m->rank < used_min[b]) used_min[b] = m->rank;
+    }
+    for (int i = 0; i < n && ok; i++) ok = made_max[i] < used_min[i];
+done:
+    free(made_max);
+    free(used_min);
+    return ok;
+}
+
+static tokenizer *tokenizer_new(void) {
+    tokenizer *t = calloc(1, sizeof(*t));
+    if (t) t->eot = -1;
+    return t;
+}
+
+/* Vocabulary from a JSON text, merges from a merges text. */
+int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_t encoder_len,
+                                const char *vocab_bpe, size_t vocab_len, const char *encoder_name,
+                                const char *vocab_name, char *err, size_t errlen) {
+    *out = NULL;
+    int u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
+    tokenizer *t = tokenizer_new();
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
+    if (!root) {
+        snprintf(err, errlen, "%s: not valid JSON", encoder_name);
+        tokenizer_free(t);
+        return -1;
+    }
+    int rc = load_vocab(t, root, u2b, encoder_name, err, errlen);
+    cJSON_Delete(root);
+    if (!rc) rc = load_merges_text(t, u2b, vocab_bpe, vocab_len, vocab_name, err, errlen);
+    if (rc) {
+        tokenizer_free(t);
+        return -1;
+    }
+    t->heap_ok = check_heap_ok(t);
+    *out = t;
+    return 0;
+}
+
+static int load_tokenizer_json(tokenizer **out, const char *text, size_t len, const char *name,
+                               char *err, size_t errlen) {
+    *out = NULL;
+    int u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        snprintf(err, errlen, "%s: not valid JSON", name);
+        return -1;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    tokenizer *t = NULL;
+    int rc = -1;
+    if (!cJSON_IsObject(model))
+        snprintf(err, errlen, "%s: no \"model\" object", name);
+    else if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "BPE")))
+        snprintf(err, errlen, "%s: model.type is %s, not BPE", name,
+                 cJSON_IsString(type) ? type->valuestring : "not a string");
+    else if (!vocab)
+        snprintf(err, errlen, "%s: model.vocab is missing", name);
+    else if (!(t = tokenizer_new()))
+        snprintf(err, errlen, "out of memory");
+    else if (!load_vocab(t, vocab, u2b, name, err, errlen) &&
+             !load_merges_json(t, u2b, cJSON_GetObjectItemCaseSensitive(model, "merges"), name, err,
+                               errlen))
+        rc = 0;
+    cJSON_Delete(root);
+    if (rc) {
+        tokenizer_free(t);
+        return -1;
+    }
+    t->heap_ok = check_heap_ok(t);
+    *out = t;
+    return 0;
+}
+
+/* Reads a whole file. Returns 0, 1 when it does not exist, or -1 with err. */
+static int read_file(const char *path, char **data, size_t *len, char *err, size_t errlen) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return 1;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            fclose(f);
+            return -1;
+        }
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: read error", path);
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errlen) {
+    static const char *const pairs[2][2] = {{"encoder.json", "vocab.bpe"},
+                                            {"vocab.json", "merges.txt"}};
+    *out = NULL;
+    size_t dl = strlen(dir);
+    char *p1 = malloc(dl + 32), *p2 = malloc(dl + 32);
+    char *d1 = NULL, *d2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    int rc = -1;
+    struct stat st;
+    if (!p1 || !p2) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (stat(dir, &st)) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory", dir);
+        goto done;
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(p1, dl + 32, "%s/%s", dir, pairs[k][0]);
+        snprintf(p2, dl + 32, "%s/%s", dir, pairs[k][1]);
+        int r1 = read_file(p1, &d1, &l1, err, errlen);
+        if (r1 < 0) goto done;
+        if (r1 == 1) continue;
+        int r2 = read_file(p2, &d2, &l2, err, errlen);
+        if (r2 < 0) goto done;
+        if (r2 == 1) {
+            snprintf(err, errlen, "%s: missing (%s is there, and needs it)", p2, pairs[k][0]);
+            goto done;
+        }
+        rc = tokenizer_load_gpt2_buffers(out, d1, l1, d2, l2, p1, p2, err, errlen);
+        goto done;
+    }
+    snprintf(p1, dl + 32, "%s/tokenizer.json", dir);
+    int r = read_file(p1, &d1, &l1, err, errlen);
+    if (r == 1)
+        snprintf(err, errlen,
+                 "%s: no tokenizer files (expected encoder.json + vocab.bpe, vocab.json + "
+                 "merges.txt, or tokenizer.json)",
+                 dir);
+    else if (r == 0)
+        rc = load_tokenizer_json(out, d1, l1, p1, err, errlen);
+done:
+    free(d1);
+    free(d2);
+    free(p1);
+    free(p2);
+    return rc;
+}
+
+int tokenizer_vocab_size(const tokenizer *t) {
+    return t->n_vocab;
+}
+int tokenizer_eot(const tokenizer *t) {
+    return t->eot;
+}
+int tokenizer_max_token_bytes(const tokenizer *t) {
+    return t->max_token_bytes;
+}
+
+/* ---- encoding ------------------------------------------------------------------------------- */
+
+/* BPE by rescanning: sym[0..n) are the piece's byte tokens on entry; returns the final count. */
+static size_t bpe_rescan(const tokenizer *t, int *sym, size_t n) {
+    while (n > 1) {
+        int best_rank = INT_MAX, a = -1, b = -1, merged = -1;
+        for (size_t i = 0; i + 1 < n; i++) {
+            const merge_slot *m = merge_find(t, sym[i], sym[i + 1]);
+            if (m && m->rank < best_rank) {
+                best_rank = m->rank;
+                a = sym[i];
+                b = sym[i + 1];
+                merged = m->merged;
+            }
+        }
+        if (merged < 0) break;
+        size_t w = 0;
+        for (size_t i = 0; i < n;) {
+            if (i + 1 < n && sym[i] == a && sym[i + 1] == b) {
+                sym[w++] = merged;
+                i += 2;
+            } else {
+                sym[w++] = sym[i++];
+            }
+        }
+        n = w;
+    }
+    return n;
+}
+
+typedef struct {
+    int rank, left, right, a, b;
+} heap_entry;
+
+typedef struct {
+    heap_entry *e;
+    size_t n;
+} pair_heap;
+
+static inline int heap_less(const heap_entry *x, const heap_entry *y) {
+    return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
+}
+
+static void heap_push(pair_heap *h, heap_entry v) {
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&v, &h->e[p])) break;
+        h->e[i] = h->e[p];
+        i = p;
+    }
+    h->e[i] = v;
+}
+
+static heap_entry heap_pop(pair_heap *h) {
+    heap_entry top = h->e[0], v = h->e[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && heap_less(&h->e[c + 1], &h->e[c])) c++;
+        if (!heap_less(&h->e[c], &v)) break;
+        h->e[i] = h->e[c];
+        i = c;
+    }
+    if (h->n) h->e[i] = v;
+    return top;
+}
+
+/* Scratch space for one encode call. */
+typedef struct {
+    int *sym, *next, *prev;
+    heap_entry *heap;
+    size_t cap;
+} bpe_scratch;
+
+static void heap_push_pair(const tokenizer *t, pair_heap *h, const int *sym, int left, int right) {
+    const merge_slot *m = merge_find(t, sym[left], sym[right]);
+    if (m) heap_push(h, (heap_entry){m->rank, left, right, sym[left], sym[right]});
+}
+
+/* BPE with a heap of pairs, for long pieces (same result as bpe_rescan when t->heap_ok). */
+static size_t bpe_heap(const tokenizer *t, bpe_scratch *s, size_t n) {
+    int *sym = s->sym, *next = s->next, *prev = s->prev;
+    pair_heap h = {s->heap, 0};
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (int)i + 1 : -1;
+        prev[i] = (int)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) heap_push_pair(t, &h, sym, (int)i, (int)i + 1);
+    while (h.n) {
+        heap_entry e = heap_pop(&h);
+        /* stale: either side already merged into something else */
+        if (sym[e.left] != e.a || next[e.left] != e.right || sym[e.right] != e.b) continue;
+        sym[e.left] = merge_find(t, e.a, e.b)->merged;
+        sym[e.right] = -1;
+        int nr = next[e.right];
+        next[e.left] = nr;
+        if (nr >= 0) prev[nr] = e.left;
+        if (prev[e.left] >= 0) heap_push_pair(t, &h, sym, prev[e.left], e.left);
+        if (nr >= 0) heap_push_pair(t, &h, sym, e.left, nr);
+    }
+    size_t w = 0;
+    for (int i = 0; i >= 0; i = next[i]) sym[w++] = sym[i];
+    return w;
+}
+
+/* Encodes one piece, appending to out. */
+static int encode_piece(const tokenizer *t, bpe_scratch *s, const unsigned char *p, size_t n,
+                        int *out, size_t *nout) {
+    if (n == 1) {
+        out[(*nout)++] = t->byte_id[p[0]];
+        return 0;
+    }
+    if (n > s->cap) {
+        size_t cap = n > 2 * s->cap ? n : 2 * s->cap;
+        int *sym = realloc(s->sym, cap * sizeof(int));
+        if (sym) s->sym = sym;
+        int *next = realloc(s->next, cap * sizeof(int));
+        if (next) s->next = next;
+        int *prev = realloc(s->prev, cap * sizeof(int));
+        if (prev) s->prev = prev;
+        /* each merge pushes at most two pairs: n - 1 + 2 (n - 1) entries at most */
+        heap_entry *heap = realloc(s->heap, 3 * cap * sizeof(heap_entry));
+        if (heap) s->heap = heap;
+        if (!sym || !next || !prev || !heap) return -1;
+        s->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) s->sym[i] = t->byte_id[p[i]];
+    size_t m = n >= HEAP_MIN_BYTES && t->heap_ok ? bpe_heap(t, s, n) : bpe_rescan(t, s->sym, n);
+    memcpy(out + *nout, s->sym, m * sizeof(int));
+    *nout += m;
+    return 0;
+}
+
+static int encode_text(const tokenizer *t, bpe_scratch *s, const unsigned char *p, size_t len,
+                       int *out, size_t *nout) {
+    for (size_t pos = 0; pos < len;) {
+        size_t end = pretokenize_next(p, len, pos);
+        if (encode_piece(t, s, p + pos, end - pos, out, nout)) return -1;
+        pos = end;
+    }
+    return 0;
+}
+
+static int encode(const tokenizer *t, const char *text, size_t len, int special, int **ids,
+                  size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    if (len == 0) return 0;
+    /* every token is at least one byte, <|endoftext|> included */
+    int *out = malloc(len * sizeof(int));
+    bpe_scratch s = {NULL, NULL, NULL, NULL, 0};
+    if (!out) return -1;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t nout = 0, pos = 0;
+    int rc = 0;
+    if (special && t->eot >= 0) {
+        for (size_t i = 0; i + EOT_LEN <= len && !rc;) {
+            const unsigned char *lt = memchr(p + i, '<', len - EOT_LEN + 1 - i);
+            if (!lt) break;
+            i = (size_t)(lt - p);
+            if (memcmp(lt, EOT_TEXT, EOT_LEN)) {
+                i++;
+                continue;
+            }
+            rc = encode_text(t, &s, p + pos, i - pos, out, &nout);
+            out[nout++] = t->eot;
+            pos = i = i + EOT_LEN;
+        }
+    }
+    if (!rc) rc = encode_text(t, &s, p + pos, len - pos, out, &nout);
+    free(s.sym);
+    free(s.next);
+    free(s.prev);
+    free(s.heap);
+    if (rc) {
+        free(out);
+        return -1;
+    }
+    int *shrunk = realloc(out, (nout ? nout : 1) * sizeof(int));
+    if (shrunk) out = shrunk;
+    *ids = out;
+    *n = nout;
+    return 0;
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int **ids, size_t *n) {
+    return encode(t, text, len, 1, ids, n);
+}
+
+int tokenizer_encode_ordinary(const tokenizer *t, const char *text, size_t len, int **ids,
+                              size_t *n) {
+    return encode(t, text, len, 0, ids, n);
+}
+
+/* ---- decoding ------------------------------------------------------------------------------- */
+
+int tokenizer_token_bytes(const tokenizer *t, int id, char *buf, size_t cap) {
+    if (id < 0 || id >= t->n_vocab || (size_t)t->tok_len[id] > cap) return -1;
+    memcpy(buf, t->pool + t->tok_off[id], (size_t)t->tok_len[id]);
+    return t->tok_len[id];
+}
+
+int tokenizer_decode(const tokenizer *t, const int *ids, size_t n, char **text, size_t *len,
+                     char *err, size_t errlen) {
+    *text = NULL;
+    *len = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) {
+            snprintf(err, errlen, "token id %d (position %zu) is outside the vocabulary (0..%d)",
+                     ids[i], i, t->n_vocab - 1);
+            return -1;
+        }
+        total += (size_t)t->tok_len[ids[i]];
+    }
+    char *s = malloc(total + 1);
+    if (!s) {
+        snprintf(err, errlen, "out of memory decoding %zu tokens", n);
+        return -1;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s + w, t->pool + t->tok_off[ids[i]], (size_t)t->tok_len[ids[i]]);
+        w += (size_t)t->tok_len[ids[i]];
+    }
+    s[w] = '\0';
+    *text = s;
+    *len = w;
+    return 0;
+}
