@@ -44,10 +44,17 @@ static int run_rank(comm_t *comm, void *arg) {
         free(full);
         free(scratch);
     }
-    if (!rc && job->top_k > 0)
+    if (!rc && job->top_k > 0) {
+        /* Every rank gets the same top-k; only rank 0 writes it into the shared job. */
+        int ids[16];
+        float values[16];
         rc = vocab_parallel_topk(comm, m.logits + (size_t)(T - 1) * (size_t)m.v_local, m.v0,
-                                 m.v_local, V, job->top_k, job->top_ids, job->top_values,
-                                 "lm_head.topk");
+                                 m.v_local, V, job->top_k, ids, values, "lm_head.topk");
+        if (!rc && r == 0) {
+            memcpy(job->top_ids, ids, (size_t)job->top_k * sizeof(int));
+            memcpy(job->top_values, values, (size_t)job->top_k * sizeof(float));
+        }
+    }
     double best = 1e30, best_comm = 0;
     for (int i = 0; i < job->repeats && !rc; i++) {
         if ((rc = comm_barrier(comm, "sync"))) break;
@@ -70,6 +77,8 @@ static int run_rank(comm_t *comm, void *arg) {
 int model_run_job(model_run *job) {
     char err[512], path[4096];
     int printer = cli_is_printer(job->backend);
+    if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
+        return cli_job_error("top-k of %d: at most 16 are reported", job->top_k);
     if (gpt2_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
         gpt2_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
         gpt2_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
