@@ -1,7 +1,7 @@
-"""PyTorch peer for `linshard bench forward`: the same GPT-2 forward pass, in float32 torch.
+"""PyTorch peer for `linshard bench forward` and `bench generate`: GPT-2 in float32 torch.
 
-`linshard bench forward` runs this script in the same benchmark run as the C forward pass
-and reads one JSON line per token count from stdout:
+Forward mode: `linshard bench forward` runs this script in the same benchmark run as the C
+forward pass and reads one JSON line per token count from stdout:
 
     torch_gpt2_forward.py MODEL_DIR --tokens-count 128,512 --threads N [--repeats R]
 
@@ -10,6 +10,20 @@ prints {"backend": "pytorch", "torch_version": ..., "threads": N, "T": T, "secon
 warm-up) over the tokens (t * 7919 + 13) % vocab, t = 0..T-1. Every forward computes the full
 [T, vocab] logits, as the C program does. Loading is not timed. N threads means N for torch's
 intra-op pool and N for OpenBLAS's (Debian's torch does its matmuls there), one inter-op thread.
+
+Decode mode: `linshard bench generate` times greedy decoding with a KV cache:
+
+    torch_gpt2_forward.py MODEL_DIR --decode N --prompt-count T --threads K [--repeats R]
+
+prefills the T prompt tokens (t * 7919 + 13) % vocab into a KV cache (per layer, K and V
+[heads, T + N, head_dim], allocated once up front), takes the argmax of the last logits, then
+runs N decode steps: each feeds the newest token alone through the layers, attending to the
+cache, and takes the argmax of its logits. Only the N steps are timed (not the prefill); the
+fastest of R timed runs (after one warm-up) is reported as one JSON line:
+{"backend": "pytorch", "mode": "decode", "torch_version": ..., "threads": K, "T": T,
+"new_tokens": N, "seconds": best, "tokens_per_s": N / best, "tokens": [...]}, where tokens
+are the N + 1 greedy ids of the last run: the prefill's argmax, then one per decode step
+(the last one is never fed back, so the run fills exactly T + N positions).
 
     torch_gpt2_forward.py MODEL_DIR --dump-logits FILE --tokens ID,ID,...
 
@@ -48,19 +62,28 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n", 1)[0])
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--tokens-count", type=int_list, help="token counts to time, e.g. 128,512")
+    p.add_argument("--decode", type=int, metavar="N", help="time N greedy decode steps")
+    p.add_argument("--prompt-count", type=int, metavar="T", help="prompt tokens for --decode")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op and OpenBLAS threads (default 1)")
-    p.add_argument("--repeats", type=int, default=3, help="timed forwards per T (default 3)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed forwards per T, or timed decode runs (default 3)")
     p.add_argument("--dump-logits", metavar="FILE", help="write the logits of --tokens to FILE")
     p.add_argument("--tokens", type=int_list, help="token ids for --dump-logits")
     args = p.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
         p.error("--threads and --repeats must be at least 1")
+    modes = [args.tokens_count is not None, args.decode is not None, args.dump_logits is not None]
+    if sum(modes) != 1:
+        p.error("give exactly one of --tokens-count, --decode, --dump-logits")
     if args.dump_logits is not None:
         if not args.tokens:
             p.error("--dump-logits needs --tokens")
+    elif args.decode is not None:
+        if args.decode < 1 or args.prompt_count is None or args.prompt_count < 1:
+            p.error("--decode needs a positive N and a positive --prompt-count")
     elif not args.tokens_count or min(args.tokens_count) < 1:
-        p.error("--tokens-count needs positive counts (or use --dump-logits)")
+        p.error("--tokens-count needs positive counts")
     return args
 
 
@@ -187,8 +210,35 @@ def check_shapes(config, w):
                              % (name, list(w[name].shape), list(shape)))
 
 
+class KVCache:
+    """Each layer's keys and values, [heads, capacity, head_dim], filled from position 0 on.
+
+    Allocated once at full capacity: appending writes into it in place, where growing the
+    tensors with torch.cat would copy the whole cache on every step of every layer.
+    """
+
+    def __init__(self, n_layer, n_head, head_dim, capacity):
+        shape = (n_head, capacity, head_dim)
+        self.k = [torch.empty(shape) for _ in range(n_layer)]
+        self.v = [torch.empty(shape) for _ in range(n_layer)]
+        self.capacity = capacity
+        self.length = 0  # positions filled in every layer
+
+    def append(self, layer, k, v):
+        """Stores k, v [H, T, D] at positions length.. of layer (the caller advances length
+        once every layer has its T new positions); returns the layer's keys and values so far."""
+        end = self.length + k.shape[1]
+        if end > self.capacity:
+            raise RuntimeError("KV cache full: %d positions needed, capacity %d"
+                               % (end, self.capacity))
+        self.k[layer][:, self.length : end] = k
+        self.v[layer][:, self.length : end] = v
+        return self.k[layer][:, :end], self.v[layer][:, :end]
+
+
 class GPT2:
-    """GPT-2 forward pass over one sequence of token ids, in float32."""
+    """GPT-2 over one sequence of token ids, in float32: a full forward pass, or extending a
+    KV cache by new tokens (prefill, then one token per decode step)."""
 
     def __init__(self, config, weights):
         self.w = weights
@@ -203,31 +253,67 @@ class GPT2:
 
     def __call__(self, tokens):
         """Returns the logits [T, vocab] for token ids (a 1-D int64 tensor)."""
+        return self.logits(self.hidden(tokens))
+
+    def new_cache(self, capacity):
+        E = self.w["wte.weight"].shape[1]
+        return KVCache(self.n_layer, self.n_head, E // self.n_head, capacity)
+
+    def extend(self, tokens, cache):
+        """Runs tokens (1-D int64) at positions cache.length.. through the model, adding their
+        keys and values to cache; returns the logits [vocab] of the last of them only."""
+        x = self.hidden(tokens, cache)
+        cache.length += tokens.shape[0]
+        return self.logits(x[-1:])[0]
+
+    def hidden(self, tokens, cache=None):
+        """The last layer's output [T, E] for tokens at positions start.., start = 0 without a
+        cache, else cache.length: each attends to the cache and to the tokens up to itself."""
         T = tokens.shape[0]
+        start = cache.length if cache is not None else 0
         w = self.w
-        x = w["wte.weight"][tokens] + w["wpe.weight"][:T]
-        future = self.future[:T, :T]
+        x = w["wte.weight"][tokens] + w["wpe.weight"][start : start + T]
+        # A single new token may attend to every key there is, so needs no mask.
+        future = self.future[start : start + T, : start + T] if T > 1 else None
         for i in range(self.n_layer):
             h = "h.%d." % i
-            x = x + self.attention(self.layer_norm(x, h + "ln_1"), h + "attn.", future)
+            x = x + self.attention(self.layer_norm(x, h + "ln_1"), h + "attn.", future, cache, i)
             x = x + self.mlp(self.layer_norm(x, h + "ln_2"), h + "mlp.")
-        return F.linear(self.layer_norm(x, "ln_f"), w["wte.weight"])
+        return x
+
+    def logits(self, x):
+        x, wte = self.layer_norm(x, "ln_f"), self.w["wte.weight"]
+        if x.shape[0] == 1:  # one row: gemv, see conv1d
+            return torch.mv(wte, x[0]).unsqueeze(0)
+        return F.linear(x, wte)
 
     def layer_norm(self, x, name):
         w, b = self.w[name + ".weight"], self.w[name + ".bias"]
         return F.layer_norm(x, x.shape[-1:], w, b, self.eps)
 
     def conv1d(self, x, name):
-        """x @ W + b with W in the Conv1D layout [in, out]."""
-        return torch.addmm(self.w[name + ".bias"], x, self.w[name + ".weight"])
+        """x @ W + b with W in the Conv1D layout [in, out].
 
-    def attention(self, x, prefix, future):
+        A single row (a decode step) goes to BLAS gemv: torch 1.13 sends a 1-row addmm to
+        OpenBLAS sgemm, which takes 2-3 times as long for the same weights.
+        """
+        w, b = self.w[name + ".weight"], self.w[name + ".bias"]
+        if x.shape[0] == 1:
+            return torch.addmv(b, w.t(), x[0]).unsqueeze(0)
+        return torch.addmm(b, x, w)
+
+    def attention(self, x, prefix, future, cache, layer):
+        """Causal self-attention of x [T, E]; with a cache, over its keys and values too.
+        future [T, S] (True: masked) or None; S = the positions attended to."""
         T, E = x.shape
         H, D = self.n_head, E // self.n_head
         qkv = self.conv1d(x, prefix + "c_attn")
         q, k, v = (t.view(T, H, D).transpose(0, 1) for t in qkv.split(E, dim=1))  # [H, T, D]
-        scores = torch.bmm(q, k.transpose(1, 2)).mul_(1.0 / math.sqrt(D))  # [H, T, T]
-        scores.masked_fill_(future, float("-inf"))
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # [H, S, D]
+        scores = torch.bmm(q, k.transpose(1, 2)).mul_(1.0 / math.sqrt(D))  # [H, T, S]
+        if future is not None:
+            scores.masked_fill_(future, float("-inf"))
         y = torch.bmm(torch.softmax(scores, dim=-1), v)  # [H, T, D]
         return self.conv1d(y.transpose(0, 1).reshape(T, E), prefix + "c_proj")
 
@@ -255,6 +341,35 @@ def bench(model, counts, threads, repeats):
               flush=True)
 
 
+def greedy_decode(model, prompt, n_new):
+    """Prefills prompt (1-D int64) into a fresh KV cache, then runs n_new greedy decode steps.
+
+    Returns (seconds for the n_new steps, the n_new + 1 greedy ids, the last step's logits).
+    """
+    cache = model.new_cache(prompt.shape[0] + n_new)
+    logits = model.extend(prompt, cache)
+    ids = [int(torch.argmax(logits))]
+    start = time.perf_counter()
+    for _ in range(n_new):
+        logits = model.extend(torch.tensor(ids[-1:], dtype=torch.int64), cache)
+        ids.append(int(torch.argmax(logits)))
+    return time.perf_counter() - start, ids, logits
+
+
+def bench_decode(model, T, n_new, threads, repeats):
+    prompt = bench_tokens(T, model.vocab_size)
+    greedy_decode(model, prompt, n_new)  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        seconds, ids, _ = greedy_decode(model, prompt, n_new)
+        best = min(best, seconds)
+    print("%s: decode T=%d N=%d threads=%d best of %d: %.4f s (%.1f tokens/s)"
+          % (PROG, T, n_new, threads, repeats, best, n_new / best), file=sys.stderr)
+    print(json.dumps({"backend": "pytorch", "mode": "decode", "torch_version": torch.__version__,
+                      "threads": threads, "T": T, "new_tokens": n_new, "seconds": best,
+                      "tokens_per_s": n_new / best, "tokens": ids}), flush=True)
+
+
 def dump_logits(model, token_ids, path):
     bad = [t for t in token_ids if not 0 <= t < model.vocab_size]
     if bad:
@@ -271,13 +386,22 @@ def main(argv):
     try:
         with torch.inference_mode():
             model = GPT2(*load_model(args.model_dir))
-            counts = [len(args.tokens)] if args.dump_logits is not None else args.tokens_count
-            if max(counts) > model.n_positions:
-                print("%s: error: %d tokens is more than n_positions (%d)"
-                      % (PROG, max(counts), model.n_positions), file=sys.stderr)
+            if args.dump_logits is not None:
+                positions, what = len(args.tokens), "%d tokens" % len(args.tokens)
+            elif args.decode is not None:
+                positions = args.prompt_count + args.decode
+                what = "%d prompt + %d new tokens" % (args.prompt_count, args.decode)
+            else:
+                positions = max(args.tokens_count)
+                what = "%d tokens" % positions
+            if positions > model.n_positions:
+                print("%s: error: %s is more than n_positions (%d)"
+                      % (PROG, what, model.n_positions), file=sys.stderr)
                 return 2
             if args.dump_logits is not None:
                 dump_logits(model, args.tokens, args.dump_logits)
+            elif args.decode is not None:
+                bench_decode(model, args.prompt_count, args.decode, args.threads, args.repeats)
             else:
                 bench(model, args.tokens_count, args.threads, args.repeats)
     except (ModelError, OSError, RuntimeError, MemoryError) as e:
