@@ -136,7 +136,7 @@ static void test_vocab_topk_and_gather(void **state) {
     job.k = 5;
     job.logits_local_src = logits;
     /* Serial top-5 by selection. */
-    int want[5];
+    int want[5] = {0};
     for (int i = 0; i < 5; i++) {
         int best = -1;
         for (int j = 0; j < V; j++) {

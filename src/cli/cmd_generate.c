@@ -252,7 +252,7 @@ int cmd_generate(int argc, char **argv) {
                             "layers, 128 wide, GPT-2 vocabulary), untrained, so the text is "
                             "random\n");
     }
-    if (gpt2_config_load(job.model_dir, &job.cfg, err, sizeof(err)) ||
+    if (gpt2_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
         gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
         load_tokenizer(made_model ? NULL : job.model_dir, &tok, err, sizeof(err))) {

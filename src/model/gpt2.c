@@ -124,9 +124,13 @@ typedef struct {
     int failed;
 } loader;
 
-static const st_tensor *tensor(loader *ld, const char *fmt, int layer) {
+/* The tensor `name`, or of layer `layer` when layer >= 0 ("h.{layer}.name"). */
+static const st_tensor *tensor(loader *ld, int layer, const char *name_in) {
     char name[64];
-    snprintf(name, sizeof(name), fmt, layer);
+    if (layer >= 0)
+        snprintf(name, sizeof(name), "h.%d.%s", layer, name_in);
+    else
+        snprintf(name, sizeof(name), "%s", name_in);
     const st_tensor *t = find_tensor(ld->file, name);
     if (!t && !ld->failed) {
         snprintf(ld->err, ld->errlen, "model.safetensors: missing tensor '%s'", name);
@@ -199,18 +203,18 @@ static void load_layer(loader *ld, const gpt2_shard *m, int l) {
     size_t hd = (size_t)m->h_local * D, c0 = (size_t)m->h0 * D;
     size_t F = 4 * E, f0 = (size_t)m->f0, fl = (size_t)m->f_local;
     const gpt2_layer *L = &m->layers[l];
-    read_span(ld, tensor(ld, "h.%d.ln_1.weight", l), 0, E, L->ln1_w);
-    read_span(ld, tensor(ld, "h.%d.ln_1.bias", l), 0, E, L->ln1_b);
-    read_qkv(ld, tensor(ld, "h.%d.attn.c_attn.weight", l), E, E, c0, hd, L->qkv_w);
-    read_qkv(ld, tensor(ld, "h.%d.attn.c_attn.bias", l), 1, E, c0, hd, L->qkv_b);
-    read_span(ld, tensor(ld, "h.%d.attn.c_proj.weight", l), c0 * E, hd * E, L->proj_w);
-    read_span(ld, tensor(ld, "h.%d.attn.c_proj.bias", l), 0, E, L->proj_b);
-    read_span(ld, tensor(ld, "h.%d.ln_2.weight", l), 0, E, L->ln2_w);
-    read_span(ld, tensor(ld, "h.%d.ln_2.bias", l), 0, E, L->ln2_b);
-    read_cols(ld, tensor(ld, "h.%d.mlp.c_fc.weight", l), E, F, f0, fl, L->fc_w, fl);
-    read_span(ld, tensor(ld, "h.%d.mlp.c_fc.bias", l), f0, fl, L->fc_b);
-    read_span(ld, tensor(ld, "h.%d.mlp.c_proj.weight", l), f0 * E, fl * E, L->fcp_w);
-    read_span(ld, tensor(ld, "h.%d.mlp.c_proj.bias", l), 0, E, L->fcp_b);
+    read_span(ld, tensor(ld, l, "ln_1.weight"), 0, E, L->ln1_w);
+    read_span(ld, tensor(ld, l, "ln_1.bias"), 0, E, L->ln1_b);
+    read_qkv(ld, tensor(ld, l, "attn.c_attn.weight"), E, E, c0, hd, L->qkv_w);
+    read_qkv(ld, tensor(ld, l, "attn.c_attn.bias"), 1, E, c0, hd, L->qkv_b);
+    read_span(ld, tensor(ld, l, "attn.c_proj.weight"), c0 * E, hd * E, L->proj_w);
+    read_span(ld, tensor(ld, l, "attn.c_proj.bias"), 0, E, L->proj_b);
+    read_span(ld, tensor(ld, l, "ln_2.weight"), 0, E, L->ln2_w);
+    read_span(ld, tensor(ld, l, "ln_2.bias"), 0, E, L->ln2_b);
+    read_cols(ld, tensor(ld, l, "mlp.c_fc.weight"), E, F, f0, fl, L->fc_w, fl);
+    read_span(ld, tensor(ld, l, "mlp.c_fc.bias"), f0, fl, L->fc_b);
+    read_span(ld, tensor(ld, l, "mlp.c_proj.weight"), f0 * E, fl * E, L->fcp_w);
+    read_span(ld, tensor(ld, l, "mlp.c_proj.bias"), 0, E, L->fcp_b);
 }
 
 static size_t scratch_floats(const gpt2_shard *m, int T, int context) {
@@ -274,11 +278,11 @@ int gpt2_shard_load(gpt2_shard *m, const gpt2_config *cfg, const st_file *file, 
 
     loader ld = {file, err, errlen, 0};
     size_t v0 = (size_t)m->v0, vl = (size_t)m->v_local;
-    read_span(&ld, tensor(&ld, "wte.weight", 0), v0 * E, vl * E, m->wte);
-    read_span(&ld, tensor(&ld, "wpe.weight", 0), 0, (size_t)cfg->n_positions * E, m->wpe);
+    read_span(&ld, tensor(&ld, -1, "wte.weight"), v0 * E, vl * E, m->wte);
+    read_span(&ld, tensor(&ld, -1, "wpe.weight"), 0, (size_t)cfg->n_positions * E, m->wpe);
     for (int l = 0; l < cfg->n_layer && !ld.failed; l++) load_layer(&ld, m, l);
-    read_span(&ld, tensor(&ld, "ln_f.weight", 0), 0, E, m->lnf_w);
-    read_span(&ld, tensor(&ld, "ln_f.bias", 0), 0, E, m->lnf_b);
+    read_span(&ld, tensor(&ld, -1, "ln_f.weight"), 0, E, m->lnf_w);
+    read_span(&ld, tensor(&ld, -1, "ln_f.bias"), 0, E, m->lnf_b);
     if (ld.failed) {
         gpt2_shard_free(m);
         return -1;
