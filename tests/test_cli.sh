@@ -187,5 +187,21 @@ expect_one_line 2 generate --temperature -1
 expect_one_line 2 generate --top-p 1.5
 expect_one_line 2 generate --top-k x
 
+# ---- lab: every correct split matches, every naive one is visibly wrong -------------------------
+expect 0 "all 12 rows as expected" -- lab --tp 3
+expect 0 "WRONG as expected" -- lab --tp 2 --seed 5
+expect_one_line 2 lab --tp 1
+expect_one_line 2 lab --seed x
+
+# ---- plan: the communication derived from placements --------------------------------------------
+expect 0 "forward: per layer 2 AllReduce" -- plan --shape gpt2 --tp 4
+expect 0 "backward: per layer 2 AllReduce" -- plan --shape tiny --tp 2 --backward
+expect 0 "per layer 2 AllReduce \+ 1 all-gather" -- plan --shape tiny --tp 2 --mlp row,column
+expect 0 "\"allreduce_per_layer\":[[:space:]]*2" -- plan --model "$model" --tp 3 --json
+expect 1 "no valid plan: .*added once" -- plan --shape tiny --tp 2 --bias every-rank
+expect_one_line 1 plan --shape tiny --tp 2 --bias every-rank
+expect_one_line 1 plan --shape tiny --tp 7
+expect_one_line 2 plan --shape tiny --tp 2 --mlp sideways
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

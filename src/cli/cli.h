@@ -54,6 +54,8 @@ int cmd_bench_generate(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -16,12 +16,14 @@ static const char usage[] =
     "  tokenize      GPT-2 token ids of a text, or --decode ids back to text\n"
     "  forward       run GPT-2 on token ids split over P ranks; top-5 next tokens, logits\n"
     "  verify        check that P ranks give the unsplit model's logits, and the comm ledger\n"
+    "  plan          derive where tensor parallelism communicates, and how many bytes\n"
     "  init          write a seeded random GPT-2 checkpoint (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and memcpy (the memory-bandwidth ceiling)\n"
     "  bench forward GPT-2 prefill tokens/s for each P, beside P=1 and PyTorch\n"
     "  bench generate  GPT-2 decode tokens/s for each P, beside the bandwidth ceiling, PyTorch\n"
     "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
+    "  lab           each tensor-parallel layer beside its naive splits: error, comm, why\n"
     "\n"
     "Run 'linshard COMMAND --help' for a command's options.\n"
     "exit status: 0 success, 1 the job failed, 2 bad usage.\n";
@@ -47,6 +49,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lab")) return cmd_lab(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);

@@ -1,0 +1,282 @@
+/* test_plan.c — the communication plan (include/linshard/plan.h).
+ *
+ * The plan is derived from placement rules, not written down; these tests hold it to what the
+ * runtime really does and to what the rules imply:
+ *   - for the default (Megatron) sharding, a real forward pass on P threads records in its
+ *     comm ledger exactly the AllReduce calls the plan inserted, per tag ("embed",
+ *     "layer{i}.attn", "layer{i}.mlp"), with the plan's floats per token, and rank 0 sends the
+ *     plan's bandwidth-optimal bytes;
+ *   - --mlp row,column costs 1 AllReduce (of the 4E hidden features) + 1 all-gather per MLP;
+ *   - replicated attention and MLP communicate nothing in the layers;
+ *   - a replicated bias added by every rank to a Partial sum has no valid plan;
+ *   - the gradient pass costs 2 AllReduce per layer, 1 for the LM head's input, none for the
+ *     embedding, and no weight gradient needs a reduction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "linshard/gpt2.h"
+#include "linshard/layers.h"
+#include "linshard/ledger.h"
+#include "linshard/plan.h"
+
+#define T_TOKENS 8 /* T * n_embd = 384: P = 1..4 split it evenly, so bytes are exactly 2(P-1)/P */
+
+static const gpt2_config tiny = {2, 48, 6, 101, 16, 1e-5f, GELU_TANH};
+static const gpt2_config gpt2_small = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+
+static plan_t build(const gpt2_config *cfg, int P, const char *mlp, const char *attention,
+                    const char *bias) {
+    plan_options opt;
+    plan_options_default(&opt);
+    if (mlp) assert_int_equal(plan_parse_mlp(mlp, &opt), 0);
+    if (attention) assert_int_equal(plan_parse_attention(attention, &opt), 0);
+    if (bias) assert_int_equal(plan_parse_bias(bias, &opt), 0);
+    plan_t plan;
+    char err[512];
+    if (plan_build(&plan, cfg, P, &opt, err, sizeof(err))) fail_msg("plan: %s", err);
+    return plan;
+}
+
+/* ---- the plan against the runtime's ledger ----------------------------------------------------
+ */
+
+typedef struct {
+    const gpt2_config *cfg;
+    const st_file *file;
+    int tokens[T_TOKENS];
+    ledger_t ledger; /* rank 0's, after the forward pass */
+    int have_ledger;
+} forward_job;
+
+static int forward_rank(comm_t *comm, void *arg) {
+    forward_job *job = arg;
+    gpt2_shard m;
+    char err[512];
+    if (gpt2_shard_load(&m, job->cfg, job->file, comm_rank(comm), comm_size(comm), T_TOKENS, err,
+                        sizeof(err)))
+        return comm_fail(comm, "%s", err);
+    comm_ledger_reset(comm);
+    int rc = gpt2_forward(comm, &m, job->tokens, T_TOKENS);
+    if (!rc && comm_rank(comm) == 0) {
+        if (ledger_copy(&job->ledger, comm_ledger(comm)))
+            rc = comm_fail(comm, "out of memory copying the ledger");
+        else
+            job->have_ledger = 1;
+    }
+    gpt2_shard_free(&m);
+    return rc;
+}
+
+/* The plan's AllReduce calls and floats per token for `tag` against the ledger's. */
+static void check_tag(const plan_t *plan, const ledger_t *l, const char *tag) {
+    ledger_counts got = ledger_tag_counts(l, tag, LEDGER_ALLREDUCE);
+    int want = plan_tag_count(plan, 0, tag, PLAN_COMM_ALLREDUCE);
+    if ((int)got.calls != want)
+        fail_msg("P=%d %s: ledger %llu AllReduce, plan %d", plan->P, tag,
+                 (unsigned long long)got.calls, want);
+    long floats = plan_tag_floats(plan, 0, tag, PLAN_COMM_ALLREDUCE);
+    if ((long)(got.elements / T_TOKENS) != floats || got.elements % T_TOKENS)
+        fail_msg("P=%d %s: ledger %llu floats over %d tokens, plan %ld floats per token", plan->P,
+                 tag, (unsigned long long)got.elements, T_TOKENS, floats);
+    assert_int_equal(plan_tag_count(plan, 0, tag, PLAN_COMM_ALLGATHER), 0);
+    assert_int_equal(ledger_tag_counts(l, tag, LEDGER_ALLGATHER).calls, 0);
+}
+
+static void check_against_ledger(const plan_t *plan, const ledger_t *l) {
+    char tag[32];
+    check_tag(plan, l, "embed");
+    assert_int_equal(ledger_tag_counts(l, "embed", LEDGER_ALLREDUCE).calls,
+                     plan->fwd.embed[PLAN_COMM_ALLREDUCE]);
+    for (int i = 0; i < plan->cfg.n_layer; i++) {
+        snprintf(tag, sizeof(tag), "layer%d.attn", i);
+        check_tag(plan, l, tag);
+        uint64_t calls = ledger_tag_counts(l, tag, LEDGER_ALLREDUCE).calls;
+        snprintf(tag, sizeof(tag), "layer%d.mlp", i);
+        check_tag(plan, l, tag);
+        calls += ledger_tag_counts(l, tag, LEDGER_ALLREDUCE).calls;
+        assert_int_equal(calls, plan->fwd.per_layer[PLAN_COMM_ALLREDUCE]);
+    }
+    /* Nothing else: every AllReduce of the pass is one the plan inserted, and rank 0 sent the
+     * plan's bandwidth-optimal bytes (2(P-1)/P of each payload; blocks are even here). */
+    ledger_counts total = ledger_op_total(l, LEDGER_ALLREDUCE);
+    assert_int_equal(total.calls, plan->fwd.total[PLAN_COMM_ALLREDUCE]);
+    assert_true(fabs((double)total.bytes_sent - plan->fwd.rank_bytes_per_token * T_TOKENS) < 0.5);
+    assert_int_equal(ledger_op_total(l, LEDGER_ALLGATHER).calls, 0);
+    assert_int_equal(ledger_op_total(l, LEDGER_REDUCE_SCATTER).calls, 0);
+}
+
+static void test_plan_agrees_with_ledger(void **state) {
+    (void)state;
+    char dir[] = "/tmp/linshard-test-plan-XXXXXX", path[128], err[512];
+    assert_non_null(mkdtemp(dir));
+    gpt2_init_opts opts = {7, ST_F32, 0, 0};
+    if (gpt2_init_random(dir, &tiny, &opts, err, sizeof(err))) fail_msg("init: %s", err);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    st_file file;
+    if (st_open(&file, path, err, sizeof(err))) fail_msg("%s", err);
+    for (int P = 1; P <= 4; P++) {
+        static forward_job job;
+        memset(&job, 0, sizeof(job));
+        job.cfg = &tiny;
+        job.file = &file;
+        for (int t = 0; t < T_TOKENS; t++) job.tokens[t] = (t * 37 + 11) % tiny.vocab_size;
+        if (comm_launch(COMM_BACKEND_THREADS, P, forward_rank, &job, err, sizeof(err)))
+            fail_msg("P=%d: %s", P, err);
+        assert_true(job.have_ledger);
+        plan_t plan = build(&tiny, P, NULL, NULL, NULL);
+        /* The figures the README promises, here derived rather than assumed. */
+        assert_int_equal(plan.fwd.per_layer[PLAN_COMM_ALLREDUCE], 2);
+        assert_int_equal(plan.fwd.embed[PLAN_COMM_ALLREDUCE], 1);
+        check_against_ledger(&plan, &job.ledger);
+        plan_free(&plan);
+        ledger_free(&job.ledger);
+    }
+    st_close(&file);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- alternatives ------------------------------------------------------------------------------
+ */
+
+static void test_mlp_row_column(void **state) {
+    (void)state;
+    plan_t plan = build(&tiny, 2, "row,column", NULL, NULL);
+    int E = tiny.n_embd;
+    /* The first linear's output is Partial over 4E features; the bias (and GELU after it)
+     * cannot take a Partial sum: AllReduce of 4E. The second, column-parallel, leaves a shard
+     * of E features the residual add needs whole: all-gather of E. */
+    assert_int_equal(plan_tag_count(&plan, 0, "layer0.mlp", PLAN_COMM_ALLREDUCE), 1);
+    assert_int_equal(plan_tag_floats(&plan, 0, "layer0.mlp", PLAN_COMM_ALLREDUCE), 4 * E);
+    assert_int_equal(plan_tag_count(&plan, 0, "layer0.mlp", PLAN_COMM_ALLGATHER), 1);
+    assert_int_equal(plan_tag_floats(&plan, 0, "layer0.mlp", PLAN_COMM_ALLGATHER), E);
+    assert_int_equal(plan_tag_count(&plan, 0, "layer0.mlp", PLAN_COMM_SLICE), 1);
+    assert_int_equal(plan.fwd.per_layer[PLAN_COMM_ALLREDUCE], 2);
+    assert_int_equal(plan.fwd.per_layer[PLAN_COMM_ALLGATHER], 1);
+    assert_true(plan.layers_identical);
+    /* Costlier than Megatron's: (E + 4E + E) floats per layer instead of 2E. */
+    assert_true(fabs(plan.fwd.layer_bytes_per_token - 4.0 * 6 * E) < 1e-9);
+    /* The gradient pass is its mirror: the slice's transpose is an all-gather, the
+     * column-parallel linear's an AllReduce (of 4E), the all-gather's a free slice. */
+    assert_int_equal(plan_tag_count(&plan, 1, "layer0.mlp", PLAN_COMM_ALLREDUCE), 1);
+    assert_int_equal(plan_tag_floats(&plan, 1, "layer0.mlp", PLAN_COMM_ALLREDUCE), 4 * E);
+    assert_int_equal(plan_tag_count(&plan, 1, "layer0.mlp", PLAN_COMM_ALLGATHER), 1);
+    plan_free(&plan);
+}
+
+static void test_replicated_layers_communicate_nothing(void **state) {
+    (void)state;
+    plan_t plan = build(&tiny, 3, "replicate", "replicate", NULL);
+    for (int c = PLAN_COMM_SLICE; c < PLAN_COMM_KINDS; c++) {
+        assert_int_equal(plan.fwd.per_layer[c], 0);
+        assert_int_equal(plan.bwd.per_layer[c], 0);
+    }
+    /* The vocabulary is still split: the embedding's AllReduce and the head's gradient one. */
+    assert_int_equal(plan.fwd.embed[PLAN_COMM_ALLREDUCE], 1);
+    assert_int_equal(plan.bwd.head[PLAN_COMM_ALLREDUCE], 1);
+    assert_int_equal(plan.bwd.weight_grad_reduce, 0);
+    plan_free(&plan);
+}
+
+static void test_invalid_combination_is_rejected(void **state) {
+    (void)state;
+    plan_options opt;
+    plan_options_default(&opt);
+    assert_int_equal(plan_parse_bias("every-rank", &opt), 0);
+    plan_t plan;
+    char err[512];
+    assert_int_equal(plan_build(&plan, &tiny, 2, &opt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no valid plan"));
+    assert_non_null(strstr(err, "embed '+ wpe'")); /* the first bias on a Partial sum */
+    assert_non_null(strstr(err, "counts it P times"));
+    assert_null(strchr(err, '\n'));
+    /* Also with the MLP rearranged: still the embedding's bias first. */
+    assert_int_equal(plan_parse_mlp("row,column", &opt), 0);
+    assert_int_equal(plan_build(&plan, &tiny, 2, &opt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no valid plan"));
+    /* P larger than the head count: the model's own check. */
+    plan_options_default(&opt);
+    assert_int_equal(plan_build(&plan, &tiny, 7, &opt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "6 attention heads over 7 ranks"));
+    /* Unknown names are refused by the parsers. */
+    assert_int_equal(plan_parse_mlp("column", &opt), -1);
+    assert_int_equal(plan_parse_mlp("column,diagonal", &opt), -1);
+    assert_int_equal(plan_parse_attention("features", &opt), -1);
+    assert_int_equal(plan_parse_bias("twice", &opt), -1);
+}
+
+static void test_bias_on_one_rank_moves_the_reduction(void **state) {
+    (void)state;
+    /* One rank adds each replicated bias to its summand: the sums stay Partial until a
+     * LayerNorm needs them whole. Same count, different places: no AllReduce in the embedding,
+     * one before each LayerNorm (ln_1, ln_2, ln_f). */
+    plan_t plan = build(&tiny, 2, NULL, NULL, "one-rank");
+    assert_int_equal(plan.fwd.embed[PLAN_COMM_ALLREDUCE], 0);
+    assert_int_equal(plan.fwd.per_layer[PLAN_COMM_ALLREDUCE], 2);
+    assert_int_equal(plan.fwd.head[PLAN_COMM_ALLREDUCE], 1);
+    assert_int_equal(plan.fwd.total[PLAN_COMM_ALLREDUCE], 1 + 2 * tiny.n_layer);
+    plan_free(&plan);
+}
+
+/* ---- the gradient pass and the byte counts ----------------------------------------------------
+ */
+
+static void test_backward(void **state) {
+    (void)state;
+    for (int P = 1; P <= 4; P++) {
+        plan_t plan = build(&gpt2_small, P, NULL, NULL, NULL);
+        /* f's transpose before each column-parallel layer; g's is the identity. */
+        assert_int_equal(plan.bwd.per_layer[PLAN_COMM_ALLREDUCE], 2);
+        assert_int_equal(plan_tag_count(&plan, 1, "layer0.attn", PLAN_COMM_ALLREDUCE), 1);
+        assert_int_equal(plan_tag_count(&plan, 1, "layer0.mlp", PLAN_COMM_ALLREDUCE), 1);
+        assert_int_equal(plan.bwd.per_layer[PLAN_COMM_ALLGATHER], 0);
+        /* The LM head's input gradient is Partial over the vocabulary shards. */
+        assert_int_equal(plan.bwd.head[PLAN_COMM_ALLREDUCE], 1);
+        /* The embedding's AllReduce transposes to the identity; its weight gradient is local. */
+        assert_int_equal(plan.bwd.embed[PLAN_COMM_ALLREDUCE], 0);
+        assert_int_equal(plan.bwd.weight_grad_reduce, 0);
+        assert_int_equal(plan.bwd.total[PLAN_COMM_ALLREDUCE], 2 * gpt2_small.n_layer + 1);
+        assert_true(plan.layers_identical);
+        plan_free(&plan);
+    }
+}
+
+static void test_bytes(void **state) {
+    (void)state;
+    plan_t plan = build(&gpt2_small, 4, NULL, NULL, NULL);
+    int E = gpt2_small.n_embd;
+    /* An AllReduce of E floats per token: 4E bytes of payload, 2(P-1)/P of it per rank. */
+    assert_true(fabs(plan_comm_bytes(PLAN_COMM_ALLREDUCE, E) - 3072) < 1e-9);
+    assert_true(fabs(plan_comm_rank_bytes(PLAN_COMM_ALLREDUCE, E, 4) - 4608) < 1e-9);
+    assert_true(fabs(plan_comm_rank_bytes(PLAN_COMM_ALLGATHER, E, 4) - 2304) < 1e-9);
+    assert_true(fabs(plan_comm_bytes(PLAN_COMM_SLICE, E)) < 1e-9);
+    assert_true(fabs(plan.fwd.layer_bytes_per_token - 2 * 4.0 * E) < 1e-9);
+    assert_true(fabs(plan.fwd.bytes_per_token - 25 * 4.0 * E) < 1e-9);
+    assert_true(fabs(plan.fwd.rank_bytes_per_token - 25 * 4608.0) < 1e-9);
+    plan_free(&plan);
+}
+
+int main(void) {
+    layers_set_blas_threads(1); /* one core per rank */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_agrees_with_ledger),
+        cmocka_unit_test(test_mlp_row_column),
+        cmocka_unit_test(test_replicated_layers_communicate_nothing),
+        cmocka_unit_test(test_invalid_combination_is_rejected),
+        cmocka_unit_test(test_bias_on_one_rank_moves_the_reduction),
+        cmocka_unit_test(test_backward),
+        cmocka_unit_test(test_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
