@@ -306,6 +306,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (printer) {
         putchar('\n');
+        fflush(stdout); /* the text first, then the figures on stderr */
         fprintf(stderr,
                 "generate: P=%ld (%s); prompt %d tokens in %.1f ms (%.1f tokens/s); %d tokens "
                 "generated in %.1f ms (%.1f tokens/s); communication %.1f%% of prompt time, "
