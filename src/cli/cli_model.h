@@ -35,4 +35,22 @@ typedef struct {
 int model_run_job(model_run *job);
 void model_run_free(model_run *job);
 
+/* GPT-2 small: 12 layers, 768 wide, 12 heads, vocabulary 50257, context 1024. */
+extern const gpt2_config gpt2_small_shape;
+/* The small model verify builds without --model: 2 layers, 48 wide, 6 heads (P = 2, 3, 6
+ * divide them; 4, 5 do not), a prime vocabulary of 101 that no P divides, context 32. */
+extern const gpt2_config gpt2_tiny_shape;
+
+/* Writes a seeded random model of shape cfg into a new temporary directory; dir is a mkdtemp
+ * template ("/tmp/linshard-...-XXXXXX") and receives the name. Returns 0, or -1 with err (and
+ * nothing left behind). */
+int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen);
+/* Removes a directory cli_temp_model made. */
+void cli_remove_temp_model(const char *dir);
+
+/* The PyTorch peer's command prefix, "'PYTHON' 'SCRIPT'" (LINSHARD_PYTHON, default
+ * /usr/bin/python3; LINSHARD_TORCH_BENCH, default the repository's
+ * bench/torch_gpt2_forward.py). Returns the script path, for messages. */
+const char *cli_torch_command(char *buf, size_t len);
+
 #endif

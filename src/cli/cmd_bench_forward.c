@@ -107,17 +107,13 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
 
 /* Runs the PyTorch peer for every T with `threads` threads; fills results it reports. */
 static void run_pytorch(const char *dir, const int *Ts, int nT, int threads, fwd_result *out) {
-    const char *python = getenv("LINSHARD_PYTHON");
-    if (!python || !*python)
-        python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-    const char *script = getenv("LINSHARD_TORCH_BENCH");
-    if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
-    char ts[128] = "", th[16], cmd[8192];
+    char torch[8192];
+    const char *script = cli_torch_command(torch, sizeof(torch));
+    char ts[128] = "", cmd[8192 + 256];
     for (int i = 0; i < nT; i++)
         snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), "%s%d", i ? "," : "", Ts[i]);
-    snprintf(th, sizeof(th), "%d", threads);
-    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' --tokens-count %s --threads %s --repeats %d", python,
-             script, dir, ts, th, REPEATS);
+    snprintf(cmd, sizeof(cmd), "%s '%s' --tokens-count %s --threads %d --repeats %d", torch, dir,
+             ts, threads, REPEATS);
     FILE *p = popen(cmd, "r");
     if (!p) return;
     char line[1024];
@@ -183,15 +179,6 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
     printf("\n");
 }
 
-static void remove_dir_files(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 int cmd_bench_forward(int argc, char **argv) {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"shape", required_argument, 0, 'S'},
@@ -247,12 +234,9 @@ int cmd_bench_forward(int argc, char **argv) {
 
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
-        gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
-        gpt2_init_opts opts = {7, ST_F32, 0, 0};
         if (!json)
             fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
-        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &gpt2, &opts, err, sizeof(err))) {
-            remove_dir_files(tmpdir);
+        if (cli_temp_model(tmpdir, &gpt2_small_shape, 7, err, sizeof(err))) {
             return cli_job_error("bench forward: cannot write the model: %s", err);
         }
         dir = tmpdir;
@@ -312,6 +296,6 @@ int cmd_bench_forward(int argc, char **argv) {
         }
     }
 done:
-    if (shape) remove_dir_files(tmpdir);
+    if (shape) cli_remove_temp_model(tmpdir);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "linshard/linshard.h"
 #include "linshard/gpt2.h"
 #include "linshard/sampling.h"
@@ -158,15 +159,10 @@ typedef struct {
 } torch_result;
 
 static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
-    const char *python = getenv("LINSHARD_PYTHON");
-    if (!python || !*python)
-        python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-    const char *script = getenv("LINSHARD_TORCH_BENCH");
-    if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd),
-             "'%s' '%s' '%s' --decode %d --prompt-count %d --threads %d --repeats %d", python,
-             script, dir, N, T, threads, REPEATS);
+    char torch[8192], cmd[8192 + 256];
+    const char *script = cli_torch_command(torch, sizeof(torch));
+    snprintf(cmd, sizeof(cmd), "%s '%s' --decode %d --prompt-count %d --threads %d --repeats %d",
+             torch, dir, N, T, threads, REPEATS);
     FILE *p = popen(cmd, "r");
     if (!p) return;
     static char line[65536];
@@ -191,15 +187,6 @@ static void run_torch_decode(const char *dir, int T, int N, int threads, torch_r
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
-
-static void remove_model_dir(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
-}
 
 static int agree(const int *a, const int *b, int n) {
     int same = 0;
@@ -265,10 +252,7 @@ int cmd_bench_generate(int argc, char **argv) {
         return cli_usage_error("bench generate", "give --model DIR or --shape gpt2");
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512], path[4096];
     if (shape) {
-        gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
-        gpt2_init_opts opts = {7, ST_F32, 0, 0};
-        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &gpt2, &opts, err, sizeof(err))) {
-            remove_model_dir(tmpdir);
+        if (cli_temp_model(tmpdir, &gpt2_small_shape, 7, err, sizeof(err))) {
             return cli_job_error("bench generate: cannot write the model: %s", err);
         }
         dir = tmpdir;
@@ -363,6 +347,6 @@ int cmd_bench_generate(int argc, char **argv) {
                    agree(jobs[i].tokens, jobs[0].tokens, n_check), n_check);
 done:
     if (file_open) st_close(&file);
-    if (shape) remove_model_dir(tmpdir);
+    if (shape) cli_remove_temp_model(tmpdir);
     return rc;
 }

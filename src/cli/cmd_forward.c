@@ -167,7 +167,7 @@ int cmd_init(int argc, char **argv) {
         case 'S':
             if (strcmp(optarg, "gpt2"))
                 return cli_usage_error("init", "unknown --shape '%s' (available: gpt2)", optarg);
-            cfg = (gpt2_config){12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+            cfg = gpt2_small_shape;
             break;
         case 'l':
             field = &cfg.n_layer;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "linshard/linshard.h"
 #include "linshard/gpt2.h"
 #include "linshard/sampling.h"
@@ -137,15 +138,6 @@ static int load_tokenizer(const char *model_dir, tokenizer **tok, char *err, siz
     return tokenizer_load_builtin(tok, err, errlen);
 }
 
-static void remove_model_dir(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 int cmd_generate(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"tp", required_argument, 0, 'p'},
@@ -240,8 +232,7 @@ int cmd_generate(int argc, char **argv) {
 
     if (!job.model_dir) {
         /* Every MPI process builds the same seeded model in its own temporary directory. */
-        gpt2_init_opts opts = {DEFAULT_SEED, ST_F32, 0, 0};
-        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &default_model, &opts, err, sizeof(err))) {
+        if (cli_temp_model(tmpdir, &default_model, DEFAULT_SEED, err, sizeof(err))) {
             rc = cli_job_error("cannot build the default model: %s", err);
             goto done;
         }
@@ -318,7 +309,7 @@ int cmd_generate(int argc, char **argv) {
     }
 done:
     if (file_open) st_close(&file);
-    if (made_model) remove_model_dir(tmpdir);
+    if (made_model) cli_remove_temp_model(tmpdir);
     free(ids);
     if (tok) tokenizer_free(tok);
     cli_stop_backend(backend);

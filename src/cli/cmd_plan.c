@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "linshard/plan.h"
 
 static const char plan_usage[] =
@@ -313,12 +314,10 @@ static int print_json(const plan_t *p) {
 /* ---- the command ---------------------------------------------------------------------------- */
 
 static int shape_config(const char *name, gpt2_config *cfg) {
-    static const gpt2_config gpt2 = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
-    static const gpt2_config tiny = {2, 48, 6, 101, 32, 1e-5f, GELU_TANH};
     if (!strcmp(name, "gpt2"))
-        *cfg = gpt2;
+        *cfg = gpt2_small_shape;
     else if (!strcmp(name, "tiny"))
-        *cfg = tiny;
+        *cfg = gpt2_tiny_shape;
     else
         return -1;
     return 0;

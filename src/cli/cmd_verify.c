@@ -22,10 +22,6 @@
  * a real sharding bug (a bias added P times, a head from the wrong block) errs by 1e-2 or more. */
 #define VERIFY_REL_TOL 1e-4
 
-/* The small model verify builds when no --model is given: dimensions chosen so that P = 2, 3, 6
- * divide the heads and P = 4, 5 do not, and the prime vocabulary divides by no P. */
-static const gpt2_config default_shape = {2, 48, 6, 101, 32, 1e-5f, GELU_TANH};
-
 static const char verify_usage[] =
     "usage: linshard verify [--model DIR] [--tp LIST] [--tokens IDS] [--backend threads|mpi]\n"
     "                       [--comm-stats]\n"
@@ -94,16 +90,6 @@ static int check_ledger(const ledger_t *l, const gpt2_config *cfg, int T, int P,
         printf(" (attn+mlp); total %llu allreduce = 1 + 2 x %d layers; %llu bytes sent by rank 0\n",
                (unsigned long long)total.calls, cfg->n_layer, (unsigned long long)total.bytes_sent);
     return ok;
-}
-
-/* Removes the temporary model verify wrote. */
-static void remove_model_dir(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    unlink(path);
-    rmdir(dir);
 }
 
 int cmd_verify(int argc, char **argv) {
@@ -176,8 +162,7 @@ int cmd_verify(int argc, char **argv) {
             return cli_job_error("verify --backend mpi needs --model DIR (a file every process "
                                  "can read)");
         }
-        gpt2_init_opts opts = {1, ST_F32, 0, 0};
-        if (!mkdtemp(tmpdir) || gpt2_init_random(tmpdir, &default_shape, &opts, err, sizeof(err))) {
+        if (cli_temp_model(tmpdir, &gpt2_tiny_shape, 1, err, sizeof(err))) {
             free(tokens);
             cli_stop_backend(backend);
             return cli_job_error("verify: cannot build the default model: %s", err);
@@ -249,7 +234,7 @@ int cmd_verify(int argc, char **argv) {
     }
     model_run_free(&ref);
 done:
-    if (made_model) remove_model_dir(tmpdir);
+    if (made_model) cli_remove_temp_model(tmpdir);
     free(tokens);
     cli_stop_backend(backend);
     return rc;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_model.h"
@@ -98,6 +99,41 @@ int model_run_job(model_run *job) {
     st_close(&file);
     if (rc) return cli_job_error("%s", err);
     return EXIT_OK;
+}
+
+const gpt2_config gpt2_small_shape = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+const gpt2_config gpt2_tiny_shape = {2, 48, 6, 101, 32, 1e-5f, GELU_TANH};
+
+void cli_remove_temp_model(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    gpt2_init_opts opts = {seed, ST_F32, 0, 0};
+    if (gpt2_init_random(dir, cfg, &opts, err, errlen)) {
+        cli_remove_temp_model(dir);
+        return -1;
+    }
+    return 0;
+}
+
+const char *cli_torch_command(char *buf, size_t len) {
+    const char *python = getenv("LINSHARD_PYTHON");
+    if (!python || !*python)
+        python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    const char *script = getenv("LINSHARD_TORCH_BENCH");
+    if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
+    snprintf(buf, len, "'%s' '%s'", python, script);
+    return script;
 }
 
 void model_run_free(model_run *job) {
