@@ -261,13 +261,14 @@ int cmd_bench_generate(int argc, char **argv) {
     st_file file = {0};
     int rc = EXIT_OK, file_open = 0;
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) ||
-        (T + N > cfg.n_positions &&
-         snprintf(err, sizeof(err), "prompt %d + %d new tokens exceed the context of %d", T, N,
-                  cfg.n_positions)) ||
-        st_open(&file, path, err, sizeof(err)) ||
+    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) || st_open(&file, path, err, sizeof(err)) ||
         (file_open = 1, gpt2_check_weights(&cfg, &file, err, sizeof(err)))) {
         rc = cli_job_error("%s", err);
+        goto done;
+    }
+    if (T + N > cfg.n_positions) {
+        rc = cli_job_error("prompt %d + %d new tokens exceed the model's context of %d positions",
+                           T, N, cfg.n_positions);
         goto done;
     }
     for (int i = 0; i < n_tp; i++)

@@ -80,9 +80,7 @@ static int check_ledger(const ledger_t *l, const gpt2_config *cfg, int T, int P,
         int layer_ok =
             a.calls == 1 && m.calls == 1 && a.elements == payload && m.elements == payload;
         ok &= layer_ok;
-        if (print)
-            printf(" %s%llu+%llu", i ? "" : "", (unsigned long long)a.calls,
-                   (unsigned long long)m.calls);
+        if (print) printf(" %llu+%llu", (unsigned long long)a.calls, (unsigned long long)m.calls);
     }
     ledger_counts total = ledger_op_total(l, LEDGER_ALLREDUCE);
     ok &= total.calls == 1 + 2 * (uint64_t)cfg->n_layer;
