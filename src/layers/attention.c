@@ -7,29 +7,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "fast_exp.h"
+#include "causal_softmax.h"
 #include "linshard/layers.h"
 
 size_t attention_scratch_floats(const attention_weights *w, int T, int context) {
     size_t hd = (size_t)w->h_local * (size_t)w->D;
     return (size_t)T * 3 * hd + (size_t)T * (size_t)context + (size_t)T * hd;
-}
-
-/* Row t (absolute position pos0 + t) keeps positions 0..pos0+t of its n columns: a numerically
- * safe softmax (max subtracted), zeros after. */
-static void causal_softmax(float *s, int T, int n, int pos0) {
-    for (int t = 0; t < T; t++) {
-        float *row = s + (size_t)t * (size_t)n;
-        int last = pos0 + t;
-        float max = row[0];
-        for (int j = 1; j <= last; j++) max = row[j] > max ? row[j] : max;
-        float sum = 0;
-        for (int j = 0; j <= last; j++) row[j] = fast_expf(row[j] - max);
-        for (int j = 0; j <= last; j++) sum += row[j];
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= last; j++) row[j] *= inv;
-        for (int j = last + 1; j < n; j++) row[j] = 0.0f;
-    }
 }
 
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
