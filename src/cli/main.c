@@ -18,6 +18,7 @@ static const char usage[] =
     "  verify        check that P ranks give the unsplit model's logits, and the comm ledger\n"
     "  plan          derive where tensor parallelism communicates, and how many bytes\n"
     "  lab           each tensor-parallel layer beside its naive splits: error, comm, why\n"
+    "  train         train GPT-2 on a text file split over P ranks; resumable checkpoints\n"
     "  init          write a seeded random GPT-2 checkpoint (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and one core's memcpy (the bandwidth reference)\n"
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "lab")) return cmd_lab(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
