@@ -8,6 +8,7 @@ packages=(
   libcjson-dev                      # JSON (bench --json; safetensors headers and configs later)
   libcmocka-dev                     # unit tests
   libopenblas-dev                   # GEMM
+  gnuplot-nox                       # train's loss.png
   libutf8proc-dev                   # Unicode categories for the GPT-2 tokenizer's pre-tokenisation
 )
 missing=()
