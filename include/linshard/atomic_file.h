@@ -21,4 +21,7 @@ int atomic_file_commit(atomic_file *f, char *err, size_t errlen);
 /* Gives up: closes and removes the temporary file. */
 void atomic_file_abort(atomic_file *f);
 
+/* The whole file at once: n bytes of data to path, atomically. Returns 0, or -1 with err. */
+int atomic_file_write(const char *path, const void *data, size_t n, char *err, size_t errlen);
+
 #endif

@@ -27,14 +27,9 @@ static const char forward_usage[] =
     "  -h, --help           this text\n";
 
 static int write_logits(const char *path, const float *logits, size_t n) {
-    atomic_file f;
     char err[512];
-    if (atomic_file_open(&f, path, err, sizeof(err))) return cli_job_error("%s", err);
-    if (fwrite(logits, sizeof(float), n, f.fp) != n) {
-        atomic_file_abort(&f);
-        return cli_job_error("%s: write failed", path);
-    }
-    if (atomic_file_commit(&f, err, sizeof(err))) return cli_job_error("%s", err);
+    if (atomic_file_write(path, logits, n * sizeof(float), err, sizeof(err)))
+        return cli_job_error("%s", err);
     return EXIT_OK;
 }
 

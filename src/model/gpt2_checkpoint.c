@@ -235,13 +235,7 @@ static int write_state(const char *dir, const gpt2_train_state *st, char *err, s
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
-    atomic_file f;
-    int rc = atomic_file_open(&f, path, err, errlen);
-    if (!rc) {
-        fputs(text, f.fp);
-        fputc('\n', f.fp);
-        rc = atomic_file_commit(&f, err, errlen);
-    }
+    int rc = atomic_file_write(path, text, strlen(text), err, errlen);
     free(text);
     return rc;
 }

@@ -176,13 +176,7 @@ int gpt2_config_save(const char *dir, const gpt2_config *cfg, char *err, size_t 
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
-    atomic_file f;
-    int rc = atomic_file_open(&f, path, err, errlen);
-    if (!rc) {
-        fputs(text, f.fp);
-        fputc('\n', f.fp);
-        rc = atomic_file_commit(&f, err, errlen);
-    }
+    int rc = atomic_file_write(path, text, strlen(text), err, errlen);
     free(text);
     return rc;
 }

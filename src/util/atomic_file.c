@@ -46,3 +46,14 @@ void atomic_file_abort(atomic_file *f) {
     f->fp = NULL;
     remove(f->tmp_path);
 }
+
+int atomic_file_write(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+    atomic_file f;
+    if (atomic_file_open(&f, path, err, errlen)) return -1;
+    if (n && fwrite(data, 1, n, f.fp) != n) {
+        snprintf(err, errlen, "%s: write failed", path);
+        atomic_file_abort(&f);
+        return -1;
+    }
+    return atomic_file_commit(&f, err, errlen);
+}
