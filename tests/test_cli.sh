@@ -165,6 +165,9 @@ expect 0 "^15496,995$" -- tokenize "Hello world"
 expect 0 "^Hello world$" -- tokenize --decode 15496,995
 expect_one_line 1 tokenize --decode 50257
 expect 0 "stopped at the requested number of tokens" -- generate -n 8
+# The default model is trained (on the King James Bible): greedy text reads like its corpus.
+expect 0 "(unto|LORD|the children of)" -- generate --temperature 0 -n 40 --prompt "And God said"
+
 # The same seed gives the same text at every P (sampling is identical on every rank).
 g1=$("$bin" generate --tp 1 --seed 9 -n 16 2>/dev/null)
 for P in 2 4; do
@@ -186,6 +189,16 @@ expect_one_line 2 generate -n 0
 expect_one_line 2 generate --temperature -1
 expect_one_line 2 generate --top-p 1.5
 expect_one_line 2 generate --top-k x
+
+# ---- convert: another storage type, same model -------------------------------------------------
+expect 0 "wrote $tmp/f16/model.safetensors \(.* tensors, F16\)" -- convert --model "$model" --out "$tmp/f16" --dtype f16
+expect 0 "top-5 next tokens" -- forward --model "$tmp/f16" --tokens 1,2,3 --tp 2
+if [ "$(stat -c %s "$tmp/f16/model.safetensors")" -lt "$(stat -c %s "$model/model.safetensors")" ]; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: the F16 file is not smaller"; fi
+expect_one_line 2 convert --model "$model" --out "$tmp/x" --dtype f8
+expect_one_line 2 convert --model "$model" --out "$model" --dtype f16
+expect_one_line 2 convert --model "$model" --dtype f16
+expect_one_line 1 convert --model /nonexistent --out "$tmp/y" --dtype f16
 
 # ---- lab: every correct split matches, every naive one is visibly wrong -------------------------
 expect 0 "all 12 rows as expected" -- lab --tp 3

@@ -52,6 +52,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

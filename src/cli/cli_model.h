@@ -45,7 +45,10 @@ extern const gpt2_config gpt2_tiny_shape;
  * template ("/tmp/linshard-...-XXXXXX") and receives the name. Returns 0, or -1 with err (and
  * nothing left behind). */
 int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen);
-/* Removes a directory cli_temp_model made. */
+/* Writes the built-in default model (data/default-model, embedded in the program) into a new
+ * temporary directory (dir: a mkdtemp template). Returns 0, or -1 with err. */
+int cli_default_model(char *dir, char *err, size_t errlen);
+/* Removes a directory cli_temp_model or cli_default_model made. */
 void cli_remove_temp_model(const char *dir);
 
 /* The PyTorch peer's command prefix, "'PYTHON' 'SCRIPT'" (LINSHARD_PYTHON, default

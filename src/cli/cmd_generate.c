@@ -17,11 +17,6 @@
 #include "linshard/sampling.h"
 #include "linshard/tokenizer.h"
 
-/* The embedded default: a seeded random GPT-2 with the real GPT-2 vocabulary, built at
- * start-up (untrained, so its text is random tokens) until a trained default model ships. */
-static const gpt2_config default_model = {4, 128, 4, 50257, 256, 1e-5f, GELU_TANH};
-#define DEFAULT_SEED 1
-
 static const char generate_usage[] =
     "usage: linshard generate [--model DIR] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
     "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
@@ -32,11 +27,12 @@ static const char generate_usage[] =
     "\n"
     "  --model DIR       a checkpoint (config.json + model.safetensors; its tokenizer files if\n"
     "                    present, else the built-in GPT-2 tokenizer). Without it: the built-in\n"
-    "                    default, a seeded random (untrained) 4-layer GPT-2 with the GPT-2\n"
-    "                    vocabulary, built at start-up — its text is random\n"
+    "                    default, a small GPT-2 (2 layers, 128 wide, context 64, GPT-2\n"
+    "                    vocabulary) trained by linshard on the King James Bible (public\n"
+    "                    domain): see data/default-model/README.md\n"
     "  --tp P            ranks (default 1)\n"
     "  --backend B       threads (default) or mpi (run under: mpirun -np P linshard ...)\n"
-    "  --prompt TEXT     the prompt (default \"The meaning of life is\"); empty: start from\n"
+    "  --prompt TEXT     the prompt (default \"And it came to pass\"); empty: start from\n"
     "                    <|endoftext|>\n"
     "  -n N              tokens to generate (default 32)\n"
     "  --temperature T   0 = greedy (default 0.8)\n"
@@ -155,7 +151,7 @@ int cmd_generate(int argc, char **argv) {
     job.sampling = (sampling_opts){0.8f, 40, 1.0f};
     job.seed = 1;
     job.n_new = 32;
-    const char *prompt = "The meaning of life is";
+    const char *prompt = "And it came to pass";
     long P = 1, v;
     comm_backend_t backend = COMM_BACKEND_THREADS;
     int c, rc;
@@ -231,17 +227,16 @@ int cmd_generate(int argc, char **argv) {
     rc = EXIT_OK;
 
     if (!job.model_dir) {
-        /* Every MPI process builds the same seeded model in its own temporary directory. */
-        if (cli_temp_model(tmpdir, &default_model, DEFAULT_SEED, err, sizeof(err))) {
-            rc = cli_job_error("cannot build the default model: %s", err);
+        /* Every MPI process writes the embedded model into its own temporary directory. */
+        if (cli_default_model(tmpdir, err, sizeof(err))) {
+            rc = cli_job_error("cannot unpack the default model: %s", err);
             goto done;
         }
         made_model = 1;
         job.model_dir = tmpdir;
         if (printer)
-            fprintf(stderr, "generate: no --model: using the built-in seeded random GPT-2 (4 "
-                            "layers, 128 wide, GPT-2 vocabulary), untrained, so the text is "
-                            "random\n");
+            fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
+                            "trained on the King James Bible (data/default-model/README.md)\n");
     }
     if (gpt2_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
         gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||

@@ -19,6 +19,7 @@ static const char usage[] =
     "  plan          derive where tensor parallelism communicates, and how many bytes\n"
     "  lab           each tensor-parallel layer beside its naive splits: error, comm, why\n"
     "  train         train GPT-2 on a text file split over P ranks; resumable checkpoints\n"
+    "  convert       rewrite a checkpoint in another storage type (f32, f16, bf16)\n"
     "  init          write a seeded random GPT-2 checkpoint (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and one core's memcpy (the bandwidth reference)\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);

@@ -1,0 +1,107 @@
+/* cmd_convert.c — `linshard convert`: a checkpoint rewritten with another storage type (F32,
+ * F16, BF16), e.g. to ship a model at half the size. Every tensor of the file is kept, with its
+ * name and shape; config.json is copied. Both files are written atomically. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "linshard/gpt2.h"
+#include "linshard/safetensors.h"
+
+static const char convert_usage[] =
+    "usage: linshard convert --model DIR --out DIR --dtype f32|f16|bf16\n"
+    "\n"
+    "Rewrites DIR's model.safetensors with every tensor stored as the given type (rounded to\n"
+    "nearest even), and copies config.json, into the output directory (created if missing).\n"
+    "\n"
+    "  --model DIR   the checkpoint to read\n"
+    "  --out DIR     where to write (must differ from --model)\n"
+    "  --dtype T     f32, f16 or bf16\n"
+    "  -h, --help    this text\n";
+
+int cmd_convert(int argc, char **argv) {
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"out", required_argument, 0, 'o'},
+                                             {"dtype", required_argument, 0, 'd'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *model = NULL, *out = NULL;
+    st_dtype dtype = ST_F32;
+    int have_dtype = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "f32"))
+                dtype = ST_F32;
+            else if (!strcmp(optarg, "f16"))
+                dtype = ST_F16;
+            else if (!strcmp(optarg, "bf16"))
+                dtype = ST_BF16;
+            else
+                return cli_usage_error("convert", "--dtype must be f32, f16 or bf16, got '%s'",
+                                       optarg);
+            have_dtype = 1;
+            break;
+        case 'h':
+            fputs(convert_usage, stdout);
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("convert", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("convert", "unexpected argument '%s'", argv[optind]);
+    if (!model || !out || !have_dtype)
+        return cli_usage_error("convert", "--model, --out and --dtype are required");
+    if (!strcmp(model, out)) return cli_usage_error("convert", "--out must differ from --model");
+
+    char err[512], path[4096];
+    gpt2_config cfg;
+    st_file file;
+    if (gpt2_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
+    snprintf(path, sizeof(path), "%s/model.safetensors", model);
+    if (st_open(&file, path, err, sizeof(err))) return cli_job_error("%s", err);
+    if (gpt2_check_weights(&cfg, &file, err, sizeof(err))) {
+        st_close(&file);
+        return cli_job_error("%s", err);
+    }
+    st_write_tensor *list = calloc((size_t)file.n_tensors, sizeof(*list));
+    int rc = list ? EXIT_OK : cli_job_error("out of memory");
+    for (int i = 0; i < file.n_tensors && rc == EXIT_OK; i++) {
+        const st_tensor *t = &file.tensors[i];
+        float *data = malloc((t->numel ? t->numel : 1) * sizeof(float));
+        if (!data || st_read_f32(&file, t, 0, t->numel, data)) {
+            free(data);
+            rc = cli_job_error("%s: cannot read tensor '%s'", path, t->name);
+            break;
+        }
+        list[i] = (st_write_tensor){.name = t->name, .dtype = dtype, .ndim = t->ndim, .data = data};
+        memcpy(list[i].shape, t->shape, sizeof(t->shape));
+    }
+    if (rc == EXIT_OK && mkdir(out, 0755) != 0 && errno != EEXIST)
+        rc = cli_job_error("%s: cannot create the directory", out);
+    snprintf(path, sizeof(path), "%s/model.safetensors", out);
+    if (rc == EXIT_OK && (st_write(path, list, file.n_tensors, err, sizeof(err)) ||
+                          gpt2_config_save(out, &cfg, err, sizeof(err))))
+        rc = cli_job_error("%s", err);
+    if (rc == EXIT_OK)
+        printf("wrote %s/model.safetensors (%d tensors, %s) and %s/config.json\n", out,
+               file.n_tensors, st_dtype_name(dtype), out);
+    for (int i = 0; list && i < file.n_tensors; i++) free((void *)list[i].data);
+    free(list);
+    st_close(&file);
+    return rc;
+}

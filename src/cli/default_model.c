@@ -1,0 +1,52 @@
+/* default_model.c — the model `linshard generate` uses without --model: data/default-model,
+ * embedded in the program at build time with the assembler's .incbin (as the tokenizer is), so
+ * the program needs no files. data/default-model/README.md says how it was trained. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_model.h"
+#include "linshard/atomic_file.h"
+
+#ifndef LINSHARD_DEFAULT_MODEL_DIR
+#error "LINSHARD_DEFAULT_MODEL_DIR (the directory of the default model) must be defined"
+#endif
+
+#define EMBED(sym, file)                                                                           \
+    ".globl " #sym "\n.hidden " #sym "\n.balign 16\n" #sym                                         \
+    ":\n.incbin \"" LINSHARD_DEFAULT_MODEL_DIR "/" file "\"\n.globl " #sym "_end\n.hidden " #sym   \
+    "_end\n" #sym "_end:\n.byte 0\n"
+
+__asm__(".pushsection .rodata\n" EMBED(linshard_default_config_json, "config.json")
+            EMBED(linshard_default_model_safetensors, "model.safetensors") ".popsection\n");
+
+extern const char linshard_default_config_json[], linshard_default_config_json_end[];
+extern const char linshard_default_model_safetensors[], linshard_default_model_safetensors_end[];
+
+/* The symbols' addresses, subtracted as integers: they are distinct objects to C. */
+static size_t span(const char *begin, const char *end) {
+    return (size_t)((uintptr_t)end - (uintptr_t)begin);
+}
+
+int cli_default_model(char *dir, char *err, size_t errlen) {
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot create a temporary directory %s", dir);
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    int rc = atomic_file_write(path, linshard_default_config_json,
+                               span(linshard_default_config_json, linshard_default_config_json_end),
+                               err, errlen);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    if (!rc)
+        rc = atomic_file_write(
+            path, linshard_default_model_safetensors,
+            span(linshard_default_model_safetensors, linshard_default_model_safetensors_end), err,
+            errlen);
+    if (rc) cli_remove_temp_model(dir);
+    return rc;
+}
