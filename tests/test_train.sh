@@ -85,11 +85,36 @@ fi
 train "$tmp/a" "${shape[@]}" --steps 6 --save-every 3 --tp 2
 train "$tmp/b" "${shape[@]}" --steps 3 --decay-steps 6 --tp 2
 cp -r "$tmp/b" "$tmp/b4"
+cp -r "$tmp/b" "$tmp/b3"
 train "$tmp/b" --resume --steps 6 --tp 3
 agree "$tmp/a/train_log.csv" "$tmp/b/train_log.csv" 1 6
 train "$tmp/b4" --resume --steps 6 --tp 4
 agree "$tmp/a/train_log.csv" "$tmp/b4/train_log.csv" 4 6
 if grep -qE '"step":[[:space:]]*6,' "$tmp/b/trainer_state.json"; then ok; else fail "resumed state not at step 6"; fi
+
+# (e) A save killed before its commit: stale NAME.next files, no marker. The previous checkpoint
+# is intact: resuming discards them and continues exactly as the uninterrupted run.
+cp -r "$tmp/b3" "$tmp/killed1"
+cp "$tmp/a/model.safetensors" "$tmp/killed1/model.safetensors.next"
+printf 'half-written' >"$tmp/killed1/optimizer.safetensors.next"
+train "$tmp/killed1" --resume --steps 6 --tp 2
+agree "$tmp/a/train_log.csv" "$tmp/killed1/train_log.csv" 4 6
+if ls "$tmp/killed1" | grep -q '\.next$'; then fail "stale .next files left"; else ok; fi
+# (f) A save killed during its commit (marker written, one file moved): the commit is finished
+# on the next start, so the checkpoint is the newer one, whole (step 6, nothing to do).
+cp -r "$tmp/b3" "$tmp/killed2"
+for f in model.safetensors config.json optimizer.safetensors trainer_state.json; do
+  cp "$tmp/a/$f" "$tmp/killed2/$f.next"
+done
+printf 'commit\n' >"$tmp/killed2/checkpoint.commit"
+mv "$tmp/killed2/model.safetensors.next" "$tmp/killed2/model.safetensors"
+if "$bin" train --data "$tmp/data.txt" --out "$tmp/killed2" --resume --steps 6 2>"$tmp/k2.err"; then
+  fail "resume after an interrupted commit should find the checkpoint already at step 6"
+elif grep -q "6" "$tmp/k2.err" && grep -qE '"step":[[:space:]]*6,' "$tmp/killed2/trainer_state.json" &&
+     cmp -s "$tmp/a/optimizer.safetensors" "$tmp/killed2/optimizer.safetensors" &&
+     [ ! -e "$tmp/killed2/checkpoint.commit" ]; then ok; else
+  fail "the interrupted commit was not finished:"; cat "$tmp/k2.err"; ls "$tmp/killed2"
+fi
 
 # (d) errors: one line on stderr, nothing on stdout; 2 for usage, 1 for a failed job.
 expect_one_line() {

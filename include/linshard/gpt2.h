@@ -32,6 +32,8 @@ typedef struct {
 int gpt2_config_load(const char *dir, gpt2_config *cfg, char *err, size_t errlen);
 /* Writes dir/config.json atomically (temp file + fsync + rename). */
 int gpt2_config_save(const char *dir, const gpt2_config *cfg, char *err, size_t errlen);
+/* The same JSON, to any path (atomically). */
+int gpt2_config_write(const char *path, const gpt2_config *cfg, char *err, size_t errlen);
 /* Checks the numbers are usable (positive, n_embd divisible by n_head). */
 int gpt2_config_check(const gpt2_config *cfg, char *err, size_t errlen);
 /* Checks P ranks can split this model: 1 <= P <= n_head (every rank needs a head). */

@@ -10,8 +10,12 @@
  * Saving is collective: each rank's flat buffers (parameters, then m, then v) are all-gathered
  * with uneven counts (comm_allgather), and rank 0 rebuilds each full tensor from the per-rank
  * slices the loader reads (Q/K/V head blocks of c_attn, column slices of c_fc, row slices of
- * the c_proj weights and of wte; replicated tensors from rank 0), then writes the four files,
- * each atomically (temp + fsync + rename), trainer_state.json last. Loading the moments reuses
+ * the c_proj weights and of wte; replicated tensors from rank 0), then commits the four files
+ * as one: each is written beside its live twin as NAME.next (temp + fsync + rename), then the
+ * marker checkpoint.commit is written (atomically), then each NAME.next is renamed over NAME,
+ * then the marker is removed. gpt2_checkpoint_recover finishes an interrupted commit (marker
+ * present: roll forward) or discards an interrupted save (no marker: the old checkpoint is
+ * intact), so a killed run loses nothing that was saved before. Loading the moments reuses
  * the model loader on the "m." / "v." tensors, so they are sliced exactly as the parameters are:
  * a checkpoint saved at P = 2 resumes at P = 3. */
 #ifndef LINSHARD_GPT2_CHECKPOINT_H
@@ -41,7 +45,13 @@ typedef struct {
 int gpt2_checkpoint_save(comm_t *comm, const gpt2_shard *m, const gpt2_trainer *tr, const char *dir,
                          const gpt2_train_state *state, char *err, size_t errlen);
 
-/* Reads dir/trainer_state.json. Returns 0, or -1 with a message (missing file included). */
+/* Brings dir to a complete checkpoint after an interrupted save (see above). Idempotent; call
+ * before reading a checkpoint for resuming (gpt2_checkpoint_load_state does). Returns 0, or -1
+ * with a message. */
+int gpt2_checkpoint_recover(const char *dir, char *err, size_t errlen);
+
+/* Reads dir/trainer_state.json (after gpt2_checkpoint_recover). Returns 0, or -1 with a message
+ * (missing file included). */
 int gpt2_checkpoint_load_state(const char *dir, gpt2_train_state *state, char *err, size_t errlen);
 
 /* Reads this rank's slices of the moments from dir/optimizer.safetensors into tr->m and tr->v

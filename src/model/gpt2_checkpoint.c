@@ -3,9 +3,11 @@
 #include "linshard/gpt2_checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "linshard/atomic_file.h"
 #include "linshard/split.h"
@@ -209,6 +211,49 @@ static int write_tensors(const save_plan *s, const char *path, const char *const
     return rc;
 }
 
+/* The files of one checkpoint, committed together. trainer_state.json is last: a reader that
+ * sees it sees a whole checkpoint. */
+static const char *const checkpoint_files[] = {"model.safetensors", "config.json",
+                                               "optimizer.safetensors", "trainer_state.json"};
+#define N_CHECKPOINT_FILES (sizeof(checkpoint_files) / sizeof(checkpoint_files[0]))
+
+static void file_path(char *buf, size_t len, const char *dir, const char *name, const char *ext) {
+    snprintf(buf, len, "%s/%s%s", dir, name, ext);
+}
+
+/* Renames every NAME.next over NAME (those already renamed are skipped), then drops the marker. */
+static int roll_forward(const char *dir, char *err, size_t errlen) {
+    char next[4096], live[4096];
+    for (size_t i = 0; i < N_CHECKPOINT_FILES; i++) {
+        file_path(next, sizeof(next), dir, checkpoint_files[i], ".next");
+        file_path(live, sizeof(live), dir, checkpoint_files[i], "");
+        if (access(next, F_OK) == 0 && rename(next, live) != 0) {
+            snprintf(err, errlen, "%s: cannot rename to %s: %s", next, live, strerror(errno));
+            return -1;
+        }
+    }
+    file_path(live, sizeof(live), dir, "checkpoint.commit", "");
+    if (unlink(live) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: cannot remove: %s", live, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int gpt2_checkpoint_recover(const char *dir, char *err, size_t errlen) {
+    char marker[4096], next[4096];
+    file_path(marker, sizeof(marker), dir, "checkpoint.commit", "");
+    if (access(marker, F_OK) == 0) return roll_forward(dir, err, errlen); /* committed */
+    for (size_t i = 0; i < N_CHECKPOINT_FILES; i++) { /* a save that never committed */
+        file_path(next, sizeof(next), dir, checkpoint_files[i], ".next");
+        if (unlink(next) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "%s: cannot remove: %s", next, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int write_state(const char *dir, const gpt2_train_state *st, char *err, size_t errlen) {
     cJSON *root = cJSON_CreateObject();
     if (!root) {
@@ -234,7 +279,7 @@ static int write_state(const char *dir, const gpt2_train_state *st, char *err, s
         return -1;
     }
     char path[4096];
-    snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
+    file_path(path, sizeof(path), dir, "trainer_state.json", ".next");
     int rc = atomic_file_write(path, text, strlen(text), err, errlen);
     free(text);
     return rc;
@@ -271,12 +316,19 @@ int gpt2_checkpoint_save(comm_t *comm, const gpt2_shard *m, const gpt2_trainer *
         char path[4096];
         static const char *const model_prefix[] = {""};
         static const char *const opt_prefix[] = {"m.", "v."};
-        snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-        int w = write_tensors(&s, path, model_prefix, full, 1, err, errlen);
-        if (!w) w = gpt2_config_save(dir, &m->cfg, err, errlen);
-        snprintf(path, sizeof(path), "%s/optimizer.safetensors", dir);
+        /* Finish or discard an earlier interrupted save, write the new files beside the live
+         * ones, commit them with the marker, move them into place. */
+        int w = gpt2_checkpoint_recover(dir, err, errlen);
+        file_path(path, sizeof(path), dir, "model.safetensors", ".next");
+        if (!w) w = write_tensors(&s, path, model_prefix, full, 1, err, errlen);
+        file_path(path, sizeof(path), dir, "config.json", ".next");
+        if (!w) w = gpt2_config_write(path, &m->cfg, err, errlen);
+        file_path(path, sizeof(path), dir, "optimizer.safetensors", ".next");
         if (!w) w = write_tensors(&s, path, opt_prefix, full + 1, 2, err, errlen);
         if (!w) w = write_state(dir, state, err, errlen);
+        file_path(path, sizeof(path), dir, "checkpoint.commit", "");
+        if (!w) w = atomic_file_write(path, "commit\n", 7, err, errlen);
+        if (!w) w = roll_forward(dir, err, errlen);
         wrote = w ? 1.0f : 0.0f;
     }
     if (!rc) {
@@ -307,6 +359,7 @@ static int get_num(const cJSON *root, const char *key, double *out, const char *
 }
 
 int gpt2_checkpoint_load_state(const char *dir, gpt2_train_state *st, char *err, size_t errlen) {
+    if (gpt2_checkpoint_recover(dir, err, errlen)) return -1;
     char path[4096];
     snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
     FILE *fp = fopen(path, "rb");

@@ -153,6 +153,12 @@ int gpt2_config_check_tp(const gpt2_config *cfg, int P, char *err, size_t errlen
 }
 
 int gpt2_config_save(const char *dir, const gpt2_config *cfg, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    return gpt2_config_write(path, cfg, err, errlen);
+}
+
+int gpt2_config_write(const char *path, const gpt2_config *cfg, char *err, size_t errlen) {
     cJSON *root = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(root, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString("GPT2LMHeadModel"));
@@ -174,8 +180,6 @@ int gpt2_config_save(const char *dir, const gpt2_config *cfg, char *err, size_t 
         snprintf(err, errlen, "config.json: out of memory");
         return -1;
     }
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
     int rc = atomic_file_write(path, text, strlen(text), err, errlen);
     free(text);
     return rc;
