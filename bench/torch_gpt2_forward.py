@@ -1,4 +1,4 @@
-"""PyTorch peer for `linshard bench forward` and `bench generate`: GPT-2 in float32 torch.
+"""PyTorch peer for `linshard bench forward`, `bench generate` and `bench train`: GPT-2 in float32 torch.
 
 Forward mode: `linshard bench forward` runs this script in the same benchmark run as the C
 forward pass and reads one JSON line per token count from stdout:
@@ -25,6 +25,21 @@ fastest of R timed runs (after one warm-up) is reported as one JSON line:
 are the N + 1 greedy ids of the last run: the prefill's argmax, then one per decode step
 (the last one is never fed back, so the run fills exactly T + N positions).
 
+Train mode: `linshard bench train` times training steps:
+
+    torch_gpt2_forward.py MODEL_DIR --train-steps N --batch B --seq T --threads K [--repeats R]
+
+makes every weight a trainable float32 leaf tensor (the LM head is wte itself, so wte's
+gradient gathers both uses) and builds B sequences of T + 1 ids, ids[b][t] =
+((b * 131 + t) * 7919 + 13) % vocab. One step: the forward of ids[:, :T] as one [B, T] batch
+(causal attention), the mean cross-entropy of the [B*T, vocab] logits against ids[:, 1:],
+backward, torch.nn.utils.clip_grad_norm_(params, 1.0), an AdamW step (lr 1e-3, betas
+(0.9, 0.95), weight_decay 0.1) and zero_grad. After one warm-up step, R runs of N steps are
+timed (default R = 2; the weights keep training across them) and the fastest run is reported
+as one JSON line: {"backend": "pytorch", "mode": "train", "torch_version": ..., "threads": K,
+"batch": B, "seq": T, "steps": N, "seconds_per_step": best / N, "tokens_per_s":
+B * T * N / best, "first_loss": the loss of the first timed step}.
+
     torch_gpt2_forward.py MODEL_DIR --dump-logits FILE --tokens ID,ID,...
 
 writes the float32 logits [T, vocab] (row-major, little-endian, nothing else) to FILE instead,
@@ -36,6 +51,7 @@ an error is one line starting "torch_gpt2_forward: error: " and exit status 1 (2
 """
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
@@ -66,17 +82,27 @@ def parse_args(argv):
     p.add_argument("--prompt-count", type=int, metavar="T", help="prompt tokens for --decode")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op and OpenBLAS threads (default 1)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="timed forwards per T, or timed decode runs (default 3)")
+    p.add_argument("--train-steps", type=int, metavar="N", help="time N training steps")
+    p.add_argument("--batch", type=int, metavar="B", help="sequences per step for --train-steps")
+    p.add_argument("--seq", type=int, metavar="T", help="tokens per sequence for --train-steps")
+    p.add_argument("--repeats", type=int,
+                   help="timed forwards per T, or timed decode runs (default 3), "
+                        "or timed runs of N training steps (default 2)")
     p.add_argument("--dump-logits", metavar="FILE", help="write the logits of --tokens to FILE")
     p.add_argument("--tokens", type=int_list, help="token ids for --dump-logits")
     args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 2 if args.train_steps is not None else 3
     if args.threads < 1 or args.repeats < 1:
         p.error("--threads and --repeats must be at least 1")
-    modes = [args.tokens_count is not None, args.decode is not None, args.dump_logits is not None]
+    modes = [args.tokens_count is not None, args.decode is not None,
+             args.dump_logits is not None, args.train_steps is not None]
     if sum(modes) != 1:
-        p.error("give exactly one of --tokens-count, --decode, --dump-logits")
-    if args.dump_logits is not None:
+        p.error("give exactly one of --tokens-count, --decode, --dump-logits, --train-steps")
+    if args.train_steps is not None:
+        if args.train_steps < 1 or not args.batch or args.batch < 1 or not args.seq or args.seq < 1:
+            p.error("--train-steps needs a positive N, --batch and --seq")
+    elif args.dump_logits is not None:
         if not args.tokens:
             p.error("--dump-logits needs --tokens")
     elif args.decode is not None:
@@ -281,6 +307,43 @@ class GPT2:
             x = x + self.mlp(self.layer_norm(x, h + "ln_2"), h + "mlp.")
         return x
 
+    def batch_logits(self, tokens):
+        """Returns the logits [B, T, vocab] of a batch of sequences (int64 [B, T]), each at
+        positions 0..T-1 with causal attention; out-of-place throughout, for autograd."""
+        B, T = tokens.shape
+        w = self.w
+        x = (w["wte.weight"][tokens] + w["wpe.weight"][:T]).reshape(B * T, -1)  # [B*T, E]
+        future = self.future[:T, :T]
+        for i in range(self.n_layer):
+            h = "h.%d." % i
+            x = x + self.batch_attention(self.layer_norm(x, h + "ln_1"), h + "attn.", B, future)
+            x = x + self.mlp(self.layer_norm(x, h + "ln_2"), h + "mlp.")
+        x = self.layer_norm(x, "ln_f")
+        return F.linear(x, w["wte.weight"]).view(B, T, -1)  # the tied head: wte again
+
+    def batch_attention(self, x, prefix, B, future):
+        """Causal self-attention of x [B*T, E], B sequences of T rows each."""
+        BT, E = x.shape
+        T, H = BT // B, self.n_head
+        D = E // H
+        qkv = self.conv1d(x, prefix + "c_attn")  # [B*T, 3E]
+        q, k, v = (t.reshape(B, T, H, D).transpose(1, 2).reshape(B * H, T, D)
+                   for t in qkv.split(E, dim=1))
+        scores = torch.bmm(q, k.transpose(1, 2)) * (1.0 / math.sqrt(D))  # [B*H, T, T]
+        scores = scores.masked_fill(future, float("-inf"))
+        y = torch.bmm(torch.softmax(scores, dim=-1), v)  # [B*H, T, D]
+        y = y.view(B, H, T, D).transpose(1, 2).reshape(BT, E)
+        return self.conv1d(y, prefix + "c_proj")
+
+    def parameter_names(self):
+        """The names of the weights the forward pass uses (as check_shapes lists them)."""
+        names = ["wte.weight", "wpe.weight"]
+        for i in range(self.n_layer):
+            h = "h.%d." % i
+            for layer in ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"):
+                names += [h + layer + ".weight", h + layer + ".bias"]
+        return names + ["ln_f.weight", "ln_f.bias"]
+
     def logits(self, x):
         x, wte = self.layer_norm(x, "ln_f"), self.w["wte.weight"]
         if x.shape[0] == 1:  # one row: gemv, see conv1d
@@ -370,6 +433,46 @@ def bench_decode(model, T, n_new, threads, repeats):
                       "tokens_per_s": n_new / best, "tokens": ids}), flush=True)
 
 
+def train_batch(B, T, vocab_size):
+    """The B benchmark sequences of T + 1 ids: ((b * 131 + t) * 7919 + 13) % vocab."""
+    return torch.tensor([[((b * 131 + t) * 7919 + 13) % vocab_size for t in range(T + 1)]
+                         for b in range(B)], dtype=torch.int64)
+
+
+def bench_train(model, n_steps, B, T, threads, repeats):
+    params = [model.w[name].requires_grad_(True) for name in model.parameter_names()]
+    optimizer = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    ids = train_batch(B, T, model.vocab_size)
+    inputs, targets = ids[:, :T].contiguous(), ids[:, 1:].reshape(-1)
+
+    def step():
+        logits = model.batch_logits(inputs)
+        loss = F.cross_entropy(logits.view(B * T, -1), targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    warm_loss = step()
+    best, first_loss = math.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            loss = step()
+            if first_loss is None:
+                first_loss = loss
+        best = min(best, time.perf_counter() - start)
+    print("%s: train B=%d T=%d threads=%d best of %d runs of %d steps: %.4f s/step "
+          "(loss %.4f warm-up, %.4f first timed, %.4f last)"
+          % (PROG, B, T, threads, repeats, n_steps, best / n_steps, warm_loss, first_loss, loss),
+          file=sys.stderr)
+    print(json.dumps({"backend": "pytorch", "mode": "train", "torch_version": torch.__version__,
+                      "threads": threads, "batch": B, "seq": T, "steps": n_steps,
+                      "seconds_per_step": best / n_steps, "tokens_per_s": B * T * n_steps / best,
+                      "first_loss": first_loss}), flush=True)
+
+
 def dump_logits(model, token_ids, path):
     bad = [t for t in token_ids if not 0 <= t < model.vocab_size]
     if bad:
@@ -383,10 +486,14 @@ def dump_logits(model, token_ids, path):
 def main(argv):
     args = parse_args(argv)
     set_threads(args.threads)
+    training = args.train_steps is not None
     try:
-        with torch.inference_mode():
+        # Training needs autograd: inference tensors could not become trainable leaves.
+        with contextlib.nullcontext() if training else torch.inference_mode():
             model = GPT2(*load_model(args.model_dir))
-            if args.dump_logits is not None:
+            if training:
+                positions, what = args.seq, "--seq %d" % args.seq
+            elif args.dump_logits is not None:
                 positions, what = len(args.tokens), "%d tokens" % len(args.tokens)
             elif args.decode is not None:
                 positions = args.prompt_count + args.decode
@@ -398,7 +505,10 @@ def main(argv):
                 print("%s: error: %s is more than n_positions (%d)"
                       % (PROG, what, model.n_positions), file=sys.stderr)
                 return 2
-            if args.dump_logits is not None:
+            if training:
+                bench_train(model, args.train_steps, args.batch, args.seq, args.threads,
+                            args.repeats)
+            elif args.dump_logits is not None:
                 dump_logits(model, args.tokens, args.dump_logits)
             elif args.decode is not None:
                 bench_decode(model, args.prompt_count, args.decode, args.threads, args.repeats)

@@ -190,6 +190,14 @@ expect_one_line 2 generate --temperature -1
 expect_one_line 2 generate --top-p 1.5
 expect_one_line 2 generate --top-k x
 
+# ---- bench train: runs, and every P reports the same first loss (the same model is trained) ----
+bt=$("$bin" bench train --model "$model" --tp 1,2,3 --batch 2 --seq 8 --steps 1 --no-peers 2>/dev/null)
+if [ "$(grep -cE '^  linshard P=[123] ' <<<"$bt")" -eq 3 ] &&
+   [ "$(grep -E '^  linshard P=' <<<"$bt" | awk '{print $NF}' | sort -u | wc -l)" -eq 1 ]; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: bench train:"; echo "$bt"; fi
+expect_one_line 2 bench train --steps 0
+expect_one_line 1 bench train --model "$model" --seq 33 --no-peers
+
 # ---- convert: another storage type, same model -------------------------------------------------
 expect 0 "wrote $tmp/f16/model.safetensors \(.* tensors, F16\)" -- convert --model "$model" --out "$tmp/f16" --dtype f16
 expect 0 "top-5 next tokens" -- forward --model "$tmp/f16" --tokens 1,2,3 --tp 2

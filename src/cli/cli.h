@@ -51,6 +51,7 @@ const char *cli_blas_description(void);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);
+int cmd_bench_train(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

@@ -420,11 +420,12 @@ static int bench_comm(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs("usage: linshard bench comm|forward|generate [OPTIONS]\n"
+        fputs("usage: linshard bench comm|forward|generate|train [OPTIONS]\n"
               "  comm      allreduce_sum: threads backend vs MPI_Allreduce vs memcpy\n"
               "  forward   GPT-2 prefill tokens/s per P, vs P=1 and PyTorch\n"
               "  generate  GPT-2 greedy decode tokens/s per P, vs the bandwidth ceiling and "
               "PyTorch\n"
+              "  train     GPT-2 training step tokens/s per P, vs P=1 and PyTorch\n"
               "see 'linshard bench COMMAND --help'\n",
               argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
@@ -432,6 +433,9 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "comm")) return bench_comm(argc - 1, argv + 1);
     if (!strcmp(argv[1], "forward")) return cmd_bench_forward(argc - 1, argv + 1);
     if (!strcmp(argv[1], "generate")) return cmd_bench_generate(argc - 1, argv + 1);
-    return cli_usage_error("bench", "unknown benchmark '%s' (available: comm, forward, generate)",
+    if (!strcmp(argv[1], "train")) return cmd_bench_train(argc - 1, argv + 1);
+    return cli_usage_error("bench",
+                           "unknown benchmark '%s' (available: comm, forward, generate, "
+                           "train)",
                            argv[1]);
 }

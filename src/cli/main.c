@@ -25,6 +25,7 @@ static const char usage[] =
     "                MPI_Allreduce and one core's memcpy (the bandwidth reference)\n"
     "  bench forward GPT-2 prefill tokens/s for each P, beside P=1 and PyTorch\n"
     "  bench generate  GPT-2 decode tokens/s for each P, beside the bandwidth ceiling, PyTorch\n"
+    "  bench train   GPT-2 training-step tokens/s for each P, beside P=1 and PyTorch\n"
     "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
     "\n"
     "Run 'linshard COMMAND --help' for a command's options.\n"
