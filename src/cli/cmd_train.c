@@ -43,6 +43,8 @@ static const char train_usage[] =
     "  --model DIR         start from this checkpoint; else a seeded random GPT-2 of\n"
     "  --layers L --embd E --heads H --ctx C   (default 2, 64, 4, 64; GPT-2 vocabulary)\n"
     "  --tp P              ranks (default 1)\n"
+    "  --backend B         threads (default) or mpi (run under: mpirun -np P linshard ...);\n"
+    "                      rank 0 prints and writes the log and the checkpoints\n"
     "  --steps N           train until step N (default 100)\n"
     "  --batch B           sequences per step (default 4)\n"
     "  --seq T             tokens per sequence (default: the model's context, at most 64)\n"
@@ -79,6 +81,7 @@ enum {
     O_RESUME,
     O_SEED,
     O_VAL,
+    O_BACKEND,
     O_HELP,
     O_COUNT
 };
@@ -366,6 +369,7 @@ int cmd_train(int argc, char **argv) {
                                              {"resume", no_argument, 0, O_RESUME},
                                              {"seed", required_argument, 0, O_SEED},
                                              {"val-fraction", required_argument, 0, O_VAL},
+                                             {"backend", required_argument, 0, O_BACKEND},
                                              {"help", no_argument, 0, O_HELP},
                                              {0, 0, 0, 0}};
     const char *data = NULL, *out = NULL, *model = NULL;
@@ -373,6 +377,7 @@ int cmd_train(int argc, char **argv) {
          decay = 0, save_every = 0, seed = 1, v;
     double lr = 1e-3, wd = 0.1, clip = 1.0, valf = 0.1;
     int given[O_COUNT] = {0}, c;
+    comm_backend_t backend = COMM_BACKEND_THREADS;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -439,6 +444,11 @@ int cmd_train(int argc, char **argv) {
             break;
         case O_RESUME:
             break;
+        case O_BACKEND: {
+            int urc = cli_parse_backend("train", optarg, &backend);
+            if (urc) return urc;
+            break;
+        }
         case O_HELP:
         case 'h':
             fputs(train_usage, stdout);
@@ -462,6 +472,11 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error("train", "--resume takes the model from --out; drop --model and "
                                         "the shape flags");
 
+    int urc = cli_start_backend(backend, (int)P);
+    if (urc) return urc;
+    int printer = cli_is_printer(backend);
+#define JOB_ERROR(...) (printer ? cli_job_error(__VA_ARGS__) : EXIT_JOB)
+
     train_job job;
     memset(&job, 0, sizeof(job));
     job.out = out;
@@ -480,8 +495,10 @@ int cmd_train(int argc, char **argv) {
     memset(&file, 0, sizeof(file));
 
     if (resume) {
-        if (gpt2_checkpoint_load_state(out, st, err, sizeof(err)))
-            return cli_job_error("--resume: %s", err);
+        if (gpt2_checkpoint_load_state(out, st, err, sizeof(err))) {
+            rc = JOB_ERROR("--resume: %s", err);
+            goto done;
+        }
         model = out;
         if (given[O_SEED]) st->seed = (uint64_t)seed;
         if (given[O_BATCH]) st->batch = (int)batch;
@@ -492,10 +509,12 @@ int cmd_train(int argc, char **argv) {
         if (given[O_WD]) st->weight_decay = wd;
         if (given[O_CLIP]) st->clip = clip;
         if (given[O_VAL]) st->val_fraction = valf;
-        if (st->step >= steps)
-            return cli_job_error("the checkpoint in %s is at step %ld: --steps %ld leaves nothing "
-                                 "to do",
-                                 out, st->step, steps);
+        if (st->step >= steps) {
+            rc = JOB_ERROR("the checkpoint in %s is at step %ld: --steps %ld leaves nothing "
+                           "to do",
+                           out, st->step, steps);
+            goto done;
+        }
     } else {
         st->step = 0;
         st->seed = (uint64_t)seed;
@@ -509,17 +528,19 @@ int cmd_train(int argc, char **argv) {
         st->clip = clip;
         st->val_fraction = valf;
     }
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return cli_job_error("cannot create %s: %s", out, strerror(errno));
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        rc = JOB_ERROR("cannot create %s: %s", out, strerror(errno));
+        goto done;
+    }
 
     if (!model) {
         gpt2_config cfg = {(int)L, (int)E, (int)H, 50257, (int)C, 1e-5f, GELU_TANH};
         if (gpt2_config_check(&cfg, err, sizeof(err))) {
-            rc = cli_job_error("%s", err);
+            rc = JOB_ERROR("%s", err);
             goto done;
         }
         if (cli_temp_model(tmpdir, &cfg, (uint64_t)seed, err, sizeof(err))) {
-            rc = cli_job_error("cannot build the initial model: %s", err);
+            rc = JOB_ERROR("cannot build the initial model: %s", err);
             goto done;
         }
         made_model = 1;
@@ -527,33 +548,32 @@ int cmd_train(int argc, char **argv) {
     }
     if (gpt2_config_load(made_model ? tmpdir : model, &job.cfg, err, sizeof(err)) ||
         gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err))) {
-        rc = cli_job_error("%s", err);
+        rc = JOB_ERROR("%s", err);
         goto done;
     }
     if (st->seq == 0) st->seq = job.cfg.n_positions < 64 ? job.cfg.n_positions : 64;
     if (st->seq > job.cfg.n_positions) {
-        rc = cli_job_error("--seq %d exceeds the model's context of %d", st->seq,
-                           job.cfg.n_positions);
+        rc = JOB_ERROR("--seq %d exceeds the model's context of %d", st->seq, job.cfg.n_positions);
         goto done;
     }
     snprintf(path, sizeof(path), "%s/model.safetensors", model);
     if (st_open(&file, path, err, sizeof(err)) ||
         (file_open = 1, gpt2_check_weights(&job.cfg, &file, err, sizeof(err)))) {
-        rc = cli_job_error("%s", err);
+        rc = JOB_ERROR("%s", err);
         goto done;
     }
     if (read_file(data, &text, &n_text, err, sizeof(err)) ||
         tokenizer_load_builtin(&tok, err, sizeof(err))) {
-        rc = cli_job_error("%s", err);
+        rc = JOB_ERROR("%s", err);
         goto done;
     }
     if (tokenizer_vocab_size(tok) > job.cfg.vocab_size) {
-        rc = cli_job_error("the tokenizer has %d tokens but the model only %d",
-                           tokenizer_vocab_size(tok), job.cfg.vocab_size);
+        rc = JOB_ERROR("the tokenizer has %d tokens but the model only %d",
+                       tokenizer_vocab_size(tok), job.cfg.vocab_size);
         goto done;
     }
     if (tokenizer_encode(tok, text, n_text, &ids, &n_ids)) {
-        rc = cli_job_error("out of memory tokenising %s", data);
+        rc = JOB_ERROR("out of memory tokenising %s", data);
         goto done;
     }
     job.n_val = (size_t)((double)n_ids * st->val_fraction);
@@ -561,23 +581,24 @@ int cmd_train(int argc, char **argv) {
     job.train = ids;
     job.val = ids + job.n_train;
     if (job.n_train < (size_t)st->seq + 1) {
-        rc = cli_job_error("%s: %zu training tokens, shorter than one sequence of %d + 1", data,
-                           job.n_train, st->seq);
+        rc = JOB_ERROR("%s: %zu training tokens, shorter than one sequence of %d + 1", data,
+                       job.n_train, st->seq);
         goto done;
     }
     if (resume && load_old_log(&job, st->step)) {
-        rc = cli_job_error("out of memory reading the loss log");
+        rc = JOB_ERROR("out of memory reading the loss log");
         goto done;
     }
     job.file = &file;
     layers_set_blas_threads(1);
-    fprintf(stderr,
+    if (printer)
+        fprintf(
+            stderr,
             "train: %zu tokens (%zu train, %zu validation); P=%ld; %s step %ld of %ld; batch %d x "
             "%d tokens\n",
             n_ids, job.n_train, job.n_val, P, resume ? "resuming at" : "starting at", st->step,
             steps, st->batch, st->seq);
-    if (comm_launch(COMM_BACKEND_THREADS, (int)P, train_rank, &job, err, sizeof(err)))
-        rc = cli_job_error("%s", err);
+    if (comm_launch(backend, (int)P, train_rank, &job, err, sizeof(err))) rc = JOB_ERROR("%s", err);
 done:
     if (file_open) st_close(&file);
     if (made_model) cli_remove_temp_model(tmpdir);
@@ -585,5 +606,7 @@ done:
     free(ids);
     free(text);
     free(job.log);
+    cli_stop_backend(backend);
     return rc;
+#undef JOB_ERROR
 }

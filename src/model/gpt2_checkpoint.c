@@ -227,7 +227,8 @@ static int roll_forward(const char *dir, char *err, size_t errlen) {
     for (size_t i = 0; i < N_CHECKPOINT_FILES; i++) {
         file_path(next, sizeof(next), dir, checkpoint_files[i], ".next");
         file_path(live, sizeof(live), dir, checkpoint_files[i], "");
-        if (access(next, F_OK) == 0 && rename(next, live) != 0) {
+        /* ENOENT: another process of the same job (MPI) finished this rename first. */
+        if (access(next, F_OK) == 0 && rename(next, live) != 0 && errno != ENOENT) {
             snprintf(err, errlen, "%s: cannot rename to %s: %s", next, live, strerror(errno));
             return -1;
         }
