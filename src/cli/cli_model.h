@@ -45,6 +45,11 @@ extern const gpt2_config gpt2_tiny_shape;
  * template ("/tmp/linshard-...-XXXXXX") and receives the name. Returns 0, or -1 with err (and
  * nothing left behind). */
 int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen);
+/* Opens dir/model.safetensors and checks it holds every tensor cfg implies. Returns 0 (file
+ * open), or -1 with err (file closed). */
+int cli_open_weights(const char *dir, const gpt2_config *cfg, st_file *file, char *err,
+                     size_t errlen);
+
 /* Writes the built-in default model (data/default-model, embedded in the program) into a new
  * temporary directory (dir: a mkdtemp template). Returns 0, or -1 with err. */
 int cli_default_model(char *dir, char *err, size_t errlen);

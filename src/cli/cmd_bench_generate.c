@@ -250,7 +250,7 @@ int cmd_bench_generate(int argc, char **argv) {
         return cli_usage_error("bench generate", "unexpected argument '%s'", argv[optind]);
     if (!dir == !shape)
         return cli_usage_error("bench generate", "give --model DIR or --shape gpt2");
-    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512], path[4096];
+    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
         if (cli_temp_model(tmpdir, &gpt2_small_shape, 7, err, sizeof(err))) {
             return cli_job_error("bench generate: cannot write the model: %s", err);
@@ -260,12 +260,12 @@ int cmd_bench_generate(int argc, char **argv) {
     gpt2_config cfg;
     st_file file = {0};
     int rc = EXIT_OK, file_open = 0;
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) || st_open(&file, path, err, sizeof(err)) ||
-        (file_open = 1, gpt2_check_weights(&cfg, &file, err, sizeof(err)))) {
+    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) ||
+        cli_open_weights(dir, &cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
+    file_open = 1;
     if (T + N > cfg.n_positions) {
         rc = cli_job_error("prompt %d + %d new tokens exceed the model's context of %d positions",
                            T, N, cfg.n_positions);

@@ -188,7 +188,7 @@ int cmd_bench_train(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
-    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512], path[4096];
+    char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     int made = 0, rc = EXIT_OK, file_open = 0;
     if (!dir) {
         if (cli_temp_model(tmpdir, &train_shape, 1, err, sizeof(err)))
@@ -198,12 +198,12 @@ int cmd_bench_train(int argc, char **argv) {
     const char *model = made ? tmpdir : dir;
     gpt2_config cfg;
     st_file file = {0};
-    snprintf(path, sizeof(path), "%s/model.safetensors", model);
-    if (gpt2_config_load(model, &cfg, err, sizeof(err)) || st_open(&file, path, err, sizeof(err)) ||
-        (file_open = 1, gpt2_check_weights(&cfg, &file, err, sizeof(err)))) {
+    if (gpt2_config_load(model, &cfg, err, sizeof(err)) ||
+        cli_open_weights(model, &cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
+    file_open = 1;
     if (T > cfg.n_positions) {
         rc = cli_job_error("--seq %d exceeds the model's context of %d", T, cfg.n_positions);
         goto done;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "linshard/gpt2.h"
 #include "linshard/safetensors.h"
 
@@ -72,12 +73,7 @@ int cmd_convert(int argc, char **argv) {
     gpt2_config cfg;
     st_file file;
     if (gpt2_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
-    snprintf(path, sizeof(path), "%s/model.safetensors", model);
-    if (st_open(&file, path, err, sizeof(err))) return cli_job_error("%s", err);
-    if (gpt2_check_weights(&cfg, &file, err, sizeof(err))) {
-        st_close(&file);
-        return cli_job_error("%s", err);
-    }
+    if (cli_open_weights(model, &cfg, &file, err, sizeof(err))) return cli_job_error("%s", err);
     st_write_tensor *list = calloc((size_t)file.n_tensors, sizeof(*list));
     int rc = list ? EXIT_OK : cli_job_error("out of memory");
     for (int i = 0; i < file.n_tensors && rc == EXIT_OK; i++) {

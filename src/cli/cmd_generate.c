@@ -218,7 +218,7 @@ int cmd_generate(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if ((rc = cli_start_backend(backend, (int)P))) return rc;
     int printer = cli_is_printer(backend);
-    char err[512], tmpdir[] = "/tmp/linshard-default-XXXXXX", path[4096];
+    char err[512], tmpdir[] = "/tmp/linshard-default-XXXXXX";
     tokenizer *tok = NULL;
     int *ids = NULL, made_model = 0;
     size_t n_ids = 0;
@@ -269,12 +269,11 @@ int cmd_generate(int argc, char **argv) {
                            job.cfg.n_positions);
         goto done;
     }
-    snprintf(path, sizeof(path), "%s/model.safetensors", job.model_dir);
-    if (st_open(&file, path, err, sizeof(err)) ||
-        (file_open = 1, gpt2_check_weights(&job.cfg, &file, err, sizeof(err)))) {
+    if (cli_open_weights(job.model_dir, &job.cfg, &file, err, sizeof(err))) {
         rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
         goto done;
     }
+    file_open = 1;
     job.file = &file;
     job.tok = tok;
     job.prompt = ids;

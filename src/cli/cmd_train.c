@@ -485,7 +485,7 @@ int cmd_train(int argc, char **argv) {
     job.resume = resume;
     job.png = on_path("gnuplot");
     gpt2_train_state *st = &job.st;
-    char err[512], tmpdir[] = "/tmp/linshard-train-XXXXXX", path[4096];
+    char err[512], tmpdir[] = "/tmp/linshard-train-XXXXXX";
     int rc = EXIT_OK, made_model = 0, file_open = 0;
     st_file file;
     tokenizer *tok = NULL;
@@ -556,12 +556,11 @@ int cmd_train(int argc, char **argv) {
         rc = JOB_ERROR("--seq %d exceeds the model's context of %d", st->seq, job.cfg.n_positions);
         goto done;
     }
-    snprintf(path, sizeof(path), "%s/model.safetensors", model);
-    if (st_open(&file, path, err, sizeof(err)) ||
-        (file_open = 1, gpt2_check_weights(&job.cfg, &file, err, sizeof(err)))) {
+    if (cli_open_weights(model, &job.cfg, &file, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);
         goto done;
     }
+    file_open = 1;
     if (read_file(data, &text, &n_text, err, sizeof(err)) ||
         tokenizer_load_builtin(&tok, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);

@@ -76,7 +76,7 @@ static int run_rank(comm_t *comm, void *arg) {
 }
 
 int model_run_job(model_run *job) {
-    char err[512], path[4096];
+    char err[512];
     int printer = cli_is_printer(job->backend);
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
         return cli_job_error("top-k of %d: at most 16 are reported", job->top_k);
@@ -84,14 +84,9 @@ int model_run_job(model_run *job) {
         gpt2_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
         gpt2_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
-    snprintf(path, sizeof(path), "%s/model.safetensors", job->model_dir);
     st_file file;
-    if (st_open(&file, path, err, sizeof(err)))
+    if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
-    if (gpt2_check_weights(&job->cfg, &file, err, sizeof(err))) {
-        st_close(&file);
-        return printer ? cli_job_error("%s", err) : EXIT_JOB;
-    }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};
@@ -103,6 +98,18 @@ int model_run_job(model_run *job) {
 
 const gpt2_config gpt2_small_shape = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
 const gpt2_config gpt2_tiny_shape = {2, 48, 6, 101, 32, 1e-5f, GELU_TANH};
+
+int cli_open_weights(const char *dir, const gpt2_config *cfg, st_file *file, char *err,
+                     size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    if (st_open(file, path, err, errlen)) return -1;
+    if (gpt2_check_weights(cfg, file, err, errlen)) {
+        st_close(file);
+        return -1;
+    }
+    return 0;
+}
 
 void cli_remove_temp_model(const char *dir) {
     char path[4096];
