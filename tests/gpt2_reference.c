@@ -29,10 +29,10 @@ typedef struct {
 
 /* One transformer block, Conv1D weights in Hugging Face's [in, out] layout. */
 typedef struct {
-    double *ln1_w, *ln1_b;
+    double *norm1_w, *norm1_b;
     double *attn_w, *attn_b; /* [E, 3E], [3E]: columns [Q | K | V] */
     double *proj_w, *proj_b; /* [E, E], [E] */
-    double *ln2_w, *ln2_b;
+    double *norm2_w, *norm2_b;
     double *fc_w, *fc_b;   /* [E, 4E], [4E] */
     double *fc2_w, *fc2_b; /* [4E, E], [E] */
 } ref_block;
@@ -134,10 +134,10 @@ static int read_config(const char *model_dir, ref_config *c, char *err, size_t e
         goto done;
     }
     c->eps = 1e-5; /* Hugging Face's default */
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon");
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "norm_eps");
     if (eps) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble >= 0) || !isfinite(eps->valuedouble)) {
-            set_err(err, errlen, "%s: layer_norm_epsilon must be a non-negative number", path);
+            set_err(err, errlen, "%s: norm_eps must be a non-negative number", path);
             goto done;
         }
         c->eps = eps->valuedouble;
@@ -234,8 +234,8 @@ static double *load(const st_file *f, const char *st_path, int layer, const char
 }
 
 static void free_block(ref_block *b) {
-    free(b->ln1_w), free(b->ln1_b), free(b->attn_w), free(b->attn_b);
-    free(b->proj_w), free(b->proj_b), free(b->ln2_w), free(b->ln2_b);
+    free(b->norm1_w), free(b->norm1_b), free(b->attn_w), free(b->attn_b);
+    free(b->proj_w), free(b->proj_b), free(b->norm2_w), free(b->norm2_b);
     free(b->fc_w), free(b->fc_b), free(b->fc2_w), free(b->fc2_b);
     memset(b, 0, sizeof *b);
 }
@@ -245,14 +245,14 @@ static int load_block(const st_file *f, const char *st_path, const ref_config *c
     const int64_t E = c->n_embd;
     memset(b, 0, sizeof *b);
     /* Each load runs only if all before it succeeded; the caller frees whatever was loaded. */
-    if ((b->ln1_w = load(f, st_path, i, "ln_1.weight", 1, E, 0, err, errlen)) &&
-        (b->ln1_b = load(f, st_path, i, "ln_1.bias", 1, E, 0, err, errlen)) &&
+    if ((b->norm1_w = load(f, st_path, i, "ln_1.weight", 1, E, 0, err, errlen)) &&
+        (b->norm1_b = load(f, st_path, i, "ln_1.bias", 1, E, 0, err, errlen)) &&
         (b->attn_w = load(f, st_path, i, "attn.c_attn.weight", 2, E, 3 * E, err, errlen)) &&
         (b->attn_b = load(f, st_path, i, "attn.c_attn.bias", 1, 3 * E, 0, err, errlen)) &&
         (b->proj_w = load(f, st_path, i, "attn.c_proj.weight", 2, E, E, err, errlen)) &&
         (b->proj_b = load(f, st_path, i, "attn.c_proj.bias", 1, E, 0, err, errlen)) &&
-        (b->ln2_w = load(f, st_path, i, "ln_2.weight", 1, E, 0, err, errlen)) &&
-        (b->ln2_b = load(f, st_path, i, "ln_2.bias", 1, E, 0, err, errlen)) &&
+        (b->norm2_w = load(f, st_path, i, "ln_2.weight", 1, E, 0, err, errlen)) &&
+        (b->norm2_b = load(f, st_path, i, "ln_2.bias", 1, E, 0, err, errlen)) &&
         (b->fc_w = load(f, st_path, i, "mlp.c_fc.weight", 2, E, 4 * E, err, errlen)) &&
         (b->fc_b = load(f, st_path, i, "mlp.c_fc.bias", 1, 4 * E, 0, err, errlen)) &&
         (b->fc2_w = load(f, st_path, i, "mlp.c_proj.weight", 2, 4 * E, E, err, errlen)) &&
@@ -361,7 +361,7 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     const int E = c.n_embd, V = c.vocab;
     int rc = -1;
     ref_block blk = {0};
-    double *wte = NULL, *wpe = NULL, *lnf_w = NULL, *lnf_b = NULL;
+    double *wte = NULL, *wpe = NULL, *normf_w = NULL, *normf_b = NULL;
     double *x = dalloc((size_t)T, (size_t)E);       /* residual stream */
     double *h = dalloc((size_t)T, (size_t)E);       /* layer-norm output */
     double *qkv = dalloc((size_t)T, 3 * (size_t)E); /* c_attn output */
@@ -375,8 +375,8 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     }
     if (!(wte = load(&f, st_path, -1, "wte.weight", 2, V, E, err, errlen)) ||
         !(wpe = load(&f, st_path, -1, "wpe.weight", 2, c.n_pos, E, err, errlen)) ||
-        !(lnf_w = load(&f, st_path, -1, "ln_f.weight", 1, E, 0, err, errlen)) ||
-        !(lnf_b = load(&f, st_path, -1, "ln_f.bias", 1, E, 0, err, errlen)))
+        !(normf_w = load(&f, st_path, -1, "ln_f.weight", 1, E, 0, err, errlen)) ||
+        !(normf_b = load(&f, st_path, -1, "ln_f.bias", 1, E, 0, err, errlen)))
         goto done;
 
     for (int t = 0; t < T; t++)
@@ -386,13 +386,13 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     for (int l = 0; l < c.n_layer; l++) {
         if (load_block(&f, st_path, &c, l, &blk, err, errlen) != 0) goto done;
 
-        layer_norm(x, h, T, E, blk.ln1_w, blk.ln1_b, c.eps);
+        layer_norm(x, h, T, E, blk.norm1_w, blk.norm1_b, c.eps);
         linear(h, qkv, T, E, 3 * E, blk.attn_w, blk.attn_b);
         attention(qkv, att, T, E, c.n_head, scores);
         linear(att, y, T, E, E, blk.proj_w, blk.proj_b);
         for (size_t i = 0; i < (size_t)T * E; i++) x[i] += y[i];
 
-        layer_norm(x, h, T, E, blk.ln2_w, blk.ln2_b, c.eps);
+        layer_norm(x, h, T, E, blk.norm2_w, blk.norm2_b, c.eps);
         linear(h, ff, T, E, 4 * E, blk.fc_w, blk.fc_b);
         for (size_t i = 0; i < (size_t)T * 4 * E; i++) ff[i] = gelu(ff[i], c.gelu_tanh);
         linear(ff, y, T, 4 * E, E, blk.fc2_w, blk.fc2_b);
@@ -402,7 +402,7 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     }
 
     /* Tied LM head: logits[t][v] = ln_f(x)[t] . wte[v]. */
-    layer_norm(x, h, T, E, lnf_w, lnf_b, c.eps);
+    layer_norm(x, h, T, E, normf_w, normf_b, c.eps);
     for (int t = 0; t < T; t++) {
         for (int v = 0; v < V; v++) {
             double acc = 0;
@@ -413,7 +413,7 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     rc = 0;
 done:
     free_block(&blk);
-    free(wte), free(wpe), free(lnf_w), free(lnf_b);
+    free(wte), free(wpe), free(normf_w), free(normf_b);
     free(x), free(h), free(qkv), free(att), free(y), free(ff), free(scores);
     st_close(&f);
     return rc;

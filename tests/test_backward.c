@@ -229,8 +229,20 @@ static int block_rank(comm_t *comm, void *arg) {
         for (int j = 0; j < hd; j++)
             b->qkv_b[part * hd + j] = th[poff[QKVB] + part * E_ + h0 * D_ + j];
     memcpy(b->ap_w, th + poff[APW] + (size_t)h0 * D_ * E_, (size_t)hd * E_ * sizeof(float));
-    mlp_weights mw = {b->fc_w, b->fc_b, b->mp_w, th + poff[MPB], E_, fl, job->gelu};
-    attention_weights aw = {b->qkv_w, b->qkv_b, b->ap_w, th + poff[APB], E_, D_, hl};
+    mlp_weights mw = {.fc_w = b->fc_w,
+                      .fc_b = b->fc_b,
+                      .proj_w = b->mp_w,
+                      .proj_b = th + poff[MPB],
+                      .E = E_,
+                      .f_local = fl,
+                      .gelu = job->gelu};
+    attention_weights aw = {.qkv_w = b->qkv_w,
+                            .qkv_b = b->qkv_b,
+                            .proj_w = b->ap_w,
+                            .proj_b = th + poff[APB],
+                            .E = E_,
+                            .D = D_,
+                            .h_local = hl};
     mlp_grads mg = {b->g_fc_w, b->g_fc_b, b->g_mp_w, b->g_mp_b};
     attention_grads ag = {b->g_qkv_w, b->g_qkv_b, b->g_ap_w, b->g_ap_b};
     mlp_saved ms = {b->pre, b->act};

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/layers.h"
 #include "linshard/sampling.h"
 #include "linshard/split.h"
@@ -27,24 +27,24 @@
 #define CACHE_TOL 2e-5
 #define SEQ 12
 
-static const gpt2_config shape = {2, 48, 6, 101, 16, 1e-5f, GELU_TANH};
+static model_config shape; /* 2 layers, 48 wide, 6 heads, vocab 101, context 16 */
 static char model_dir[64];
-static st_file model_file;
+static st_set model_file;
 
 static int setup_model(void **state) {
     (void)state;
     snprintf(model_dir, sizeof(model_dir), "/tmp/linshard-test-gen-XXXXXX");
     if (!mkdtemp(model_dir)) return -1;
-    gpt2_init_opts opts = {21, ST_F32, 0, 0};
-    char err[512], path[128];
-    if (gpt2_init_random(model_dir, &shape, &opts, err, sizeof(err))) return -1;
-    snprintf(path, sizeof(path), "%s/model.safetensors", model_dir);
-    return st_open(&model_file, path, err, sizeof(err));
+    model_init_opts opts = {21, ST_F32, 0, 0, 0};
+    char err[512];
+    shape = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
+    if (model_init_random(model_dir, &shape, &opts, err, sizeof(err))) return -1;
+    return st_set_open(&model_file, model_dir, err, sizeof(err));
 }
 
 static int teardown_model(void **state) {
     (void)state;
-    st_close(&model_file);
+    st_set_close(&model_file);
     char path[128];
     snprintf(path, sizeof(path), "%s/model.safetensors", model_dir);
     unlink(path);
@@ -74,25 +74,25 @@ static double compare_rows(const float *a, const float *b, int n) {
 static int cache_rank(comm_t *comm, void *arg) {
     cache_job *job = arg;
     int r = comm_rank(comm), P = comm_size(comm), rc = 0;
-    gpt2_shard full, inc;
+    model_shard full, inc;
     char err[512];
-    if (gpt2_shard_load(&full, &shape, &model_file, r, P, SEQ, err, sizeof(err)) ||
-        gpt2_shard_load(&inc, &shape, &model_file, r, P, SEQ, err, sizeof(err)) ||
-        gpt2_shard_enable_cache(&inc, SEQ, err, sizeof(err)))
+    if (model_shard_load(&full, &shape, &model_file, r, P, SEQ, err, sizeof(err)) ||
+        model_shard_load(&inc, &shape, &model_file, r, P, SEQ, err, sizeof(err)) ||
+        model_shard_enable_cache(&inc, SEQ, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     int vl = full.v_local;
     /* A 4-token prompt, then one token at a time, then a chunk of 3, then one at a time. */
     int done = 0;
     while (done < SEQ && !rc) {
         int step = done == 0 ? 4 : (done == 7 ? 3 : 1);
-        rc = done == 0 ? gpt2_forward(comm, &inc, tokens, step)
-                       : gpt2_extend(comm, &inc, tokens + done, step);
+        rc = done == 0 ? model_forward(comm, &inc, tokens, step)
+                       : model_extend(comm, &inc, tokens + done, step);
         if (rc) break;
         if (done == 4) { /* the ledger of one decode step */
             job->step_calls[r] = ledger_op_total(comm_ledger(comm), LEDGER_ALLREDUCE).calls;
         }
         done += step;
-        if ((rc = gpt2_forward(comm, &full, tokens, done))) break;
+        if ((rc = model_forward(comm, &full, tokens, done))) break;
         for (int t = 0; t < step; t++) {
             const float *a = inc.logits + (size_t)t * (size_t)vl;
             const float *b = full.logits + (size_t)(done - step + t) * (size_t)vl;
@@ -101,21 +101,21 @@ static int cache_rank(comm_t *comm, void *arg) {
     }
     /* One more decode step on its own, read off the ledger. */
     if (!rc) {
-        gpt2_shard_enable_cache(&inc, SEQ, err, sizeof(err));
-        rc = gpt2_forward(comm, &inc, tokens, SEQ - 1);
+        model_shard_enable_cache(&inc, SEQ, err, sizeof(err));
+        rc = model_forward(comm, &inc, tokens, SEQ - 1);
         comm_ledger_reset(comm);
-        if (!rc) rc = gpt2_extend(comm, &inc, tokens + SEQ - 1, 1);
+        if (!rc) rc = model_extend(comm, &inc, tokens + SEQ - 1, 1);
         job->step_calls[r] = ledger_op_total(comm_ledger(comm), LEDGER_ALLREDUCE).calls;
         job->step_elems[r] = ledger_op_total(comm_ledger(comm), LEDGER_ALLREDUCE).elements;
         /* Past the end of the cache: refused, not overrun (after everyone finished the step). */
         if (!rc) rc = comm_barrier(comm, NULL);
-        if (!rc && gpt2_extend(comm, &inc, tokens, 1) == 0)
+        if (!rc && model_extend(comm, &inc, tokens, 1) == 0)
             rc = comm_fail(comm, "no overrun check");
         else if (!rc)
             rc = -1; /* expected failure: the group is now failed on purpose */
     }
-    gpt2_shard_free(&full);
-    gpt2_shard_free(&inc);
+    model_shard_free(&full);
+    model_shard_free(&inc);
     return rc == -1 ? 0 : rc;
 }
 
@@ -149,25 +149,25 @@ typedef struct {
 static int sample_rank(comm_t *comm, void *arg) {
     sample_job *job = arg;
     int r = comm_rank(comm), P = comm_size(comm), rc = 0;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
-    if (gpt2_shard_load(&m, &shape, &model_file, r, P, 4, err, sizeof(err)) ||
-        gpt2_shard_enable_cache(&m, shape.n_positions, err, sizeof(err)))
+    if (model_shard_load(&m, &shape, &model_file, r, P, 4, err, sizeof(err)) ||
+        model_shard_enable_cache(&m, shape.n_positions, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)shape.vocab_size * sizeof(float));
     sampler_rng rng;
     sampler_seed(&rng, 1234);
     int tok = 7;
-    rc = gpt2_forward(comm, &m, &tok, 1);
+    rc = model_forward(comm, &m, &tok, 1);
     for (int i = 0; i < 40 && !rc; i++) {
-        if (m.cache_len == shape.n_positions) gpt2_forward(comm, &m, &tok, 1); /* wrap */
+        if (m.cache_len == shape.n_positions) model_forward(comm, &m, &tok, 1); /* wrap */
         rc = sample_next_token(comm, m.logits, m.v0, m.v_local, shape.vocab_size, &job->opts, &rng,
                                scratch, &tok);
         if (!rc) job->drawn[r][i] = tok;
-        if (!rc && m.cache_len < shape.n_positions) rc = gpt2_extend(comm, &m, &tok, 1);
+        if (!rc && m.cache_len < shape.n_positions) rc = model_extend(comm, &m, &tok, 1);
     }
     free(scratch);
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 

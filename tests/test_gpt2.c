@@ -25,7 +25,7 @@
 
 #include "../src/layers/fast_exp.h"
 #include "gpt2_reference.h"
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
 
@@ -174,8 +174,8 @@ static void test_fast_exp_accuracy(void **state) {
 /* ---- the model against the double-precision reference ------------------------------------ */
 
 typedef struct {
-    const gpt2_config *cfg;
-    const st_file *file;
+    const model_config *cfg;
+    const st_set *file;
     const int *tokens;
     int T;
     float *logits; /* [T, V] gathered, from rank 0 */
@@ -184,31 +184,31 @@ typedef struct {
 
 static int model_rank(comm_t *comm, void *arg) {
     model_job *job = arg;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
-    if (gpt2_shard_load(&m, job->cfg, job->file, comm_rank(comm), comm_size(comm), job->T, err,
-                        sizeof(err)))
+    if (model_shard_load(&m, job->cfg, job->file, comm_rank(comm), comm_size(comm), job->T, err,
+                         sizeof(err)))
         return comm_fail(comm, "%s", err);
     int V = job->cfg->vocab_size;
     float *full = malloc((size_t)job->T * (size_t)V * sizeof(float));
     float *scratch = malloc((size_t)job->T * (size_t)V * sizeof(float));
     int rc = (!full || !scratch) ? comm_fail(comm, "out of memory") : 0;
-    if (!rc) rc = gpt2_forward(comm, &m, job->tokens, job->T);
+    if (!rc) rc = model_forward(comm, &m, job->tokens, job->T);
     if (!rc) rc = vocab_parallel_gather_logits(comm, full, scratch, m.logits, job->T, V, "g");
     if (!rc && comm_rank(comm) == 0) memcpy(job->logits, full, (size_t)job->T * V * sizeof(float));
     free(full);
     free(scratch);
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 
-static char *make_model(const gpt2_config *cfg, st_dtype dtype, int prefix, int extras,
+static char *make_model(const model_config *cfg, st_dtype dtype, int prefix, int extras,
                         uint64_t seed) {
     char *dir = strdup("/tmp/linshard-test-gpt2-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    gpt2_init_opts opts = {seed, dtype, prefix, extras};
+    model_init_opts opts = {seed, dtype, prefix, extras, 0};
     char err[512];
-    if (gpt2_init_random(dir, cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
+    if (model_init_random(dir, cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     return dir;
 }
 
@@ -224,9 +224,9 @@ static void remove_model(char *dir) {
 
 /* Runs the model at each P and compares every logit with the reference. */
 static void check_against_reference(const char *dir, const int *Ps, int nP) {
-    char err[512], path[600];
-    gpt2_config cfg;
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err))) fail_msg("%s", err);
+    char err[512];
+    model_config cfg;
+    if (model_config_load(dir, &cfg, err, sizeof(err))) fail_msg("%s", err);
     int T = cfg.n_positions < 9 ? cfg.n_positions : 9;
     int tokens[9];
     for (int t = 0; t < T; t++) tokens[t] = (t * 31 + 5) % cfg.vocab_size;
@@ -239,10 +239,9 @@ static void check_against_reference(const char *dir, const int *Ps, int nP) {
     if (gpt2_reference_logits(dir, tokens, T, ref, err, sizeof(err))) fail_msg("ref: %s", err);
     double scale = 0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    st_file file;
-    if (st_open(&file, path, err, sizeof(err))) fail_msg("%s", err);
-    if (gpt2_check_weights(&cfg, &file, err, sizeof(err))) fail_msg("%s", err);
+    st_set file;
+    if (st_set_open(&file, dir, err, sizeof(err))) fail_msg("%s", err);
+    if (model_check_weights(&cfg, &file, err, sizeof(err))) fail_msg("%s", err);
     for (int i = 0; i < nP; i++) {
         model_job job = {&cfg, &file, tokens, T, got, ""};
         if (comm_launch(COMM_BACKEND_THREADS, Ps[i], model_rank, &job, err, sizeof(err)))
@@ -253,15 +252,15 @@ static void check_against_reference(const char *dir, const int *Ps, int nP) {
             fail_msg("P=%d: max |logit - reference| = %.3e > %.1e * %.3f", Ps[i], worst, LOGIT_TOL,
                      scale);
     }
-    st_close(&file);
+    st_set_close(&file);
     free(ref);
     free(got);
 }
 
 /* 6 heads, 48 wide, vocab 101: P = 2, 3 divide the heads; 4, 5 do not; 101 is prime. */
-static const gpt2_config shape_a = {2, 48, 6, 101, 16, 1e-5f, GELU_TANH};
+static model_config shape_a; /* = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH), in main */
 /* 8 heads of size 5, erf GELU: P = 8 gets one head per rank; 3 and 5 split unevenly. */
-static const gpt2_config shape_b = {2, 40, 8, 53, 12, 1e-5f, GELU_ERF};
+static model_config shape_b; /* = model_config_gpt2(2, 40, 8, 53, 12, GELU_ERF), in main */
 
 static void test_model_f32_no_prefix(void **state) {
     (void)state;
@@ -302,15 +301,17 @@ static void test_fused_qkv_slices_are_per_head(void **state) {
     char path[600], err[512];
     snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     st_file file;
-    gpt2_config cfg;
-    assert_int_equal(gpt2_config_load(dir, &cfg, err, sizeof(err)), 0);
+    model_config cfg;
+    assert_int_equal(model_config_load(dir, &cfg, err, sizeof(err)), 0);
     assert_int_equal(st_open(&file, path, err, sizeof(err)), 0);
+    st_set weights;
+    assert_int_equal(st_set_open(&weights, dir, err, sizeof(err)), 0);
     const st_tensor *t = st_find(&file, "h.1.attn.c_attn.weight");
     assert_non_null(t);
     int E = cfg.n_embd, D = E / cfg.n_head, P = 4;
     for (int r = 0; r < P; r++) {
-        gpt2_shard m;
-        assert_int_equal(gpt2_shard_load(&m, &cfg, &file, r, P, 4, err, sizeof(err)), 0);
+        model_shard m;
+        assert_int_equal(model_shard_load(&m, &cfg, &weights, r, P, 4, err, sizeof(err)), 0);
         int hd = m.h_local * D, c0 = m.h0 * D;
         float want;
         for (int i = 0; i < E; i += 7)
@@ -320,9 +321,10 @@ static void test_fused_qkv_slices_are_per_head(void **state) {
                         st_read_f32(&file, t, (size_t)i * 3 * E + part * E + c0 + j, 1, &want), 0);
                     assert_true(m.layers[1].qkv_w[(size_t)i * 3 * hd + part * hd + j] == want);
                 }
-        gpt2_shard_free(&m);
+        model_shard_free(&m);
     }
     st_close(&file);
+    st_set_close(&weights);
     remove_model(dir);
 }
 
@@ -336,8 +338,8 @@ static void expect_config_error(const char *json, const char *needle) {
     assert_non_null(f);
     fputs(json, f);
     fclose(f);
-    gpt2_config cfg;
-    assert_int_not_equal(gpt2_config_load(dir, &cfg, err, sizeof(err)), 0);
+    model_config cfg;
+    assert_int_not_equal(model_config_load(dir, &cfg, err, sizeof(err)), 0);
     if (!strstr(err, needle)) fail_msg("config error '%s' lacks '%s'", err, needle);
     unlink(path);
     rmdir(dir);
@@ -346,8 +348,8 @@ static void expect_config_error(const char *json, const char *needle) {
 static void test_config_errors(void **state) {
     (void)state;
     char err[512];
-    gpt2_config cfg;
-    assert_int_not_equal(gpt2_config_load("/nonexistent-dir", &cfg, err, sizeof(err)), 0);
+    model_config cfg;
+    assert_int_not_equal(model_config_load("/nonexistent-dir", &cfg, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "No such file"));
     expect_config_error("{\"n_layer\": 2,", "malformed JSON");
     expect_config_error("{\"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, \"n_positions\": 8}",
@@ -366,36 +368,37 @@ static void test_config_errors(void **state) {
 static void test_weights_must_match_config(void **state) {
     (void)state;
     char *dir = make_model(&shape_a, ST_F32, 0, 0, 16);
-    char path[600], err[512];
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    st_file file;
-    assert_int_equal(st_open(&file, path, err, sizeof(err)), 0);
-    gpt2_config wrong = shape_a;
+    char err[512];
+    st_set file;
+    assert_int_equal(st_set_open(&file, dir, err, sizeof(err)), 0);
+    model_config wrong = shape_a;
     wrong.vocab_size = 100;
-    assert_int_not_equal(gpt2_check_weights(&wrong, &file, err, sizeof(err)), 0);
+    assert_int_not_equal(model_check_weights(&wrong, &file, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "tensor 'wte.weight' has shape [101, 48] but config.json "
                                 "implies [100, 48]"));
     wrong = shape_a;
     wrong.n_layer = 3;
-    assert_int_not_equal(gpt2_check_weights(&wrong, &file, err, sizeof(err)), 0);
+    assert_int_not_equal(model_check_weights(&wrong, &file, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "missing tensor 'h.2.ln_1.weight'"));
     /* P larger than the head count is refused with a clear message. */
-    gpt2_shard m;
-    assert_int_not_equal(gpt2_shard_load(&m, &shape_a, &file, 0, 7, 4, err, sizeof(err)), 0);
+    model_shard m;
+    assert_int_not_equal(model_shard_load(&m, &shape_a, &file, 0, 7, 4, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "6 attention heads over 7 ranks"));
-    st_close(&file);
+    st_set_close(&file);
     /* Token ids outside the vocabulary and sequences past the context are refused. */
     int bad[2] = {3, 101};
-    assert_int_not_equal(gpt2_check_tokens(&shape_a, bad, 2, err, sizeof(err)), 0);
+    assert_int_not_equal(model_check_tokens(&shape_a, bad, 2, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "token id 101 (position 1) is outside the vocabulary"));
     int many[17] = {0};
-    assert_int_not_equal(gpt2_check_tokens(&shape_a, many, 17, err, sizeof(err)), 0);
+    assert_int_not_equal(model_check_tokens(&shape_a, many, 17, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "17 tokens exceed the model's context of 16"));
     remove_model(dir);
 }
 
 int main(void) {
     layers_set_blas_threads(1); /* one core per rank */
+    shape_a = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
+    shape_b = model_config_gpt2(2, 40, 8, 53, 12, GELU_ERF);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_layers_match_unsplit),
         cmocka_unit_test(test_vocab_topk_and_gather),

@@ -54,8 +54,9 @@
 #include <unistd.h>
 
 #include "gpt2_reference.h"
-#include "linshard/gpt2.h"
-#include "linshard/gpt2_train.h"
+#include "linshard/model.h"
+#include "linshard/params.h"
+#include "linshard/train.h"
 #include "linshard/layers.h"
 
 #define LOSS_TOL 1e-5
@@ -66,16 +67,16 @@
 
 enum { T_ = 8, MAXP = 4, STEPS = 6 };
 
-static const gpt2_config model_cfg = {2, 24, 6, 37, 16, 1e-5f, GELU_TANH};
+static model_config model_cfg; /* 2 layers, 24 wide, 6 heads, vocab 37, context 16: setup */
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
 typedef struct {
     char *dir;
     char path[600];
-    st_file file;
-    gpt2_shard full;     /* P = 1 shard: the whole-tensor layout gradients are assembled into */
-    gpt2_trainer fulltr; /* its segments: offsets, counts, sharded flags */
+    st_file file; /* the weights, for the finite differences */
+    st_set weights;
+    model_shard full; /* P = 1 shard: its parameter table is the layout gradients are read in */
     int tokens[T_], targets[T_];
 } fixture;
 
@@ -83,16 +84,17 @@ static int setup(void **state) {
     layers_set_blas_threads(1);
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
+    model_cfg = model_config_gpt2(2, 24, 6, 37, 16, GELU_TANH);
     f->dir = strdup("/tmp/linshard-test-train-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    gpt2_init_opts opts = {11, ST_F32, 0, 0};
+    model_init_opts opts = {11, ST_F32, 0, 0, 0};
     char err[512];
-    if (gpt2_init_random(f->dir, &model_cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
+    if (model_init_random(f->dir, &model_cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     snprintf(f->path, sizeof(f->path), "%s/model.safetensors", f->dir);
     if (st_open(&f->file, f->path, err, sizeof(err))) fail_msg("%s", err);
-    if (gpt2_shard_load(&f->full, &model_cfg, &f->file, 0, 1, T_, err, sizeof(err)))
+    if (st_set_open(&f->weights, f->dir, err, sizeof(err))) fail_msg("%s", err);
+    if (model_shard_load(&f->full, &model_cfg, &f->weights, 0, 1, T_, err, sizeof(err)))
         fail_msg("%s", err);
-    if (gpt2_trainer_init(&f->fulltr, &f->full, T_, err, sizeof(err))) fail_msg("%s", err);
     for (int t = 0; t < T_; t++) {
         f->tokens[t] = (t * 13 + 5) % model_cfg.vocab_size;
         f->targets[t] = (t * 7 + 3) % model_cfg.vocab_size;
@@ -105,9 +107,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
-    gpt2_trainer_free(&f->fulltr);
-    gpt2_shard_free(&f->full);
+    model_shard_free(&f->full);
     st_close(&f->file);
+    st_set_close(&f->weights);
     unlink(f->path);
     char path[600];
     snprintf(path, sizeof(path), "%s/config.json", f->dir);
@@ -134,12 +136,12 @@ typedef struct {
 /* Copies this rank's gradient shard into whole-tensor positions of the P = 1 layout. Sharded
  * tensors go to `grad` (disjoint parts per rank); replicated ones to rep (and, from rank 0, to
  * grad). */
-static void assemble(const gpt2_shard *m, const gpt2_trainer *tr, const gpt2_shard *full,
+static void assemble(const model_shard *m, const model_trainer *tr, const model_shard *full,
                      float *grad, float *rep) {
     size_t E = (size_t)m->cfg.n_embd, D = E / (size_t)m->cfg.n_head;
     size_t hd = (size_t)m->h_local * D, c0 = (size_t)m->h0 * D;
     size_t fl = (size_t)m->f_local, f0 = (size_t)m->f0, F = 4 * E;
-#define SRC(view) gpt2_trainer_grad(tr, m, m->view)
+#define SRC(view) model_trainer_grad(tr, m, m->view)
 #define DST(buf, view) ((buf) + (full->view - full->params))
 #define REPL(view, n)                                                                              \
     do {                                                                                           \
@@ -149,11 +151,11 @@ static void assemble(const gpt2_shard *m, const gpt2_trainer *tr, const gpt2_sha
     memcpy(DST(grad, wte) + (size_t)m->v0 * E, SRC(wte), (size_t)m->v_local * E * sizeof(float));
     REPL(wpe, (size_t)m->cfg.n_positions * E);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        REPL(layers[l].ln1_w, E);
-        REPL(layers[l].ln1_b, E);
+        REPL(layers[l].norm1_w, E);
+        REPL(layers[l].norm1_b, E);
         REPL(layers[l].proj_b, E);
-        REPL(layers[l].ln2_w, E);
-        REPL(layers[l].ln2_b, E);
+        REPL(layers[l].norm2_w, E);
+        REPL(layers[l].norm2_b, E);
         REPL(layers[l].fcp_b, E);
         const float *qw = SRC(layers[l].qkv_w), *qb = SRC(layers[l].qkv_b);
         float *dqw = DST(grad, layers[l].qkv_w), *dqb = DST(grad, layers[l].qkv_b);
@@ -170,15 +172,15 @@ static void assemble(const gpt2_shard *m, const gpt2_trainer *tr, const gpt2_sha
         memcpy(DST(grad, layers[l].fc_b) + f0, SRC(layers[l].fc_b), fl * sizeof(float));
         memcpy(DST(grad, layers[l].fcp_w) + f0 * E, SRC(layers[l].fcp_w), fl * E * sizeof(float));
     }
-    REPL(lnf_w, E);
-    REPL(lnf_b, E);
+    REPL(normf_w, E);
+    REPL(normf_b, E);
 #undef SRC
 #undef DST
 #undef REPL
 }
 
 /* The ledger of one forward/backward + grad norm, checked on this rank; "" if as expected. */
-static void check_ledger(comm_t *comm, const gpt2_config *c, int T, char *msg, size_t len) {
+static void check_ledger(comm_t *comm, const model_config *c, int T, char *msg, size_t len) {
     const ledger_t *lg = comm_ledger(comm);
     uint64_t TE = (uint64_t)T * (uint64_t)c->n_embd;
     char tags[64][48];
@@ -216,21 +218,21 @@ static int train_rank(comm_t *comm, void *arg) {
     train_job *job = arg;
     const fixture *f = job->f;
     int r = comm_rank(comm), P = comm_size(comm);
-    gpt2_shard m;
-    gpt2_trainer tr;
+    model_shard m;
+    model_trainer tr;
     char err[512];
-    if (gpt2_shard_load(&m, &model_cfg, &f->file, r, P, T_, err, sizeof(err)))
+    if (model_shard_load(&m, &model_cfg, &f->weights, r, P, T_, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
-    if (gpt2_trainer_init(&tr, &m, T_, err, sizeof(err))) {
-        gpt2_shard_free(&m);
+    if (model_trainer_init(&tr, &m, T_, err, sizeof(err))) {
+        model_shard_free(&m);
         return comm_fail(comm, "%s", err);
     }
     int rc = 0;
     if (job->steps == 0) {
         comm_ledger_reset(comm);
-        rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
-                                         &job->losses[r][0]);
-        if (!rc) rc = gpt2_grad_norm(comm, &m, &tr, &job->norm[r]);
+        rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
+                                          &job->losses[r][0]);
+        if (!rc) rc = model_grad_norm(comm, &m, &tr, &job->norm[r]);
         if (!rc) check_ledger(comm, &model_cfg, T_, job->ledger_err[r], sizeof(job->ledger_err[r]));
         if (!rc) assemble(&m, &tr, &f->full, job->grad, job->rep[r]);
         /* Accumulation: a second call adds the same gradient; grad_scale 1/2 on two calls
@@ -239,7 +241,7 @@ static int train_rank(comm_t *comm, void *arg) {
         if (!once) rc = comm_fail(comm, "out of memory");
         if (!rc) {
             memcpy(once, tr.grads, tr.n_params * sizeof(float));
-            rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
+            rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
         }
         double worst = 0, scale = 0;
         for (size_t i = 0; !rc && i < tr.n_params; i++) {
@@ -247,11 +249,11 @@ static int train_rank(comm_t *comm, void *arg) {
             scale = fmax(scale, fabs(once[i]));
         }
         if (!rc) {
-            gpt2_trainer_zero_grad(&tr);
+            model_trainer_zero_grad(&tr);
             tr.grad_scale = 0.5f;
-            rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
+            rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
             if (!rc)
-                rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
+                rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_, &loss);
         }
         for (size_t i = 0; !rc && i < tr.n_params; i++)
             worst = fmax(worst, fabs(tr.grads[i] - once[i]));
@@ -259,20 +261,20 @@ static int train_rank(comm_t *comm, void *arg) {
         free(once);
     } else {
         for (int s = 0; s < job->steps && !rc; s++) {
-            gpt2_trainer_zero_grad(&tr);
+            model_trainer_zero_grad(&tr);
             double norm = 0;
-            rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
-                                             &job->losses[r][s]);
-            if (!rc) rc = gpt2_grad_norm(comm, &m, &tr, &norm);
+            rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
+                                              &job->losses[r][s]);
+            if (!rc) rc = model_grad_norm(comm, &m, &tr, &norm);
             float clip = norm > 1.0 ? (float)(1.0 / norm) : 1.0f;
-            if (!rc) gpt2_adamw_step(&m, &tr, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip);
+            if (!rc) model_adamw_step(&m, &tr, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip);
         }
         if (!rc)
-            rc = gpt2_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
-                                             &job->losses[r][job->steps]);
+            rc = model_train_forward_backward(comm, &m, &tr, f->tokens, f->targets, T_,
+                                              &job->losses[r][job->steps]);
     }
-    gpt2_trainer_free(&tr);
-    gpt2_shard_free(&m);
+    model_trainer_free(&tr);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -350,30 +352,31 @@ static double tensor_scale(const float *g, size_t n) {
 
 static void test_gradients_across_P(void **state) {
     fixture *f = *state;
-    const gpt2_trainer *lay = &f->fulltr;
+    const model_shard *lay = &f->full;
     train_job *base = run_job(f, 1, 0);
     double norm1 = base->norm[0], worst = 0, worst_norm = 0, min_gap = INFINITY;
     for (int P = 2; P <= 3; P++) {
         train_job *job = run_job(f, P, 0);
         double rep_sq = 0, shard_sq = 0;
-        for (int s = 0; s < lay->n_segs; s++) {
-            const gpt2_param_segment *seg = &lay->segs[s];
+        for (int s = 0; s < lay->n_table; s++) {
+            const model_param *seg = &lay->table[s];
+            size_t count = seg->rows * seg->cols;
             const float *a = base->grad + seg->offset, *b = job->grad + seg->offset;
-            double scale = tensor_scale(a, seg->count), d = 0;
+            double scale = tensor_scale(a, count), d = 0;
             assert_true(scale > 0);
-            for (size_t i = 0; i < seg->count; i++) d = fmax(d, fabs(a[i] - b[i]));
+            for (size_t i = 0; i < count; i++) d = fmax(d, fabs(a[i] - b[i]));
             worst = fmax(worst, d / scale);
             if (d > P_TOL * scale)
                 fail_msg("P=%d: tensor %d: max diff %.3e > %.0e * %.3e", P, s, d, P_TOL, scale);
             double sq = 0;
-            for (size_t i = 0; i < seg->count; i++) sq += (double)b[i] * b[i];
+            for (size_t i = 0; i < count; i++) sq += (double)b[i] * b[i];
             if (seg->sharded) {
                 shard_sq += sq;
             } else {
                 rep_sq += sq;
                 for (int r = 1; r < P; r++) /* replicated: the same bits on every rank */
                     assert_memory_equal(job->rep[r] + seg->offset, job->rep[0] + seg->offset,
-                                        seg->count * sizeof(float));
+                                        count * sizeof(float));
             }
         }
         for (int r = 1; r < P; r++)
@@ -396,46 +399,30 @@ static void test_gradients_across_P(void **state) {
 
 /* ---- (3) finite differences in double ------------------------------------------------------ */
 
-static const char *const layer_suffix[12] = {
-    "ln_1.weight",        "ln_1.bias",        "attn.c_attn.weight", "attn.c_attn.bias",
-    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",        "ln_2.bias",
-    "mlp.c_fc.weight",    "mlp.c_fc.bias",    "mlp.c_proj.weight",  "mlp.c_proj.bias"};
-
-static void segment_name(int s, char *name, size_t len) {
-    int L = model_cfg.n_layer;
-    if (s == 0)
-        snprintf(name, len, "wte.weight");
-    else if (s == 1)
-        snprintf(name, len, "wpe.weight");
-    else if (s < 2 + 12 * L)
-        snprintf(name, len, "h.%d.%s", (s - 2) / 12, layer_suffix[(s - 2) % 12]);
-    else
-        snprintf(name, len, "ln_f.%s", s == 2 + 12 * L ? "weight" : "bias");
-}
-
 static void write_float(int fd, off_t off, float v) {
     assert_int_equal(pwrite(fd, &v, sizeof(v), off), (ssize_t)sizeof(v));
 }
 
 static void test_finite_differences(void **state) {
     fixture *f = *state;
-    const gpt2_trainer *lay = &f->fulltr;
+    const model_shard *lay = &f->full;
     train_job *base = run_job(f, 1, 0);
     int fd = open(f->path, O_RDWR);
     assert_true(fd >= 0);
     size_t data0 = (size_t)(f->file.data - (const uint8_t *)f->file.map);
     double worst = 0;
     int checked = 0;
-    for (int s = 0; s < lay->n_segs; s++) {
-        const gpt2_param_segment *seg = &lay->segs[s];
-        char name[64];
-        segment_name(s, name, sizeof(name));
+    for (int s = 0; s < lay->n_table; s++) {
+        const model_param *seg = &lay->table[s];
+        size_t count = seg->rows * seg->cols;
+        /* At P = 1 each parameter is its whole checkpoint tensor, in the same layout. */
+        const char *name = seg->src[0].name;
         const st_tensor *t = st_find(&f->file, name);
         if (!t) fail_msg("no tensor %s", name);
-        assert_int_equal(t->numel, seg->count);
+        assert_int_equal(t->numel, count);
         /* wpe rows >= T get no gradient: sample the rows in use. */
-        size_t n = s == 1 ? (size_t)T_ * (size_t)model_cfg.n_embd : seg->count;
-        double scale = tensor_scale(base->grad + seg->offset, seg->count);
+        size_t n = s == 1 ? (size_t)T_ * (size_t)model_cfg.n_embd : count;
+        double scale = tensor_scale(base->grad + seg->offset, count);
         for (int k = 0; k < 3; k++) {
             size_t idx = ((size_t)k * 7919u + (size_t)s * 131u + 17u) % n;
             off_t off = (off_t)(data0 + t->begin + idx * sizeof(float));
@@ -458,7 +445,7 @@ static void test_finite_differences(void **state) {
     close(fd);
     printf("    %d elements of %d tensors vs double finite differences: max diff %.2e of tensor "
            "scale (tol %.0e)\n",
-           checked, lay->n_segs, worst, FD_TOL);
+           checked, lay->n_table, worst, FD_TOL);
     free_job(base);
 }
 
@@ -504,19 +491,20 @@ static void test_adamw_same_curve(void **state) {
  * wpe, c_attn, attn c_proj, c_fc, mlp c_proj); biases and LayerNorm parameters are unchanged. */
 static void test_adamw_decays_matrices_only(void **state) {
     fixture *f = *state;
-    gpt2_shard m;
-    gpt2_trainer tr;
+    model_shard m;
+    model_trainer tr;
     char err[512];
-    assert_int_equal(gpt2_shard_load(&m, &model_cfg, &f->file, 0, 1, T_, err, sizeof(err)), 0);
-    assert_int_equal(gpt2_trainer_init(&tr, &m, T_, err, sizeof(err)), 0);
+    assert_int_equal(model_shard_load(&m, &model_cfg, &f->weights, 0, 1, T_, err, sizeof(err)), 0);
+    assert_int_equal(model_trainer_init(&tr, &m, T_, err, sizeof(err)), 0);
     const float lr = 0.5f, wd = 0.1f;
-    gpt2_adamw_step(&m, &tr, lr, 0.9f, 0.95f, 1e-8f, wd, 1.0f);
+    model_adamw_step(&m, &tr, lr, 0.9f, 0.95f, 1e-8f, wd, 1.0f);
     assert_int_equal(tr.step, 1);
     int n_decay = 0;
-    for (int s = 0; s < tr.n_segs; s++) {
-        const gpt2_param_segment *seg = &tr.segs[s];
+    for (int s = 0; s < m.n_table; s++) {
+        const model_param *seg = &m.table[s];
+        size_t count = seg->rows * seg->cols;
         n_decay += seg->decay;
-        for (size_t i = 0; i < seg->count; i++) {
+        for (size_t i = 0; i < count; i++) {
             float p0 = f->full.params[seg->offset + i], p = m.params[seg->offset + i];
             if (seg->decay)
                 assert_true(fabs(p - p0 * (1.0 - lr * wd)) <= 1e-6 * fabs(p0) + 1e-12);
@@ -525,8 +513,8 @@ static void test_adamw_decays_matrices_only(void **state) {
         }
     }
     assert_int_equal(n_decay, 2 + 4 * model_cfg.n_layer);
-    gpt2_trainer_free(&tr);
-    gpt2_shard_free(&m);
+    model_trainer_free(&tr);
+    model_shard_free(&m);
 }
 
 int main(void) {

@@ -23,17 +23,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/layers.h"
 #include "linshard/ledger.h"
 #include "linshard/plan.h"
 
 #define T_TOKENS 8 /* T * n_embd = 384: P = 1..4 split it evenly, so bytes are exactly 2(P-1)/P */
 
-static const gpt2_config tiny = {2, 48, 6, 101, 16, 1e-5f, GELU_TANH};
-static const gpt2_config gpt2_small = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
+static model_config tiny;       /* 2 layers, 48 wide, 6 heads, vocab 101, context 16: main */
+static model_config gpt2_small; /* GPT-2 small's shape: main */
 
-static plan_t build(const gpt2_config *cfg, int P, const char *mlp, const char *attention,
+static plan_t build(const model_config *cfg, int P, const char *mlp, const char *attention,
                     const char *bias) {
     plan_options opt;
     plan_options_default(&opt);
@@ -50,8 +50,8 @@ static plan_t build(const gpt2_config *cfg, int P, const char *mlp, const char *
  */
 
 typedef struct {
-    const gpt2_config *cfg;
-    const st_file *file;
+    const model_config *cfg;
+    const st_set *file;
     int tokens[T_TOKENS];
     ledger_t ledger; /* rank 0's, after the forward pass */
     int have_ledger;
@@ -59,20 +59,20 @@ typedef struct {
 
 static int forward_rank(comm_t *comm, void *arg) {
     forward_job *job = arg;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
-    if (gpt2_shard_load(&m, job->cfg, job->file, comm_rank(comm), comm_size(comm), T_TOKENS, err,
-                        sizeof(err)))
+    if (model_shard_load(&m, job->cfg, job->file, comm_rank(comm), comm_size(comm), T_TOKENS, err,
+                         sizeof(err)))
         return comm_fail(comm, "%s", err);
     comm_ledger_reset(comm);
-    int rc = gpt2_forward(comm, &m, job->tokens, T_TOKENS);
+    int rc = model_forward(comm, &m, job->tokens, T_TOKENS);
     if (!rc && comm_rank(comm) == 0) {
         if (ledger_copy(&job->ledger, comm_ledger(comm)))
             rc = comm_fail(comm, "out of memory copying the ledger");
         else
             job->have_ledger = 1;
     }
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -118,11 +118,10 @@ static void test_plan_agrees_with_ledger(void **state) {
     (void)state;
     char dir[] = "/tmp/linshard-test-plan-XXXXXX", path[128], err[512];
     assert_non_null(mkdtemp(dir));
-    gpt2_init_opts opts = {7, ST_F32, 0, 0};
-    if (gpt2_init_random(dir, &tiny, &opts, err, sizeof(err))) fail_msg("init: %s", err);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    st_file file;
-    if (st_open(&file, path, err, sizeof(err))) fail_msg("%s", err);
+    model_init_opts opts = {7, ST_F32, 0, 0, 0};
+    if (model_init_random(dir, &tiny, &opts, err, sizeof(err))) fail_msg("init: %s", err);
+    st_set file;
+    if (st_set_open(&file, dir, err, sizeof(err))) fail_msg("%s", err);
     for (int P = 1; P <= 4; P++) {
         static forward_job job;
         memset(&job, 0, sizeof(job));
@@ -140,7 +139,8 @@ static void test_plan_agrees_with_ledger(void **state) {
         plan_free(&plan);
         ledger_free(&job.ledger);
     }
-    st_close(&file);
+    st_set_close(&file);
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
     unlink(path);
     snprintf(path, sizeof(path), "%s/config.json", dir);
     unlink(path);
@@ -268,6 +268,8 @@ static void test_bytes(void **state) {
 }
 
 int main(void) {
+    tiny = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
+    gpt2_small = model_config_gpt2(12, 768, 12, 50257, 1024, GELU_TANH);
     layers_set_blas_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_agrees_with_ledger),

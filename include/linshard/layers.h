@@ -53,6 +53,33 @@ void gelu_forward(float *x, size_t n, gelu_kind kind);
 void layernorm_forward(float *out, const float *in, const float *w, const float *b, int T, int E,
                        float eps);
 
+/* RMSNorm over the last dimension (Llama): out[T, E] = in / sqrt(mean(in^2) + eps) * w. Like
+ * LayerNorm it needs the whole vector: replicated activations. out may alias in.
+ * Communication: none. */
+void rmsnorm_forward(float *out, const float *in, const float *w, int T, int E, float eps);
+
+/* SwiGLU's activation on a rank's slice: for each of T rows of x[T, 2n] = [gate | up],
+ * out[t, j] = SiLU(gate[t, j]) * up[t, j], out[T, n]. Gate and up are the same column slice,
+ * so this is local. out may alias x (rows are compacted in order). Communication: none. */
+void swiglu_forward(float *out, const float *x, int T, int n);
+
+/* ---- rotary positions (RoPE) --------------------------------------------------------------- */
+
+typedef struct {
+    int kind; /* 0: none; 1: Llama 3's frequency-dependent scaling */
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_positions;
+} rope_scaling_params;
+
+/* cos_sin[T, D] = [cos | sin] of the D/2 angles pos * inv_freq[i] of each position pos0 + t,
+ * inv_freq[i] = theta^(-2i/D), adjusted by the scaling (NULL: none). Angles in double. */
+void rope_table(float *cos_sin, int pos0, int T, int D, double theta,
+                const rope_scaling_params *scaling);
+
+/* Rotates one head vector x[D] in place, Hugging Face's "rotate half" convention: dimension i
+ * pairs with i + D/2 (not with i + 1). cos_sin is one row of rope_table. */
+void rope_apply(float *x, const float *cos_sin, int D);
+
 /* ---- the Megatron MLP --------------------------------------------------------------------- */
 
 typedef struct {
@@ -62,10 +89,12 @@ typedef struct {
     const float *proj_b; /* [E]           replicated, added after the AllReduce */
     int E, f_local;
     gelu_kind gelu;
+    int gated; /* SwiGLU: fc_w is [E, 2 f_local] = [gate | up] of the same columns (fc_b too) */
 } mlp_weights;
 
 /* out[T, E] = c_proj(GELU(c_fc(in))) with in replicated: column-parallel -> GELU on the local
- * feature shard -> row-parallel. scratch holds T * f_local floats.
+ * feature shard -> row-parallel; gated: c_proj(SiLU(gate(in)) * up(in)), gate and up on the
+ * same local slice. scratch holds T * f_local floats (twice that when gated).
  * Communication: exactly one allreduce_sum of T * E floats, tagged `tag`. */
 int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_weights *w, int T,
                          float *scratch, const char *tag);
@@ -73,18 +102,25 @@ int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_we
 /* ---- attention ---------------------------------------------------------------------------- */
 
 typedef struct {
-    const float *qkv_w;  /* [E, 3 * h_local * D]: this rank's heads, laid out [Q | K | V] */
-    const float *qkv_b;  /* [3 * h_local * D] */
+    const float *qkv_w;  /* [E, (h_local + 2 kv) * D]: this rank's heads, laid out [Q | K | V] */
+    const float *qkv_b;  /* [(h_local + 2 kv) * D], or NULL */
     const float *proj_w; /* [h_local * D, E]: the rows of c_proj for this rank's heads */
-    const float *proj_b; /* [E] replicated, added after the AllReduce */
-    int E, D, h_local;   /* model width, head size, heads on this rank */
+    const float *proj_b; /* [E] replicated, added after the AllReduce, or NULL */
+    int E, D, h_local;   /* model width, head size, query heads on this rank */
+    /* Grouped-query attention. kv_local = 0 means plain multi-head attention (kv = h_local,
+     * query head h reads K/V head h); otherwise kv = kv_local K/V heads, global query head g
+     * reads global K/V head g / group, and this rank's first query and K/V heads are h0, kv0. */
+    int kv_local, group, h0, kv0;
+    const float *q_norm, *k_norm; /* [D] RMSNorm of each head's q and k (Qwen3), or NULL */
+    float norm_eps;
+    const float *rope; /* [T, D] rope_table rows of the T new positions, or NULL (no RoPE) */
 } attention_weights;
 
-/* This rank's slice of the key/value cache for one layer: K and V of its own heads only, for
- * positions [0, capacity). Sharded by heads like the attention itself, so a cached decode step
- * communicates exactly what a full pass does: one AllReduce. */
+/* This rank's slice of the key/value cache for one layer: K and V of the K/V heads its query
+ * heads read, for positions [0, capacity). Sharded by heads like the attention itself, so a
+ * cached decode step communicates exactly what a full pass does: one AllReduce. */
 typedef struct {
-    float *k, *v; /* [capacity, h_local * D] each */
+    float *k, *v; /* [capacity, kv * D] each */
     int capacity;
 } kv_cache;
 
@@ -108,14 +144,15 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
 /* out[T, E] = wte[tokens[t]] + wpe[t], with wte split by vocabulary rows: rank i holds rows
  * [v0, v0 + v_local). A token outside the slice contributes zero on this rank, so the AllReduce
  * assembles every row exactly (one rank contributes the row, the others exact zeros). wpe
- * (replicated) is added after the sum. Token ids must be in [0, vocab): the caller checks.
- * Communication: one allreduce_sum of T * E floats, tagged `tag`. */
+ * (replicated; NULL for none, as with RoPE) is added after the sum. Token ids must be in [0,
+ * vocab): the caller checks. Communication: one allreduce_sum of T * E floats, tagged `tag`. */
 int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
                                      const float *wte_local, int v0, int v_local, const float *wpe,
                                      int E, const char *tag);
 
-/* Logits for this rank's vocabulary slice, with the LM head tied to the embedding:
- * logits_local[T, v_local] = h[T, E] · wte_local^T. Communication: none. */
+/* Logits for this rank's vocabulary slice: logits_local[T, v_local] = h[T, E] · wte_local^T,
+ * with wte_local [v_local, E] the rank's rows of the LM head (the embedding when tied).
+ * Communication: none. */
 void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const float *wte_local,
                                     int T, int E, int v_local);
 

@@ -21,7 +21,7 @@
 
 #include <stddef.h>
 
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 
 typedef enum { PLAN_REPLICATE = 0, PLAN_SHARD, PLAN_PARTIAL } plan_kind;
 typedef enum { PLAN_DIM_NONE = 0, PLAN_DIM_FEATURES, PLAN_DIM_HEADS, PLAN_DIM_VOCAB } plan_dim;
@@ -115,7 +115,7 @@ typedef struct {
 } plan_totals;
 
 typedef struct {
-    gpt2_config cfg;
+    model_config cfg;
     int P;
     plan_options opt;
     plan_op *ops;
@@ -139,7 +139,7 @@ int plan_parse_bias(const char *s, plan_options *opt);
 /* Builds the graph of cfg's model and propagates placements forward and backward for P ranks.
  * Returns 0, or -1 with a one-line message in err: the model cannot be split P ways, or the
  * options have no valid plan (the message names the rule that is violated). */
-int plan_build(plan_t *plan, const gpt2_config *cfg, int P, const plan_options *opt, char *err,
+int plan_build(plan_t *plan, const model_config *cfg, int P, const plan_options *opt, char *err,
                size_t errlen);
 void plan_free(plan_t *plan);
 

@@ -1,9 +1,9 @@
-/* cli_model.h — running GPT-2 on P ranks for the commands that need it (forward, verify,
+/* cli_model.h — running a model on P ranks for the commands that need it (forward, verify,
  * bench forward): open the checkpoint, load each rank's shard, run, collect results. */
 #ifndef LINSHARD_CLI_MODEL_H
 #define LINSHARD_CLI_MODEL_H
 
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/ledger.h"
 
 typedef struct {
@@ -18,7 +18,7 @@ typedef struct {
     int repeats;      /* extra timed forward passes (best one reported) */
     int blas_threads; /* BLAS threads when P = 1 (ranks of P > 1 always get one core each) */
     /* out (rank 0's view) */
-    gpt2_config cfg;
+    model_config cfg;
     float *logits; /* malloc'd by the run when want_logits; caller frees */
     int top_ids[16];
     float top_values[16];
@@ -36,18 +36,25 @@ int model_run_job(model_run *job);
 void model_run_free(model_run *job);
 
 /* GPT-2 small: 12 layers, 768 wide, 12 heads, vocabulary 50257, context 1024. */
-extern const gpt2_config gpt2_small_shape;
+model_config cli_shape_gpt2_small(void);
 /* The small model verify builds without --model: 2 layers, 48 wide, 6 heads (P = 2, 3, 6
  * divide them; 4, 5 do not), a prime vocabulary of 101 that no P divides, context 32. */
-extern const gpt2_config gpt2_tiny_shape;
+model_config cli_shape_gpt2_tiny(void);
+/* Llama 3.2 1B's shape: 16 layers, 2048 wide, 32 heads, 8 kv heads, MLP 8192, vocabulary
+ * 128256, tied, RoPE theta 500000 with llama3 scaling; context 2048 (the model has 131072). */
+model_config cli_shape_llama_1b(void);
+/* The shape called name ("gpt2", "tiny", "llama-1b"); returns 0, or -1 for an unknown name. */
+int cli_shape_named(const char *name, model_config *cfg);
+/* FLOPs of one forward pass of T tokens (matmuls, the full masked attention, the LM head). */
+double cli_forward_flops(const model_config *cfg, int T);
 
 /* Writes a seeded random model of shape cfg into a new temporary directory; dir is a mkdtemp
  * template ("/tmp/linshard-...-XXXXXX") and receives the name. Returns 0, or -1 with err (and
  * nothing left behind). */
-int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen);
-/* Opens dir/model.safetensors and checks it holds every tensor cfg implies. Returns 0 (file
- * open), or -1 with err (file closed). */
-int cli_open_weights(const char *dir, const gpt2_config *cfg, st_file *file, char *err,
+int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err, size_t errlen);
+/* Opens dir's weights (model.safetensors, or the files model.safetensors.index.json names) and
+ * checks they hold every tensor cfg implies. Returns 0 (weights open), or -1 with err (closed). */
+int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen);
 
 /* Writes the built-in default model (data/default-model, embedded in the program) into a new

@@ -50,13 +50,6 @@ typedef struct {
 } fwd_result;
 
 /* 2 * params FLOPs per token for the matrices, plus the attention scores and weighted sums. */
-static double forward_flops(const gpt2_config *c, int T) {
-    double E = c->n_embd, L = c->n_layer, V = c->vocab_size;
-    double matmul = 2.0 * T * (L * 12.0 * E * E + V * E);
-    double attention = L * 2.0 * 2.0 * (double)T * T * E; /* QK^T and PV, full (masked) */
-    return matmul + attention;
-}
-
 /* Single-core sgemm GFLOP/s at n = 1024: the FLOP ceiling of one rank. */
 static double measure_sgemm_gflops(void) {
     const int n = 1024;
@@ -83,9 +76,9 @@ static double measure_sgemm_gflops(void) {
 static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_result *out) {
     int *tokens = malloc((size_t)T * sizeof(int));
     if (!tokens) return cli_job_error("out of memory");
-    gpt2_config cfg;
+    model_config cfg;
     char err[512];
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err))) {
+    if (model_config_load(dir, &cfg, err, sizeof(err))) {
         free(tokens);
         return cli_job_error("%s", err);
     }
@@ -186,6 +179,7 @@ int cmd_bench_forward(int argc, char **argv) {
         {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *dir = NULL;
+    model_config shape_cfg;
     int shape = 0, json = 0, peers = 1, c;
     int tps[MAX_LIST] = {1, 2}, n_tp = 2, Ts[MAX_LIST] = {128, 512}, n_T = 2;
     opterr = 0;
@@ -196,8 +190,9 @@ int cmd_bench_forward(int argc, char **argv) {
             dir = optarg;
             break;
         case 'S':
-            if (strcmp(optarg, "gpt2"))
-                return cli_usage_error("bench forward", "unknown --shape '%s' (available: gpt2)",
+            if (cli_shape_named(optarg, &shape_cfg))
+                return cli_usage_error("bench forward",
+                                       "unknown --shape '%s' (available: gpt2, llama-1b, tiny)",
                                        optarg);
             shape = 1;
             break;
@@ -230,20 +225,20 @@ int cmd_bench_forward(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
-    if (!dir == !shape) return cli_usage_error("bench forward", "give --model DIR or --shape gpt2");
+    if (!dir == !shape) return cli_usage_error("bench forward", "give --model DIR or --shape NAME");
 
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
         if (!json)
             fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
-        if (cli_temp_model(tmpdir, &gpt2_small_shape, 7, err, sizeof(err))) {
+        if (cli_temp_model(tmpdir, &shape_cfg, 7, err, sizeof(err))) {
             return cli_job_error("bench forward: cannot write the model: %s", err);
         }
         dir = tmpdir;
     }
-    gpt2_config cfg;
+    model_config cfg;
     int rc = EXIT_OK;
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err))) {
+    if (model_config_load(dir, &cfg, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
@@ -277,7 +272,7 @@ int cmd_bench_forward(int argc, char **argv) {
                "ms", "GFLOP/s", "%peak", "vs P=1", "comm", "vs torch1");
     }
     for (int t = 0; t < n_T; t++) {
-        double flops = forward_flops(&cfg, Ts[t]);
+        double flops = cli_forward_flops(&cfg, Ts[t]);
         const fwd_result *base = NULL;
         for (int i = 0; i < n_tp; i++)
             if (tps[i] == 1) base = &mine[t][i];

@@ -19,7 +19,7 @@
 #include "cli.h"
 #include "cli_model.h"
 #include "linshard/linshard.h"
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/sampling.h"
 
 #define MAX_LIST 8
@@ -45,8 +45,8 @@ static const char bench_generate_usage[] =
     "  -h, --help         this text\n";
 
 typedef struct {
-    const gpt2_config *cfg;
-    const st_file *file;
+    const model_config *cfg;
+    const st_set *file;
     int T, N;
     double seconds, comm_seconds; /* best decode of N tokens */
     size_t weight_bytes;          /* rank 0's shard */
@@ -55,12 +55,12 @@ typedef struct {
 
 static int decode_rank(comm_t *comm, void *arg) {
     decode_job *job = arg;
-    const gpt2_config *c = job->cfg;
+    const model_config *c = job->cfg;
     int r = comm_rank(comm), rc = 0;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
-    if (gpt2_shard_load(&m, c, job->file, r, comm_size(comm), job->T, err, sizeof(err)) ||
-        gpt2_shard_enable_cache(&m, job->T + job->N, err, sizeof(err)))
+    if (model_shard_load(&m, c, job->file, r, comm_size(comm), job->T, err, sizeof(err)) ||
+        model_shard_enable_cache(&m, job->T + job->N, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     int *prompt = malloc((size_t)job->T * sizeof(int));
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
@@ -72,7 +72,7 @@ static int decode_rank(comm_t *comm, void *arg) {
     sampler_seed(&rng, 1);
     double best = 1e30, best_comm = 0;
     for (int rep = 0; rep <= REPEATS && !rc; rep++) { /* rep 0 warms up */
-        if ((rc = gpt2_forward(comm, &m, prompt, job->T))) break;
+        if ((rc = model_forward(comm, &m, prompt, job->T))) break;
         const float *last = m.logits + (size_t)(job->T - 1) * (size_t)m.v_local;
         if ((rc = comm_barrier(comm, "sync"))) break;
         double t0 = timer_seconds(), c0 = ledger_total_seconds(comm_ledger(comm));
@@ -81,7 +81,7 @@ static int decode_rank(comm_t *comm, void *arg) {
             rc = sample_next_token(comm, last, m.v0, m.v_local, c->vocab_size, &greedy, &rng,
                                    scratch, &tok);
             if (!rc && r == 0 && i < 1024) job->tokens[i] = tok;
-            if (!rc) rc = gpt2_extend(comm, &m, &tok, 1);
+            if (!rc) rc = model_extend(comm, &m, &tok, 1);
             last = m.logits;
         }
         double dt = timer_seconds() - t0;
@@ -93,11 +93,11 @@ static int decode_rank(comm_t *comm, void *arg) {
     if (!rc && r == 0) {
         job->seconds = best;
         job->comm_seconds = best_comm;
-        job->weight_bytes = gpt2_shard_weight_bytes(&m);
+        job->weight_bytes = model_shard_weight_bytes(&m);
     }
     free(prompt);
     free(scratch);
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -201,6 +201,7 @@ int cmd_bench_generate(int argc, char **argv) {
         {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'x'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *dir = NULL;
+    model_config shape_cfg;
     int shape = 0, json = 0, peers = 1, c, T = 16, N = 64;
     int tps[MAX_LIST] = {1, 2}, n_tp = 2;
     long v;
@@ -212,8 +213,9 @@ int cmd_bench_generate(int argc, char **argv) {
             dir = optarg;
             break;
         case 'S':
-            if (strcmp(optarg, "gpt2"))
-                return cli_usage_error("bench generate", "unknown --shape '%s' (available: gpt2)",
+            if (cli_shape_named(optarg, &shape_cfg))
+                return cli_usage_error("bench generate",
+                                       "unknown --shape '%s' (available: gpt2, llama-1b, tiny)",
                                        optarg);
             shape = 1;
             break;
@@ -249,18 +251,18 @@ int cmd_bench_generate(int argc, char **argv) {
     if (optind < argc)
         return cli_usage_error("bench generate", "unexpected argument '%s'", argv[optind]);
     if (!dir == !shape)
-        return cli_usage_error("bench generate", "give --model DIR or --shape gpt2");
+        return cli_usage_error("bench generate", "give --model DIR or --shape NAME");
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
-        if (cli_temp_model(tmpdir, &gpt2_small_shape, 7, err, sizeof(err))) {
+        if (cli_temp_model(tmpdir, &shape_cfg, 7, err, sizeof(err))) {
             return cli_job_error("bench generate: cannot write the model: %s", err);
         }
         dir = tmpdir;
     }
-    gpt2_config cfg;
-    st_file file = {0};
+    model_config cfg;
+    st_set file = {0};
     int rc = EXIT_OK, file_open = 0;
-    if (gpt2_config_load(dir, &cfg, err, sizeof(err)) ||
+    if (model_config_load(dir, &cfg, err, sizeof(err)) ||
         cli_open_weights(dir, &cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
@@ -272,7 +274,7 @@ int cmd_bench_generate(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < n_tp; i++)
-        if (gpt2_config_check_tp(&cfg, tps[i], err, sizeof(err))) {
+        if (model_config_check_tp(&cfg, tps[i], err, sizeof(err))) {
             rc = cli_job_error("%s", err);
             goto done;
         }
@@ -347,7 +349,7 @@ int cmd_bench_generate(int argc, char **argv) {
             printf("  P=%d greedy tokens equal P=%d's for the first %d of %d\n", tps[i], tps[0],
                    agree(jobs[i].tokens, jobs[0].tokens, n_check), n_check);
 done:
-    if (file_open) st_close(&file);
+    if (file_open) st_set_close(&file);
     if (shape) cli_remove_temp_model(tmpdir);
     return rc;
 }

@@ -11,15 +11,14 @@
 
 #include "cli.h"
 #include "cli_model.h"
-#include "linshard/gpt2.h"
-#include "linshard/gpt2_train.h"
+#include "linshard/model.h"
+#include "linshard/train.h"
 #include "linshard/linshard.h"
 
 #define MAX_LIST 8
 #define REPEATS 2
 
 /* The stated shape: GPT-2's vocabulary with a body small enough to train on two cores. */
-static const gpt2_config train_shape = {4, 256, 8, 50257, 128, 1e-5f, GELU_TANH};
 
 static const char bench_train_usage[] =
     "usage: linshard bench train [--model DIR] [--tp LIST] [--batch B] [--seq T] [--steps N]\n"
@@ -42,8 +41,8 @@ static const char bench_train_usage[] =
     "  -h, --help    this text\n";
 
 typedef struct {
-    const gpt2_config *cfg;
-    const st_file *file;
+    const model_config *cfg;
+    const st_set *file;
     int B, T, N;
     double seconds, comm_seconds; /* best run of N steps */
     float first_loss;
@@ -57,13 +56,13 @@ static int token_at(int b, int t, int V) {
 static int train_rank(comm_t *comm, void *arg) {
     train_job *job = arg;
     int r = comm_rank(comm), B = job->B, T = job->T, rc = 0;
-    gpt2_shard m;
-    gpt2_trainer tr;
+    model_shard m;
+    model_trainer tr;
     char err[512];
-    if (gpt2_shard_load(&m, job->cfg, job->file, r, comm_size(comm), T, err, sizeof(err)))
+    if (model_shard_load(&m, job->cfg, job->file, r, comm_size(comm), T, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
-    if (gpt2_trainer_init(&tr, &m, T, err, sizeof(err))) {
-        gpt2_shard_free(&m);
+    if (model_trainer_init(&tr, &m, T, err, sizeof(err))) {
+        model_shard_free(&m);
         return comm_fail(comm, "%s", err);
     }
     tr.grad_scale = 1.0f / (float)B;
@@ -77,17 +76,17 @@ static int train_rank(comm_t *comm, void *arg) {
         if ((rc = comm_barrier(comm, "sync"))) break;
         double t0 = timer_seconds(), c0 = ledger_total_seconds(comm_ledger(comm));
         for (int s = 0; s < steps && !rc; s++) {
-            gpt2_trainer_zero_grad(&tr);
+            model_trainer_zero_grad(&tr);
             for (int b = 0; b < B && !rc; b++) {
                 float loss;
                 const int *x = seqs + b * (T + 1);
-                rc = gpt2_train_forward_backward(comm, &m, &tr, x, x + 1, T, &loss);
+                rc = model_train_forward_backward(comm, &m, &tr, x, x + 1, T, &loss);
                 if (!rc && run == 1 && s == 0 && r == 0) job->first_loss += loss / (float)B;
             }
             double norm = 0;
-            if (!rc) rc = gpt2_grad_norm(comm, &m, &tr, &norm);
+            if (!rc) rc = model_grad_norm(comm, &m, &tr, &norm);
             float clip = norm > 1.0 ? (float)(1.0 / norm) : 1.0f;
-            if (!rc) gpt2_adamw_step(&m, &tr, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip);
+            if (!rc) model_adamw_step(&m, &tr, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip);
         }
         double dt = timer_seconds() - t0;
         if (run > 0 && dt < best) {
@@ -100,8 +99,8 @@ static int train_rank(comm_t *comm, void *arg) {
         job->comm_seconds = best_comm;
     }
     free(seqs);
-    gpt2_trainer_free(&tr);
-    gpt2_shard_free(&m);
+    model_trainer_free(&tr);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -191,14 +190,15 @@ int cmd_bench_train(int argc, char **argv) {
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     int made = 0, rc = EXIT_OK, file_open = 0;
     if (!dir) {
+        model_config train_shape = model_config_gpt2(4, 256, 8, 50257, 128, GELU_TANH);
         if (cli_temp_model(tmpdir, &train_shape, 1, err, sizeof(err)))
             return cli_job_error("bench train: cannot write the model: %s", err);
         made = 1;
     }
     const char *model = made ? tmpdir : dir;
-    gpt2_config cfg;
-    st_file file = {0};
-    if (gpt2_config_load(model, &cfg, err, sizeof(err)) ||
+    model_config cfg;
+    st_set file = {0};
+    if (model_config_load(model, &cfg, err, sizeof(err)) ||
         cli_open_weights(model, &cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
@@ -209,7 +209,7 @@ int cmd_bench_train(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < n_tp; i++)
-        if (gpt2_config_check_tp(&cfg, tps[i], err, sizeof(err))) {
+        if (model_config_check_tp(&cfg, tps[i], err, sizeof(err))) {
             rc = cli_job_error("%s", err);
             goto done;
         }
@@ -267,7 +267,7 @@ int cmd_bench_train(int argc, char **argv) {
                    torch[0].seconds_per_step / per_step, torch[k].first_loss);
     }
 done:
-    if (file_open) st_close(&file);
+    if (file_open) st_set_close(&file);
     if (made) cli_remove_temp_model(tmpdir);
     return rc;
 }

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "cli_model.h"
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/safetensors.h"
 
 static const char convert_usage[] =
@@ -70,34 +70,39 @@ int cmd_convert(int argc, char **argv) {
     if (!strcmp(model, out)) return cli_usage_error("convert", "--out must differ from --model");
 
     char err[512], path[4096];
-    gpt2_config cfg;
-    st_file file;
-    if (gpt2_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
+    model_config cfg;
+    st_set file;
+    if (model_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
     if (cli_open_weights(model, &cfg, &file, err, sizeof(err))) return cli_job_error("%s", err);
-    st_write_tensor *list = calloc((size_t)file.n_tensors, sizeof(*list));
+    int n = 0;
+    for (int f = 0; f < file.n_files; f++) n += file.files[f].n_tensors;
+    st_write_tensor *list = calloc((size_t)n + 1, sizeof(*list));
     int rc = list ? EXIT_OK : cli_job_error("out of memory");
-    for (int i = 0; i < file.n_tensors && rc == EXIT_OK; i++) {
-        const st_tensor *t = &file.tensors[i];
-        float *data = malloc((t->numel ? t->numel : 1) * sizeof(float));
-        if (!data || st_read_f32(&file, t, 0, t->numel, data)) {
-            free(data);
-            rc = cli_job_error("%s: cannot read tensor '%s'", path, t->name);
-            break;
+    /* Every tensor of every file (a sharded checkpoint becomes one file). */
+    for (int f = 0, k = 0; f < file.n_files && rc == EXIT_OK; f++)
+        for (int i = 0; i < file.files[f].n_tensors && rc == EXIT_OK; i++, k++) {
+            const st_tensor *t = &file.files[f].tensors[i];
+            float *data = malloc((t->numel ? t->numel : 1) * sizeof(float));
+            if (!data || st_read_f32(&file.files[f], t, 0, t->numel, data)) {
+                free(data);
+                rc = cli_job_error("%s: cannot read tensor '%s'", model, t->name);
+                break;
+            }
+            list[k] =
+                (st_write_tensor){.name = t->name, .dtype = dtype, .ndim = t->ndim, .data = data};
+            memcpy(list[k].shape, t->shape, sizeof(t->shape));
         }
-        list[i] = (st_write_tensor){.name = t->name, .dtype = dtype, .ndim = t->ndim, .data = data};
-        memcpy(list[i].shape, t->shape, sizeof(t->shape));
-    }
     if (rc == EXIT_OK && mkdir(out, 0755) != 0 && errno != EEXIST)
         rc = cli_job_error("%s: cannot create the directory", out);
     snprintf(path, sizeof(path), "%s/model.safetensors", out);
-    if (rc == EXIT_OK && (st_write(path, list, file.n_tensors, err, sizeof(err)) ||
-                          gpt2_config_save(out, &cfg, err, sizeof(err))))
+    if (rc == EXIT_OK && (st_write(path, list, n, err, sizeof(err)) ||
+                          model_config_save(out, &cfg, err, sizeof(err))))
         rc = cli_job_error("%s", err);
     if (rc == EXIT_OK)
-        printf("wrote %s/model.safetensors (%d tensors, %s) and %s/config.json\n", out,
-               file.n_tensors, st_dtype_name(dtype), out);
-    for (int i = 0; list && i < file.n_tensors; i++) free((void *)list[i].data);
+        printf("wrote %s/model.safetensors (%d tensors, %s) and %s/config.json\n", out, n,
+               st_dtype_name(dtype), out);
+    for (int i = 0; list && i < n; i++) free((void *)list[i].data);
     free(list);
-    st_close(&file);
+    st_set_close(&file);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* cmd_forward.c — `linshard forward` (logits of a token sequence) and `linshard init` (a seeded
- * random GPT-2 checkpoint). */
+ * random checkpoint of any family). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,40 +114,84 @@ int cmd_forward(int argc, char **argv) {
 }
 
 static const char init_usage[] =
-    "usage: linshard init --out DIR [--shape gpt2 | --layers L --embd E --heads H --vocab V\n"
-    "                     --ctx C] [--seed S] [--dtype f32|f16|bf16] [--prefix] [--hf-extras]\n"
+    "usage: linshard init --out DIR [--family F] [--shape NAME | --layers L --embd E --heads H\n"
+    "                     --vocab V --ctx C] [--kv-heads K] [--head-dim D] [--ff F] [--tied]\n"
+    "                     [--untied] [--rope-theta X] [--rope-scaling llama3:F,LO,HI,ORIG]\n"
+    "                     [--attention-bias] [--seed S] [--dtype f32|f16|bf16]\n"
+    "                     [--shard-bytes N] [--prefix] [--hf-extras]\n"
     "\n"
-    "Writes a seeded random GPT-2 in the Hugging Face layout (DIR/config.json and\n"
-    "DIR/model.safetensors, each written atomically). Biases and LayerNorm parameters are\n"
-    "random too, so sharding mistakes show in the logits.\n"
+    "Writes a seeded random model in its family's Hugging Face layout (DIR/config.json and the\n"
+    "weights, each file written atomically). Biases and norm weights are random too, so\n"
+    "sharding mistakes show in the logits.\n"
     "\n"
-    "  --out DIR       directory to write (created if missing)\n"
-    "  --shape gpt2    GPT-2 small: 12 layers, 768 wide, 12 heads, vocab 50257, context 1024\n"
+    "  --out DIR         directory to write (created if missing)\n"
+    "  --family F        gpt2 (default), llama, mistral, qwen2 (q/k/v biases) or qwen3 (q/k\n"
+    "                    norms)\n"
+    "  --shape NAME      gpt2: GPT-2 small (12 layers, 768 wide, 12 heads, vocab 50257,\n"
+    "                    context 1024); llama-1b: Llama 3.2 1B's shape (16 layers, 2048 wide,\n"
+    "                    32 heads, 8 kv heads, MLP 8192, vocab 128256, tied, rope_theta 500000\n"
+    "                    with llama3 scaling; context 2048 here)\n"
     "  --layers L --embd E --heads H --vocab V --ctx C\n"
-    "                  an explicit shape (E divisible by H); given values override --shape\n"
-    "  --seed S        random seed (default 1)\n"
-    "  --dtype T       storage type: f32 (default), f16 or bf16\n"
-    "  --prefix        name tensors 'transformer.*' (as GPT2LMHeadModel.save_pretrained does)\n"
-    "  --hf-extras     also write attn.bias/attn.masked_bias buffers and a tied lm_head.weight\n"
-    "  -h, --help      this text\n";
+    "                    an explicit shape; given values override --shape\n"
+    "  --kv-heads K      key/value heads (grouped-query attention; default: --heads)\n"
+    "  --head-dim D      head size (default E / H; Llama family only)\n"
+    "  --ff F            MLP width (default 4 E for GPT-2; required for the Llama family)\n"
+    "  --tied, --untied  LM head tied to the embedding or not (default: GPT-2 tied, others not)\n"
+    "  --rope-theta X    RoPE base (default 10000; 1000000 for Qwen)\n"
+    "  --rope-scaling llama3:FACTOR,LOW,HIGH,ORIGINAL_CONTEXT\n"
+    "                    Llama 3's RoPE scaling, e.g. llama3:32,1,4,8192\n"
+    "  --attention-bias  q/k/v/o biases (Llama, Qwen3's attention_bias)\n"
+    "  --seed S          random seed (default 1)\n"
+    "  --dtype T         storage type: f32 (default), f16 or bf16\n"
+    "  --shard-bytes N   write a sharded checkpoint: files of at most N bytes (K, M, G\n"
+    "                    suffixes) and model.safetensors.index.json\n"
+    "  --prefix          GPT-2: name tensors 'transformer.*' (as save_pretrained does)\n"
+    "  --hf-extras       GPT-2: also write attn.bias/attn.masked_bias buffers and a tied\n"
+    "                    lm_head.weight\n"
+    "  -h, --help        this text\n";
+
+static int parse_family(const char *s, model_family *out) {
+    static const char *const names[] = {"gpt2", "llama", "mistral", "qwen2", "qwen3"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (model_family)i;
+            return 0;
+        }
+    return -1;
+}
 
 int cmd_init(int argc, char **argv) {
     static const struct option longopts[] = {{"out", required_argument, 0, 'o'},
                                              {"shape", required_argument, 0, 'S'},
+                                             {"family", required_argument, 0, 'F'},
                                              {"layers", required_argument, 0, 'l'},
                                              {"embd", required_argument, 0, 'e'},
                                              {"heads", required_argument, 0, 'H'},
+                                             {"kv-heads", required_argument, 0, 'K'},
+                                             {"head-dim", required_argument, 0, 'D'},
+                                             {"ff", required_argument, 0, 'f'},
                                              {"vocab", required_argument, 0, 'v'},
                                              {"ctx", required_argument, 0, 'c'},
+                                             {"tied", no_argument, 0, 't'},
+                                             {"untied", no_argument, 0, 'u'},
+                                             {"rope-theta", required_argument, 0, 'T'},
+                                             {"rope-scaling", required_argument, 0, 'R'},
+                                             {"attention-bias", no_argument, 0, 'b'},
                                              {"seed", required_argument, 0, 's'},
                                              {"dtype", required_argument, 0, 'd'},
+                                             {"shard-bytes", required_argument, 0, 'B'},
                                              {"prefix", no_argument, 0, 'p'},
                                              {"hf-extras", no_argument, 0, 'x'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
-    gpt2_config cfg = {0, 0, 0, 0, 0, 1e-5f, GELU_TANH};
-    gpt2_init_opts opts = {1, ST_F32, 0, 0};
-    const char *out = NULL;
+    /* Shape fields as given (0: not given), turned into a config once all flags are read. */
+    int L = 0, E = 0, H = 0, KV = 0, D = 0, F = 0, V = 0, C = 0, tied = -1, attention_bias = 0;
+    int have_family = 0;
+    model_family family = FAMILY_GPT2;
+    double theta = 0;
+    rope_scaling_params scaling = {0, 0, 0, 0, 0};
+    model_init_opts opts = {1, ST_F32, 0, 0, 0};
+    const char *out = NULL, *shape = NULL;
     int c;
     long v;
     opterr = 0;
@@ -160,29 +204,69 @@ int cmd_init(int argc, char **argv) {
             out = optarg;
             break;
         case 'S':
-            if (strcmp(optarg, "gpt2"))
-                return cli_usage_error("init", "unknown --shape '%s' (available: gpt2)", optarg);
-            cfg = gpt2_small_shape;
+            if (strcmp(optarg, "gpt2") && strcmp(optarg, "llama-1b"))
+                return cli_usage_error("init", "unknown --shape '%s' (available: gpt2, llama-1b)",
+                                       optarg);
+            shape = optarg;
+            break;
+        case 'F':
+            if (parse_family(optarg, &family))
+                return cli_usage_error(
+                    "init", "unknown --family '%s' (gpt2, llama, mistral, qwen2 or qwen3)", optarg);
+            have_family = 1;
             break;
         case 'l':
-            field = &cfg.n_layer;
-            hi = 1024;
+            field = &L, hi = 1024;
             break;
         case 'e':
-            field = &cfg.n_embd;
-            hi = 65536;
+            field = &E, hi = 65536;
             break;
         case 'H':
-            field = &cfg.n_head;
-            hi = 4096;
+            field = &H, hi = 4096;
+            break;
+        case 'K':
+            field = &KV, hi = 4096;
+            break;
+        case 'D':
+            field = &D, hi = 4096;
+            break;
+        case 'f':
+            field = &F, hi = 1 << 20;
             break;
         case 'v':
-            field = &cfg.vocab_size;
-            hi = (1 << 24) - 1;
+            field = &V, hi = (1 << 24) - 1;
             break;
         case 'c':
-            field = &cfg.n_positions;
-            hi = 1 << 20;
+            field = &C, hi = 1 << 20;
+            break;
+        case 't':
+            tied = 1;
+            break;
+        case 'u':
+            tied = 0;
+            break;
+        case 'b':
+            attention_bias = 1;
+            break;
+        case 'T': {
+            char *end;
+            theta = strtod(optarg, &end);
+            if (*end || !(theta > 1))
+                return cli_usage_error("init", "--rope-theta must be a number > 1, got '%s'",
+                                       optarg);
+            break;
+        }
+        case 'R':
+            if (sscanf(optarg, "llama3:%lf,%lf,%lf,%d", &scaling.factor, &scaling.low_freq_factor,
+                       &scaling.high_freq_factor, &scaling.original_max_positions) != 4 ||
+                !(scaling.factor > 0) || !(scaling.low_freq_factor > 0) ||
+                !(scaling.high_freq_factor > scaling.low_freq_factor) ||
+                scaling.original_max_positions < 1)
+                return cli_usage_error("init",
+                                       "--rope-scaling must be llama3:FACTOR,LOW,HIGH,CONTEXT "
+                                       "with HIGH > LOW > 0, got '%s'",
+                                       optarg);
+            scaling.kind = ROPE_SCALING_LLAMA3;
             break;
         case 's':
             if (cli_parse_int(optarg, 0, 0x7fffffffL, &v))
@@ -200,6 +284,14 @@ int cmd_init(int argc, char **argv) {
                 return cli_usage_error("init", "--dtype must be f32, f16 or bf16, got '%s'",
                                        optarg);
             break;
+        case 'B': {
+            size_t bytes;
+            const char *bad;
+            if (cli_parse_sizes(optarg, &bytes, 1, &bad) != 1 || bytes < 1)
+                return cli_usage_error("init", "--shard-bytes must be a size like 64K or 2M");
+            opts.shard_bytes = bytes;
+            break;
+        }
         case 'p':
             opts.prefix = 1;
             break;
@@ -227,17 +319,54 @@ int cmd_init(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
     if (!out) return cli_usage_error("init", "--out DIR is required");
-    if (!cfg.n_layer || !cfg.n_embd || !cfg.n_head || !cfg.vocab_size || !cfg.n_positions)
-        return cli_usage_error("init", "give --shape gpt2 or all of --layers, --embd, --heads, "
-                                       "--vocab, --ctx");
+    model_config cfg;
+    if (shape) {
+        cfg = !strcmp(shape, "gpt2") ? cli_shape_gpt2_small() : cli_shape_llama_1b();
+        if (have_family && family != cfg.family)
+            return cli_usage_error("init", "--shape %s is not of --family given", shape);
+        family = cfg.family;
+        L = L ? L : cfg.n_layer, E = E ? E : cfg.n_embd, H = H ? H : cfg.n_head;
+        KV = KV ? KV : cfg.n_kv_head, F = F ? F : cfg.n_ff, V = V ? V : cfg.vocab_size;
+        C = C ? C : cfg.n_positions;
+    }
+    if (!L || !E || !H || !V || !C || (family != FAMILY_GPT2 && !F))
+        return cli_usage_error("init", "give --shape or all of --layers, --embd, --heads, "
+                                       "--vocab, --ctx (and --ff for the Llama family)");
+    if (family == FAMILY_GPT2) {
+        if ((KV && KV != H) || D || (F && F != 4 * E) || tied == 0 || theta || scaling.kind ||
+            attention_bias)
+            return cli_usage_error("init", "GPT-2 has no --kv-heads, --head-dim, --ff, --untied, "
+                                           "--rope-* or --attention-bias: use --family llama");
+        cfg = model_config_gpt2(L, E, H, V, C, GELU_TANH);
+    } else {
+        model_config base = cfg;
+        cfg = model_config_llama(family, L, E, H, KV ? KV : H, D, F, V, C);
+        if (shape) { /* the preset's RoPE and tying, unless given */
+            cfg.rope_theta = base.rope_theta;
+            cfg.rope_scaling = base.rope_scaling;
+            cfg.tied = base.tied;
+        }
+        if (tied >= 0) cfg.tied = tied;
+        if (theta) cfg.rope_theta = theta;
+        if (scaling.kind) cfg.rope_scaling = scaling;
+        if (attention_bias) {
+            if (family == FAMILY_MISTRAL || family == FAMILY_QWEN2)
+                return cli_usage_error("init", "--attention-bias: not part of %s",
+                                       model_family_architecture(family));
+            cfg.qkv_bias = cfg.out_bias = 1;
+        }
+    }
     char err[512];
-    if (gpt2_config_check(&cfg, err, sizeof(err))) return cli_usage_error("init", "%s", err);
+    if (model_config_check(&cfg, err, sizeof(err))) return cli_usage_error("init", "%s", err);
     fprintf(stderr,
-            "init: writing a %d-layer GPT-2 (%d wide, %d heads, vocab %d, context %d) to "
-            "%s...\n",
-            cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, cfg.n_positions, out);
-    if (gpt2_init_random(out, &cfg, &opts, err, sizeof(err))) return cli_job_error("%s", err);
-    printf("wrote %s/config.json and %s/model.safetensors (seed %llu, %s)\n", out, out,
+            "init: writing a %d-layer %s (%d wide, %d heads, %d kv heads, vocab %d, context %d) "
+            "to %s...\n",
+            cfg.n_layer, model_family_architecture(cfg.family), cfg.n_embd, cfg.n_head,
+            cfg.n_kv_head, cfg.vocab_size, cfg.n_positions, out);
+    if (model_init_random(out, &cfg, &opts, err, sizeof(err))) return cli_job_error("%s", err);
+    printf("wrote %s/config.json and %s/%s (seed %llu, %s)\n", out, out,
+           opts.shard_bytes ? "model-*.safetensors + model.safetensors.index.json"
+                            : "model.safetensors",
            (unsigned long long)opts.seed, st_dtype_name(opts.dtype));
     return EXIT_OK;
 }

@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "cli_model.h"
 #include "linshard/linshard.h"
-#include "linshard/gpt2.h"
+#include "linshard/model.h"
 #include "linshard/sampling.h"
 #include "linshard/tokenizer.h"
 
@@ -44,8 +44,8 @@ static const char generate_usage[] =
 
 typedef struct {
     const char *model_dir;
-    const st_file *file;
-    gpt2_config cfg;
+    const st_set *file;
+    model_config cfg;
     const tokenizer *tok;
     const int *prompt;
     int n_prompt, n_new, comm_stats;
@@ -67,13 +67,13 @@ static void emit(const tokenizer *tok, int id) {
 static int generate_rank(comm_t *comm, void *arg) {
     generate_job *job = arg;
     int r = comm_rank(comm), rc;
-    const gpt2_config *c = &job->cfg;
+    const model_config *c = &job->cfg;
     int capacity = job->n_prompt + job->n_new;
     if (capacity > c->n_positions) capacity = c->n_positions;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
-    if (gpt2_shard_load(&m, c, job->file, r, comm_size(comm), job->n_prompt, err, sizeof(err)) ||
-        gpt2_shard_enable_cache(&m, capacity, err, sizeof(err)))
+    if (model_shard_load(&m, c, job->file, r, comm_size(comm), job->n_prompt, err, sizeof(err)) ||
+        model_shard_enable_cache(&m, capacity, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
     if (!scratch) return comm_fail(comm, "out of memory on rank %d", r);
@@ -83,7 +83,7 @@ static int generate_rank(comm_t *comm, void *arg) {
     int eot = tokenizer_eot(job->tok);
 
     double t0 = timer_seconds(), c0 = ledger_total_seconds(ledger);
-    rc = gpt2_forward(comm, &m, job->prompt, job->n_prompt);
+    rc = model_forward(comm, &m, job->prompt, job->n_prompt);
     double t1 = timer_seconds(), c1 = ledger_total_seconds(ledger);
     const float *last = m.logits + (size_t)(job->n_prompt - 1) * (size_t)m.v_local;
     int generated = 0, token = -1;
@@ -102,7 +102,7 @@ static int generate_rank(comm_t *comm, void *arg) {
             stop = "the requested number of tokens";
         else if (m.cache_len == capacity)
             stop = "the model's context length";
-        else if ((rc = gpt2_extend(comm, &m, &token, 1)))
+        else if ((rc = model_extend(comm, &m, &token, 1)))
             break;
         last = m.logits;
     }
@@ -117,7 +117,7 @@ static int generate_rank(comm_t *comm, void *arg) {
         if (job->comm_stats) ledger_print(ledger, 0, stderr);
     }
     free(scratch);
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -222,7 +222,7 @@ int cmd_generate(int argc, char **argv) {
     tokenizer *tok = NULL;
     int *ids = NULL, made_model = 0;
     size_t n_ids = 0;
-    st_file file = {0};
+    st_set file = {0};
     int file_open = 0;
     rc = EXIT_OK;
 
@@ -238,8 +238,8 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
                             "trained on the King James Bible (data/default-model/README.md)\n");
     }
-    if (gpt2_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
-        gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
+    if (model_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
+        model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
         load_tokenizer(made_model ? NULL : job.model_dir, &tok, err, sizeof(err))) {
         rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
@@ -302,7 +302,7 @@ int cmd_generate(int argc, char **argv) {
                 100 * job.comm_decode_s / job.decode_s, job.stop_reason ? job.stop_reason : "?");
     }
 done:
-    if (file_open) st_close(&file);
+    if (file_open) st_set_close(&file);
     if (made_model) cli_remove_temp_model(tmpdir);
     free(ids);
     if (tok) tokenizer_free(tok);

@@ -313,16 +313,6 @@ static int print_json(const plan_t *p) {
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
-static int shape_config(const char *name, gpt2_config *cfg) {
-    if (!strcmp(name, "gpt2"))
-        *cfg = gpt2_small_shape;
-    else if (!strcmp(name, "tiny"))
-        *cfg = gpt2_tiny_shape;
-    else
-        return -1;
-    return 0;
-}
-
 int cmd_plan(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"shape", required_argument, 0, 'S'},
@@ -391,11 +381,12 @@ int cmd_plan(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("plan", "unexpected argument '%s'", argv[optind]);
     if (!model_dir == !shape) return cli_usage_error("plan", "give one of --model DIR or --shape");
     if (!P) return cli_usage_error("plan", "--tp P is required");
-    gpt2_config cfg;
+    model_config cfg;
     char err[512];
-    if (shape && shape_config(shape, &cfg))
-        return cli_usage_error("plan", "unknown --shape '%s' (available: gpt2, tiny)", shape);
-    if (model_dir && gpt2_config_load(model_dir, &cfg, err, sizeof(err)))
+    if (shape && cli_shape_named(shape, &cfg))
+        return cli_usage_error("plan", "unknown --shape '%s' (available: gpt2, llama-1b, tiny)",
+                               shape);
+    if (model_dir && model_config_load(model_dir, &cfg, err, sizeof(err)))
         return cli_job_error("%s", err);
     plan_t plan;
     if (plan_build(&plan, &cfg, (int)P, &opt, err, sizeof(err))) return cli_job_error("%s", err);

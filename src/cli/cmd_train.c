@@ -17,9 +17,9 @@
 #include "cli.h"
 #include "cli_model.h"
 #include "linshard/atomic_file.h"
-#include "linshard/gpt2.h"
-#include "linshard/gpt2_checkpoint.h"
-#include "linshard/gpt2_train.h"
+#include "linshard/model.h"
+#include "linshard/checkpoint.h"
+#include "linshard/train.h"
 #include "linshard/loss.h"
 #include "linshard/sampling.h"
 #include "linshard/timer.h"
@@ -89,13 +89,13 @@ enum {
 typedef struct {
     /* in */
     const char *out;
-    gpt2_config cfg;
-    const st_file *file;
+    model_config cfg;
+    const st_set *file;
     const int *train;
     size_t n_train;
     const int *val;
     size_t n_val;
-    gpt2_train_state st; /* schedule, seed, batch, seq; st.step = the step to start from */
+    train_state st; /* schedule, seed, batch, seq; st.step = the step to start from */
     long steps, save_every;
     int resume;
     /* rank 0 */
@@ -111,7 +111,7 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static double lr_at(const gpt2_train_state *st, long s) {
+static double lr_at(const train_state *st, long s) {
     if (s < st->warmup) return st->lr * (double)(s + 1) / (double)st->warmup;
     long span = st->decay_steps - st->warmup;
     double progress = span > 0 ? (double)(s - st->warmup) / (double)span : 1.0;
@@ -181,7 +181,7 @@ static int write_log(train_job *job, char *err, size_t errlen) {
     return 0;
 }
 
-static int val_loss(comm_t *comm, gpt2_shard *m, const train_job *job, float *scratch,
+static int val_loss(comm_t *comm, model_shard *m, const train_job *job, float *scratch,
                     double *out) {
     int T = job->st.seq;
     if (job->n_val < 2) return 1; /* nothing held out */
@@ -192,7 +192,7 @@ static int val_loss(comm_t *comm, gpt2_shard *m, const train_job *job, float *sc
     for (size_t w = 0; w < windows; w++) {
         const int *x = job->val + w * (size_t)T;
         float loss;
-        int rc = gpt2_forward(comm, m, x, T);
+        int rc = model_forward(comm, m, x, T);
         if (!rc)
             rc = vocab_parallel_cross_entropy(comm, m->logits, T, m->v0, m->v_local,
                                               m->cfg.vocab_size, x + 1, &loss, NULL, scratch,
@@ -208,43 +208,43 @@ static int train_rank(comm_t *comm, void *arg) {
     train_job *job = arg;
     int r = comm_rank(comm), P = comm_size(comm), rc = 0;
     int B = job->st.batch, T = job->st.seq;
-    gpt2_shard m;
-    gpt2_trainer tr;
+    model_shard m;
+    model_trainer tr;
     char err[512];
-    if (gpt2_shard_load(&m, &job->cfg, job->file, r, P, T, err, sizeof(err)))
+    if (model_shard_load(&m, &job->cfg, job->file, r, P, T, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
-    if (gpt2_trainer_init(&tr, &m, T, err, sizeof(err))) {
-        gpt2_shard_free(&m);
+    if (model_trainer_init(&tr, &m, T, err, sizeof(err))) {
+        model_shard_free(&m);
         return comm_fail(comm, "%s", err);
     }
     tr.grad_scale = 1.0f / (float)B;
     float *scratch = malloc(vocab_parallel_cross_entropy_scratch_floats(T, P) * sizeof(float));
     if (!scratch) rc = comm_fail(comm, "out of memory on rank %d", r);
-    if (!rc && job->resume && gpt2_checkpoint_load_optimizer(&m, &tr, job->out, err, sizeof(err)))
+    if (!rc && job->resume && checkpoint_load_optimizer(&m, &tr, job->out, err, sizeof(err)))
         rc = comm_fail(comm, "%s", err);
-    gpt2_train_state st = job->st;
+    train_state st = job->st;
     double t_start = timer_seconds();
     long first = st.step;
     for (long s = first; s < job->steps && !rc; s++) {
         double t0 = timer_seconds();
         sampler_rng rng;
         sampler_seed(&rng, mix64(mix64(st.seed) ^ (uint64_t)s));
-        gpt2_trainer_zero_grad(&tr);
+        model_trainer_zero_grad(&tr);
         double loss_sum = 0;
         size_t starts = job->n_train - (size_t)T; /* sequences of T + 1 tokens */
         for (int b = 0; b < B && !rc; b++) {
             size_t at = (size_t)(sampler_uniform(&rng) * (double)starts);
             const int *x = job->train + at;
             float loss;
-            rc = gpt2_train_forward_backward(comm, &m, &tr, x, x + 1, T, &loss);
+            rc = model_train_forward_backward(comm, &m, &tr, x, x + 1, T, &loss);
             loss_sum += loss;
         }
         double norm = 0;
-        if (!rc) rc = gpt2_grad_norm(comm, &m, &tr, &norm);
+        if (!rc) rc = model_grad_norm(comm, &m, &tr, &norm);
         if (rc) break;
         float clip = st.clip > 0 && norm > st.clip ? (float)(st.clip / norm) : 1.0f;
         double lr = lr_at(&st, s);
-        gpt2_adamw_step(&m, &tr, (float)lr, 0.9f, 0.95f, 1e-8f, (float)st.weight_decay, clip);
+        model_adamw_step(&m, &tr, (float)lr, 0.9f, 0.95f, 1e-8f, (float)st.weight_decay, clip);
         long done = s + 1;
         int save = done == job->steps || (job->save_every > 0 && done % job->save_every == 0);
         double vloss = 0;
@@ -275,7 +275,7 @@ static int train_rank(comm_t *comm, void *arg) {
         if (save) {
             st.step = done;
             st.adam_step = tr.step;
-            if (gpt2_checkpoint_save(comm, &m, &tr, job->out, &st, err, sizeof(err))) {
+            if (checkpoint_save(comm, &m, &tr, job->out, &st, err, sizeof(err))) {
                 rc = comm_fail(comm, "%s", err);
                 break;
             }
@@ -286,8 +286,8 @@ static int train_rank(comm_t *comm, void *arg) {
         }
     }
     free(scratch);
-    gpt2_trainer_free(&tr);
-    gpt2_shard_free(&m);
+    model_trainer_free(&tr);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -484,10 +484,10 @@ int cmd_train(int argc, char **argv) {
     job.save_every = save_every;
     job.resume = resume;
     job.png = on_path("gnuplot");
-    gpt2_train_state *st = &job.st;
+    train_state *st = &job.st;
     char err[512], tmpdir[] = "/tmp/linshard-train-XXXXXX";
     int rc = EXIT_OK, made_model = 0, file_open = 0;
-    st_file file;
+    st_set file;
     tokenizer *tok = NULL;
     char *text = NULL;
     int *ids = NULL;
@@ -495,7 +495,7 @@ int cmd_train(int argc, char **argv) {
     memset(&file, 0, sizeof(file));
 
     if (resume) {
-        if (gpt2_checkpoint_load_state(out, st, err, sizeof(err))) {
+        if (checkpoint_load_state(out, st, err, sizeof(err))) {
             rc = JOB_ERROR("--resume: %s", err);
             goto done;
         }
@@ -534,8 +534,8 @@ int cmd_train(int argc, char **argv) {
     }
 
     if (!model) {
-        gpt2_config cfg = {(int)L, (int)E, (int)H, 50257, (int)C, 1e-5f, GELU_TANH};
-        if (gpt2_config_check(&cfg, err, sizeof(err))) {
+        model_config cfg = model_config_gpt2((int)L, (int)E, (int)H, 50257, (int)C, GELU_TANH);
+        if (model_config_check(&cfg, err, sizeof(err))) {
             rc = JOB_ERROR("%s", err);
             goto done;
         }
@@ -546,8 +546,8 @@ int cmd_train(int argc, char **argv) {
         made_model = 1;
         model = tmpdir;
     }
-    if (gpt2_config_load(made_model ? tmpdir : model, &job.cfg, err, sizeof(err)) ||
-        gpt2_config_check_tp(&job.cfg, (int)P, err, sizeof(err))) {
+    if (model_config_load(made_model ? tmpdir : model, &job.cfg, err, sizeof(err)) ||
+        model_config_check_tp(&job.cfg, (int)P, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);
         goto done;
     }
@@ -599,7 +599,7 @@ int cmd_train(int argc, char **argv) {
             steps, st->batch, st->seq);
     if (comm_launch(backend, (int)P, train_rank, &job, err, sizeof(err))) rc = JOB_ERROR("%s", err);
 done:
-    if (file_open) st_close(&file);
+    if (file_open) st_set_close(&file);
     if (made_model) cli_remove_temp_model(tmpdir);
     if (tok) tokenizer_free(tok);
     free(ids);

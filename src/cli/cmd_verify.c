@@ -63,7 +63,7 @@ static void compare(const float *got, const float *ref, size_t n, verdict *v) {
 
 /* Prints the per-layer AllReduce counts and returns 1 if the pattern is exactly right: one for
  * the embedding and two per layer, each of T * n_embd floats, and no other AllReduce. */
-static int check_ledger(const ledger_t *l, const gpt2_config *cfg, int T, int P, int print) {
+static int check_ledger(const ledger_t *l, const model_config *cfg, int T, int P, int print) {
     uint64_t payload = (uint64_t)T * (uint64_t)cfg->n_embd;
     int ok = 1;
     char tag[32];
@@ -160,7 +160,8 @@ int cmd_verify(int argc, char **argv) {
             return cli_job_error("verify --backend mpi needs --model DIR (a file every process "
                                  "can read)");
         }
-        if (cli_temp_model(tmpdir, &gpt2_tiny_shape, 1, err, sizeof(err))) {
+        model_config tiny = cli_shape_gpt2_tiny();
+        if (cli_temp_model(tmpdir, &tiny, 1, err, sizeof(err))) {
             free(tokens);
             cli_stop_backend(backend);
             return cli_job_error("verify: cannot build the default model: %s", err);
@@ -170,8 +171,8 @@ int cmd_verify(int argc, char **argv) {
         printf("verify: seeded random GPT-2 (seed 1): 2 layers, n_embd 48, 6 heads, vocab 101, "
                "context 32\n");
     }
-    gpt2_config cfg;
-    if (gpt2_config_load(model_dir, &cfg, err, sizeof(err))) {
+    model_config cfg;
+    if (model_config_load(model_dir, &cfg, err, sizeof(err))) {
         rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
         goto done;
     }

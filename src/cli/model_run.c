@@ -1,4 +1,5 @@
-/* model_run.c — open a checkpoint, load every rank's shard, run the forward pass (cli_model.h). */
+/* model_run.c — open a checkpoint of any family, load every rank's shard, run the forward pass
+ * (cli_model.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +12,24 @@
 
 typedef struct {
     model_run *job;
-    const st_file *file;
+    const st_set *file;
 } run_ctx;
 
 static int run_rank(comm_t *comm, void *arg) {
     run_ctx *ctx = arg;
     model_run *job = ctx->job;
     int r = comm_rank(comm), rc;
-    gpt2_shard m;
+    model_shard m;
     char err[512];
     double t0 = timer_seconds();
-    if (gpt2_shard_load(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, err, sizeof(err)))
+    if (model_shard_load(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     if (r == 0) {
         job->load_seconds = timer_seconds() - t0;
-        job->weight_bytes = gpt2_shard_weight_bytes(&m);
+        job->weight_bytes = model_shard_weight_bytes(&m);
     }
     comm_ledger_reset(comm);
-    rc = gpt2_forward(comm, &m, job->tokens, job->T);
+    rc = model_forward(comm, &m, job->tokens, job->T);
     if (!rc && r == 0) job->have_ledger = ledger_copy(&job->ledger, comm_ledger(comm)) == 0;
     int V = job->cfg.vocab_size, T = job->T;
     if (!rc && job->want_logits) {
@@ -60,7 +61,7 @@ static int run_rank(comm_t *comm, void *arg) {
     for (int i = 0; i < job->repeats && !rc; i++) {
         if ((rc = comm_barrier(comm, "sync"))) break;
         double c0 = ledger_total_seconds(comm_ledger(comm)), s0 = timer_seconds();
-        if ((rc = gpt2_forward(comm, &m, job->tokens, T))) break;
+        if ((rc = model_forward(comm, &m, job->tokens, T))) break;
         double dt = timer_seconds() - s0;
         if (dt < best) {
             best = dt;
@@ -71,7 +72,7 @@ static int run_rank(comm_t *comm, void *arg) {
         job->forward_seconds = best;
         job->comm_seconds = best_comm;
     }
-    gpt2_shard_free(&m);
+    model_shard_free(&m);
     return rc;
 }
 
@@ -80,38 +81,72 @@ int model_run_job(model_run *job) {
     int printer = cli_is_printer(job->backend);
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
         return cli_job_error("top-k of %d: at most 16 are reported", job->top_k);
-    if (gpt2_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
-        gpt2_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
-        gpt2_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
+    if (model_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
+        model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
+        model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
-    st_file file;
+    st_set file;
     if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};
     int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
-    st_close(&file);
+    st_set_close(&file);
     if (rc) return cli_job_error("%s", err);
     return EXIT_OK;
 }
 
-const gpt2_config gpt2_small_shape = {12, 768, 12, 50257, 1024, 1e-5f, GELU_TANH};
-const gpt2_config gpt2_tiny_shape = {2, 48, 6, 101, 32, 1e-5f, GELU_TANH};
+model_config cli_shape_gpt2_small(void) {
+    return model_config_gpt2(12, 768, 12, 50257, 1024, GELU_TANH);
+}
 
-int cli_open_weights(const char *dir, const gpt2_config *cfg, st_file *file, char *err,
+model_config cli_shape_gpt2_tiny(void) {
+    return model_config_gpt2(2, 48, 6, 101, 32, GELU_TANH);
+}
+
+model_config cli_shape_llama_1b(void) {
+    model_config c = model_config_llama(FAMILY_LLAMA, 16, 2048, 32, 8, 64, 8192, 128256, 2048);
+    c.tied = 1;
+    c.rope_theta = 500000.0;
+    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 32.0, 1.0, 4.0, 8192};
+    return c;
+}
+
+int cli_shape_named(const char *name, model_config *cfg) {
+    if (!strcmp(name, "gpt2"))
+        *cfg = cli_shape_gpt2_small();
+    else if (!strcmp(name, "tiny"))
+        *cfg = cli_shape_gpt2_tiny();
+    else if (!strcmp(name, "llama-1b"))
+        *cfg = cli_shape_llama_1b();
+    else
+        return -1;
+    return 0;
+}
+
+double cli_forward_flops(const model_config *c, int T) {
+    double E = c->n_embd, L = c->n_layer, V = c->vocab_size, D = c->head_dim;
+    double q = (double)c->n_head * D, kv = (double)c->n_kv_head * D;
+    double mlp = (c->mlp == MLP_SWIGLU ? 3.0 : 2.0) * E * c->n_ff;
+    double per_layer = E * (q + 2 * kv) + q * E + mlp; /* multiply-adds per token */
+    double matmul = 2.0 * T * (L * per_layer + V * E);
+    double attention = L * 2.0 * 2.0 * (double)T * T * q; /* QK^T and PV, full (masked) */
+    return matmul + attention;
+}
+
+int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (st_open(file, path, err, errlen)) return -1;
-    if (gpt2_check_weights(cfg, file, err, errlen)) {
-        st_close(file);
+    if (st_set_open(weights, dir, err, errlen)) return -1;
+    if (model_check_weights(cfg, weights, err, errlen)) {
+        st_set_close(weights);
         return -1;
     }
     return 0;
 }
 
 void cli_remove_temp_model(const char *dir) {
+    /* What cli_temp_model and cli_default_model write: config.json and one weights file. */
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     unlink(path);
@@ -120,13 +155,13 @@ void cli_remove_temp_model(const char *dir) {
     rmdir(dir);
 }
 
-int cli_temp_model(char *dir, const gpt2_config *cfg, uint64_t seed, char *err, size_t errlen) {
+int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err, size_t errlen) {
     if (!mkdtemp(dir)) {
         snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
         return -1;
     }
-    gpt2_init_opts opts = {seed, ST_F32, 0, 0};
-    if (gpt2_init_random(dir, cfg, &opts, err, errlen)) {
+    model_init_opts opts = {seed, ST_F32, 0, 0, 0};
+    if (model_init_random(dir, cfg, &opts, err, errlen)) {
         cli_remove_temp_model(dir);
         return -1;
     }

@@ -345,7 +345,7 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         copy_cols(fc_w, j->w_fc, E, F, f0, fl);
         memcpy(fc_b, j->b_fc + f0, (size_t)fl * sizeof(float));
         memcpy(proj_w, j->w_proj + (size_t)f0 * E, (size_t)fl * E * sizeof(float));
-        mlp_weights mw = {fc_w, fc_b, proj_w, j->b_proj, E, fl, GELU_TANH};
+        mlp_weights mw = {fc_w, fc_b, proj_w, j->b_proj, E, fl, GELU_TANH, 0};
         MEASURE_START();
         rc = parallel_mlp_forward(comm, out, j->x, &mw, T, scratch, "lab.mlp");
         MEASURE_STOP();
@@ -427,7 +427,8 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
             memcpy(qkv_b, j->b_qkv + 3 * D * h0, (size_t)ld * sizeof(float));
         }
         memcpy(proj_w, j->w_ao + (size_t)h0 * D * E, (size_t)hd * E * sizeof(float));
-        attention_weights aw = {qkv_w, qkv_b, proj_w, j->b_ao, E, D, hl};
+        attention_weights aw = {qkv_w, qkv_b, proj_w, j->b_ao, E,    D,    hl,  0,
+                                1,     0,     0,      NULL,    NULL, 0.0f, NULL};
         TAKE(scratch, attention_scratch_floats(&aw, T, T));
         MEASURE_START();
         rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.attn");

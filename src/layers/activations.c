@@ -1,4 +1,5 @@
-/* activations.c — GELU and LayerNorm: the local, elementwise or per-row parts of a layer. */
+/* activations.c — GELU, SwiGLU, LayerNorm, RMSNorm: the local, elementwise or per-row parts of
+ * a layer. */
 #include <math.h>
 
 #include "fast_exp.h"
@@ -32,5 +33,27 @@ void layernorm_forward(float *out, const float *in, const float *w, const float 
         var /= E;
         float rstd = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
         for (int i = 0; i < E; i++) y[i] = (x[i] - m) * rstd * w[i] + b[i];
+    }
+}
+
+void rmsnorm_forward(float *out, const float *in, const float *w, int T, int E, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *x = in + (size_t)t * (size_t)E;
+        float *y = out + (size_t)t * (size_t)E;
+        double ss = 0; /* in double: no loss over wide rows */
+        for (int i = 0; i < E; i++) ss += (double)x[i] * x[i];
+        float r = (float)(1.0 / sqrt(ss / E + eps));
+        for (int i = 0; i < E; i++) y[i] = x[i] * r * w[i];
+    }
+}
+
+void swiglu_forward(float *out, const float *x, int T, int n) {
+    for (int t = 0; t < T; t++) {
+        const float *gate = x + (size_t)t * 2 * (size_t)n, *up = gate + n;
+        float *y = out + (size_t)t * (size_t)n; /* never ahead of what row t still reads */
+        for (int j = 0; j < n; j++) {
+            float g = gate[j];
+            y[j] = g / (1.0f + fast_expf(-g)) * up[j];
+        }
     }
 }

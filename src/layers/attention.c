@@ -1,8 +1,10 @@
 /* attention.c — causal self-attention split by heads (see layers.h).
  *
- * Heads are independent: head h needs only its own columns of Q, K and V. So the fused QKV
- * projection is column-parallel over this rank's heads, each head attends locally, and the
- * output projection is row-parallel over the same heads' rows — one AllReduce in all. */
+ * Heads are independent: query head h needs only its own Q columns and the K/V head it reads.
+ * So the QKV projection is column-parallel over this rank's query heads and the K/V heads
+ * they read (with grouped-query attention a K/V head whose query heads fall on several ranks
+ * is computed on each of them: replicated, never communicated), each head attends locally,
+ * and the output projection is row-parallel over the query heads' rows — one AllReduce. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -10,45 +12,79 @@
 #include "causal_softmax.h"
 #include "linshard/layers.h"
 
+/* K/V heads on this rank, and the local K/V head local query head h reads. */
+static int kv_heads(const attention_weights *w) {
+    return w->kv_local ? w->kv_local : w->h_local;
+}
+
+static int kv_of(const attention_weights *w, int h) {
+    return w->kv_local ? (w->h0 + h) / w->group - w->kv0 : h;
+}
+
 size_t attention_scratch_floats(const attention_weights *w, int T, int context) {
-    size_t hd = (size_t)w->h_local * (size_t)w->D;
-    return (size_t)T * 3 * hd + (size_t)T * (size_t)context + (size_t)T * hd;
+    size_t qd = (size_t)w->h_local * (size_t)w->D, kd = (size_t)kv_heads(w) * (size_t)w->D;
+    return (size_t)T * (qd + 2 * kd) + (size_t)T * (size_t)context + (size_t)T * qd;
+}
+
+/* In place on one head vector: RMSNorm over its D dimensions (Qwen3's q/k norm). */
+static void head_rmsnorm(float *x, const float *w, int D, float eps) {
+    double ss = 0;
+    for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / D + eps));
+    for (int i = 0; i < D; i++) x[i] = x[i] * r * w[i];
+}
+
+/* Per-head q/k norm, then RoPE, on the T new rows of [Q | K | V] (row stride ld). */
+static void position_heads(const attention_weights *w, float *qkv, int T, int ld) {
+    int D = w->D, nq = w->h_local, nk = kv_heads(w);
+    if (!w->q_norm && !w->rope) return;
+    for (int t = 0; t < T; t++) {
+        float *row = qkv + (size_t)t * (size_t)ld;
+        const float *cs = w->rope ? w->rope + (size_t)t * (size_t)D : NULL;
+        for (int h = 0; h < nq + nk; h++) {
+            float *x = row + (size_t)h * (size_t)D;
+            if (w->q_norm) head_rmsnorm(x, h < nq ? w->q_norm : w->k_norm, D, w->norm_eps);
+            if (cs) rope_apply(x, cs, D);
+        }
+    }
 }
 
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
                                const attention_weights *w, int T, int pos0, kv_cache *cache,
                                float *scratch, const char *tag) {
-    int D = w->D, hd = w->h_local * D, ld = 3 * hd, n = pos0 + T;
+    int D = w->D, qd = w->h_local * D, kd = kv_heads(w) * D, ld = qd + 2 * kd, n = pos0 + T;
     if (!cache && pos0 != 0)
         return comm_fail(comm, "attention: position %d needs a KV cache", pos0);
     if (cache && n > cache->capacity)
         return comm_fail(comm, "attention: %d positions exceed the KV cache of %d", n,
                          cache->capacity);
-    float *qkv = scratch;                         /* [T, 3 * hd] */
+    float *qkv = scratch;                         /* [T, qd + 2 kd] */
     float *scores = qkv + (size_t)T * (size_t)ld; /* [T, n], one head at a time */
-    float *att = scores + (size_t)T * (size_t)n;  /* [T, hd] */
+    float *att = scores + (size_t)T * (size_t)n;  /* [T, qd] */
     column_parallel_forward(qkv, in, w->qkv_w, w->qkv_b, T, w->E, ld);
+    position_heads(w, qkv, T, ld);
     /* Keys and values: straight from the QKV rows, or appended to the cache and read from it. */
-    const float *keys = qkv + hd, *values = qkv + 2 * hd;
+    const float *keys = qkv + qd, *values = qkv + qd + kd;
     int kv_ld = ld;
     if (cache) {
         for (int t = 0; t < T; t++) {
             const float *row = qkv + (size_t)t * (size_t)ld;
-            memcpy(cache->k + (size_t)(pos0 + t) * hd, row + hd, (size_t)hd * sizeof(float));
-            memcpy(cache->v + (size_t)(pos0 + t) * hd, row + 2 * hd, (size_t)hd * sizeof(float));
+            memcpy(cache->k + (size_t)(pos0 + t) * kd, row + qd, (size_t)kd * sizeof(float));
+            memcpy(cache->v + (size_t)(pos0 + t) * kd, row + qd + kd, (size_t)kd * sizeof(float));
         }
         keys = cache->k;
         values = cache->v;
-        kv_ld = hd;
+        kv_ld = kd;
     }
     const float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < w->h_local && T > 0; h++) {
-        const float *q = qkv + h * D, *k = keys + h * D, *v = values + h * D;
+        int g = kv_of(w, h);
+        const float *q = qkv + h * D, *k = keys + g * D, *v = values + g * D;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, q, ld, k, kv_ld, 0.0f,
                     scores, n);
         causal_softmax(scores, T, n, pos0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, scores, n, v, kv_ld,
-                    0.0f, att + h * D, hd);
+                    0.0f, att + h * D, qd);
     }
-    return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, hd, w->E, tag);
+    return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, qd, w->E, tag);
 }

@@ -19,7 +19,8 @@ int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens
     }
     int rc = comm_allreduce_sum(comm, out, (size_t)T * (size_t)E, tag);
     if (rc) return rc;
-    for (size_t i = 0; i < (size_t)T * (size_t)E; i++) out[i] += wpe[i];
+    if (wpe)
+        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) out[i] += wpe[i];
     return COMM_OK;
 }
 

@@ -509,10 +509,11 @@ int plan_parse_bias(const char *s, plan_options *opt) {
     return 0;
 }
 
-int plan_build(plan_t *plan, const gpt2_config *cfg, int P, const plan_options *opt, char *err,
+int plan_build(plan_t *plan, const model_config *cfg, int P, const plan_options *opt, char *err,
                size_t errlen) {
     memset(plan, 0, sizeof(*plan));
-    if (gpt2_config_check(cfg, err, errlen) || gpt2_config_check_tp(cfg, P, err, errlen)) return -1;
+    if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen))
+        return -1;
     plan->cfg = *cfg;
     plan->P = P;
     plan->opt = *opt;

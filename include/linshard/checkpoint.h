@@ -3,7 +3,7 @@
  * A checkpoint is a directory in the Hugging Face layout, so every loader (and every P) reads
  * it like any other GPT-2:
  *   model.safetensors      full tensors, "transformer.<name>", F32
- *   config.json            gpt2_config_save
+ *   config.json            model_config_save
  *   optimizer.safetensors  AdamW's moments in the same full layout: "m.transformer.<name>",
  *                          "v.transformer.<name>"
  *   trainer_state.json     the step and what the learning-rate schedule and the data order need
@@ -13,7 +13,7 @@
  * the c_proj weights and of wte; replicated tensors from rank 0), then commits the four files
  * as one: each is written beside its live twin as NAME.next (temp + fsync + rename), then the
  * marker checkpoint.commit is written (atomically), then each NAME.next is renamed over NAME,
- * then the marker is removed. gpt2_checkpoint_recover finishes an interrupted commit (marker
+ * then the marker is removed. checkpoint_recover finishes an interrupted commit (marker
  * present: roll forward) or discards an interrupted save (no marker: the old checkpoint is
  * intact), so a killed run loses nothing that was saved before. Loading the moments reuses
  * the model loader on the "m." / "v." tensors, so they are sliced exactly as the parameters are:
@@ -25,8 +25,8 @@
 #include <stdint.h>
 
 #include "linshard/comm.h"
-#include "linshard/gpt2.h"
-#include "linshard/gpt2_train.h"
+#include "linshard/model.h"
+#include "linshard/train.h"
 
 typedef struct {
     long step;      /* training steps completed */
@@ -37,27 +37,27 @@ typedef struct {
     long warmup;       /* linear warm-up steps */
     long decay_steps;  /* cosine decay ends here */
     double weight_decay, clip, val_fraction;
-} gpt2_train_state;
+} train_state;
 
 /* Collective (every rank calls it with its own shard and trainer): writes the checkpoint into
  * dir (which must exist). Returns 0 on every rank, or -1 on every rank with a one-line message
  * in err (rank 0's write failure is broadcast to the others). */
-int gpt2_checkpoint_save(comm_t *comm, const gpt2_shard *m, const gpt2_trainer *tr, const char *dir,
-                         const gpt2_train_state *state, char *err, size_t errlen);
+int checkpoint_save(comm_t *comm, const model_shard *m, const model_trainer *tr, const char *dir,
+                    const train_state *state, char *err, size_t errlen);
 
 /* Brings dir to a complete checkpoint after an interrupted save (see above). Idempotent; call
- * before reading a checkpoint for resuming (gpt2_checkpoint_load_state does). Returns 0, or -1
+ * before reading a checkpoint for resuming (checkpoint_load_state does). Returns 0, or -1
  * with a message. */
-int gpt2_checkpoint_recover(const char *dir, char *err, size_t errlen);
+int checkpoint_recover(const char *dir, char *err, size_t errlen);
 
-/* Reads dir/trainer_state.json (after gpt2_checkpoint_recover). Returns 0, or -1 with a message
+/* Reads dir/trainer_state.json (after checkpoint_recover). Returns 0, or -1 with a message
  * (missing file included). */
-int gpt2_checkpoint_load_state(const char *dir, gpt2_train_state *state, char *err, size_t errlen);
+int checkpoint_load_state(const char *dir, train_state *state, char *err, size_t errlen);
 
 /* Reads this rank's slices of the moments from dir/optimizer.safetensors into tr->m and tr->v
- * (the same slices gpt2_shard_load reads of the parameters), and tr->step from
+ * (the same slices model_shard_load reads of the parameters), and tr->step from
  * trainer_state.json. Returns 0, or -1 with a message naming the file and the tensor. */
-int gpt2_checkpoint_load_optimizer(const gpt2_shard *m, gpt2_trainer *tr, const char *dir,
-                                   char *err, size_t errlen);
+int checkpoint_load_optimizer(const model_shard *m, model_trainer *tr, const char *dir, char *err,
+                              size_t errlen);
 
 #endif

@@ -1,6 +1,6 @@
-/* gpt2_checkpoint.c — saving a sharded model and its AdamW state as full Hugging Face tensors,
- * and reading the moments back at any P (see gpt2_checkpoint.h). */
-#include "linshard/gpt2_checkpoint.h"
+/* checkpoint.c — saving a sharded model and its AdamW state as full Hugging Face tensors,
+ * and reading the moments back at any P (see checkpoint.h), all through the parameter table. */
+#include "linshard/checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -10,150 +10,81 @@
 #include <unistd.h>
 
 #include "linshard/atomic_file.h"
+#include "linshard/params.h"
 #include "linshard/split.h"
 
-/* ---- the layout of one rank's buffer ---------------------------------------------------------
- * The same tensors, in the same order, as gpt2_shard's views (gpt2.c's assign_views), each with
- * the part of the full tensor this rank holds: the inverse of the loader's read_span /
- * read_cols / read_qkv. */
-
-typedef enum { PIECE_SPAN, PIECE_COLS, PIECE_QKV } piece_kind;
+/* ---- the full tensors and every rank's part of them ---------------------------------------
+ * Each rank's buffer is its parameter table (params.h); the full tensors are the checkpoint
+ * tensors the table's sources name, each once. Rebuilding a full tensor places every rank's
+ * blocks of it, the inverse of loading (replicated ones from rank 0 only). */
 
 typedef struct {
-    char name[64]; /* without the "transformer." prefix */
+    char name[96];
     int ndim;
     int64_t shape[2];
-    piece_kind kind;
-    int sharded;
-    size_t start;          /* SPAN: first element */
-    size_t rows, cols, c0; /* COLS: rows x cols tensor, columns [c0, c0 + n); QKV: rows, E, c0 */
-    size_t n;              /* SPAN: elements; COLS: columns; QKV: columns per part (h_local*D) */
-    size_t count;          /* floats in this rank's buffer */
-} piece;
-
-static size_t n_pieces(const gpt2_config *c) {
-    return 4 + 12 * (size_t)c->n_layer;
-}
-
-static void add_piece(piece *p, size_t *k, const char *name, int ndim, int64_t d0, int64_t d1,
-                      piece_kind kind, int sharded, size_t start, size_t rows, size_t cols,
-                      size_t c0, size_t n) {
-    piece *q = &p[(*k)++];
-    snprintf(q->name, sizeof(q->name), "%s", name);
-    q->ndim = ndim;
-    q->shape[0] = d0;
-    q->shape[1] = ndim == 2 ? d1 : 0;
-    q->kind = kind;
-    q->sharded = sharded;
-    q->start = start;
-    q->rows = rows;
-    q->cols = cols;
-    q->c0 = c0;
-    q->n = n;
-    q->count = kind == PIECE_SPAN ? n : kind == PIECE_COLS ? rows * n : 3 * rows * n;
-}
-
-/* Fills p[n_pieces(c)] for rank r of P; returns the rank's buffer size in floats. */
-static size_t rank_layout(const gpt2_config *c, int r, int P, piece *p) {
-    size_t E = (size_t)c->n_embd, D = E / (size_t)c->n_head, F = 4 * E;
-    size_t V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
-    size_t c0 = split_offset((size_t)c->n_head, P, r) * D;
-    size_t hd = split_count((size_t)c->n_head, P, r) * D;
-    size_t f0 = split_offset(F, P, r), fl = split_count(F, P, r);
-    size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);
-    int64_t e = (int64_t)E;
-    size_t k = 0;
-    char name[64];
-    add_piece(p, &k, "wte.weight", 2, (int64_t)V, e, PIECE_SPAN, 1, v0 * E, 0, 0, 0, vl * E);
-    add_piece(p, &k, "wpe.weight", 2, (int64_t)N, e, PIECE_SPAN, 0, 0, 0, 0, 0, N * E);
-    for (int l = 0; l < c->n_layer; l++) {
-#define LAYER(suffix) (snprintf(name, sizeof(name), "h.%d.%s", l, suffix), name)
-        add_piece(p, &k, LAYER("ln_1.weight"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-        add_piece(p, &k, LAYER("ln_1.bias"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-        add_piece(p, &k, LAYER("attn.c_attn.weight"), 2, e, 3 * e, PIECE_QKV, 1, 0, E, E, c0, hd);
-        add_piece(p, &k, LAYER("attn.c_attn.bias"), 1, 3 * e, 0, PIECE_QKV, 1, 0, 1, E, c0, hd);
-        add_piece(p, &k, LAYER("attn.c_proj.weight"), 2, e, e, PIECE_SPAN, 1, c0 * E, 0, 0, 0,
-                  hd * E);
-        add_piece(p, &k, LAYER("attn.c_proj.bias"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-        add_piece(p, &k, LAYER("ln_2.weight"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-        add_piece(p, &k, LAYER("ln_2.bias"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-        add_piece(p, &k, LAYER("mlp.c_fc.weight"), 2, e, 4 * e, PIECE_COLS, 1, 0, E, F, f0, fl);
-        add_piece(p, &k, LAYER("mlp.c_fc.bias"), 1, 4 * e, 0, PIECE_SPAN, 1, f0, 0, 0, 0, fl);
-        add_piece(p, &k, LAYER("mlp.c_proj.weight"), 2, 4 * e, e, PIECE_SPAN, 1, f0 * E, 0, 0, 0,
-                  fl * E);
-        add_piece(p, &k, LAYER("mlp.c_proj.bias"), 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-#undef LAYER
-    }
-    add_piece(p, &k, "ln_f.weight", 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-    add_piece(p, &k, "ln_f.bias", 1, e, 0, PIECE_SPAN, 0, 0, 0, 0, 0, E);
-    size_t total = 0;
-    for (size_t i = 0; i < k; i++) total += p[i].count;
-    return total;
-}
-
-static size_t numel(const piece *p) {
-    return (size_t)p->shape[0] * (p->ndim == 2 ? (size_t)p->shape[1] : 1);
-}
-
-/* full <- this piece of one rank's buffer (src). */
-static void place(const piece *p, const float *src, float *full) {
-    size_t bytes = p->n * sizeof(float);
-    if (p->kind == PIECE_SPAN) {
-        memcpy(full + p->start, src, bytes);
-    } else if (p->kind == PIECE_COLS) {
-        for (size_t i = 0; i < p->rows; i++)
-            memcpy(full + i * p->cols + p->c0, src + i * p->n, bytes);
-    } else { /* [rows, 3E] = [Q | K | V]; the rank holds [rows, 3 * hd] = [Q_h | K_h | V_h] */
-        for (size_t part = 0; part < 3; part++)
-            for (size_t i = 0; i < p->rows; i++)
-                memcpy(full + i * 3 * p->cols + part * p->cols + p->c0,
-                       src + i * 3 * p->n + part * p->n, bytes);
-    }
-}
-
-/* ---- saving ------------------------------------------------------------------------------- */
+    size_t off; /* in the full buffer */
+} full_tensor;
 
 typedef struct {
-    size_t np;         /* pieces per rank */
-    piece *pieces;     /* [P][np]: every rank's layout */
-    size_t *full_off;  /* [np]: offset of each full tensor in the full buffer */
+    int P;
+    model_param **tables; /* [P] each rank's table */
+    int *n_table;         /* [P] */
+    full_tensor *full;    /* unique checkpoint tensors, in table order */
+    int n_full;
     size_t full_total; /* floats of all full tensors */
     size_t *counts;    /* [P]: each rank's buffer size */
     size_t gathered;   /* sum of counts */
 } save_plan;
 
 static void plan_free(save_plan *s) {
-    free(s->pieces);
-    free(s->full_off);
+    for (int r = 0; s->tables && r < s->P; r++) free(s->tables[r]);
+    free(s->tables);
+    free(s->n_table);
+    free(s->full);
     free(s->counts);
     memset(s, 0, sizeof(*s));
 }
 
-static int plan_make(save_plan *s, const gpt2_shard *m, char *err, size_t errlen) {
-    int P = m->P;
+static int full_index(const save_plan *s, const char *name) {
+    for (int i = 0; i < s->n_full; i++)
+        if (!strcmp(s->full[i].name, name)) return i;
+    return -1;
+}
+
+static int plan_make(save_plan *s, const model_shard *m, char *err, size_t errlen) {
+    int P = m->P, max = model_param_table_max(&m->cfg);
     memset(s, 0, sizeof(*s));
-    s->np = n_pieces(&m->cfg);
-    s->pieces = malloc((size_t)P * s->np * sizeof(piece));
-    s->full_off = malloc(s->np * sizeof(size_t));
+    s->P = P;
+    s->tables = calloc((size_t)P, sizeof(model_param *));
+    s->n_table = calloc((size_t)P, sizeof(int));
+    s->full = malloc((size_t)(3 * max) * sizeof(full_tensor));
     s->counts = malloc((size_t)P * sizeof(size_t));
-    if (!s->pieces || !s->full_off || !s->counts) {
+    int ok = s->tables && s->n_table && s->full && s->counts;
+    for (int r = 0; ok && r < P; r++) {
+        if (!(s->tables[r] = malloc((size_t)max * sizeof(model_param)))) ok = 0;
+        if (!ok) break;
+        s->n_table[r] = model_param_table(&m->cfg, P, r, s->tables[r], NULL);
+        s->counts[r] = model_param_table_floats(s->tables[r], s->n_table[r]);
+        s->gathered += s->counts[r];
+    }
+    if (!ok) {
         plan_free(s);
         snprintf(err, errlen, "checkpoint: out of memory");
         return -1;
     }
-    for (int r = 0; r < P; r++) {
-        s->counts[r] = rank_layout(&m->cfg, r, P, s->pieces + (size_t)r * s->np);
-        s->gathered += s->counts[r];
-    }
-    for (size_t i = 0; i < s->np; i++) {
-        s->full_off[i] = s->full_total;
-        s->full_total += numel(&s->pieces[i]);
-    }
-    /* The layout must be the shard's own: same size, and ln_f where the shard has it. */
-    size_t lnf = 0;
-    const piece *mine = s->pieces + (size_t)m->rank * s->np;
-    for (size_t i = 0; i + 2 < s->np; i++) lnf += mine[i].count;
-    if (s->counts[m->rank] != m->n_params || lnf != (size_t)(m->lnf_w - m->params)) {
+    for (int i = 0; i < s->n_table[0]; i++)
+        for (int j = 0; j < s->tables[0][i].n_src; j++) {
+            const param_source *src = &s->tables[0][i].src[j];
+            if (full_index(s, src->name) >= 0) continue;
+            full_tensor *f = &s->full[s->n_full++];
+            snprintf(f->name, sizeof(f->name), "%s", src->name);
+            f->ndim = src->ndim;
+            f->shape[0] = src->shape[0];
+            f->shape[1] = src->ndim == 2 ? src->shape[1] : 0;
+            f->off = s->full_total;
+            s->full_total += (size_t)src->shape[0] * (src->ndim == 2 ? (size_t)src->shape[1] : 1);
+        }
+    if (s->counts[m->rank] != m->n_params) {
         plan_free(s);
         snprintf(err, errlen, "checkpoint: rank %d's buffer layout is not the loader's", m->rank);
         return -1;
@@ -170,23 +101,27 @@ static int gather_full(comm_t *comm, const save_plan *s, const float *local, flo
     if (rc || rank != 0) return rc;
     const float *src = gathered;
     for (int r = 0; r < P; r++) {
-        const piece *pr = s->pieces + (size_t)r * s->np;
-        const float *q = src;
-        for (size_t i = 0; i < s->np; i++) {
-            if (pr[i].sharded || r == 0) place(&pr[i], q, full + s->full_off[i]);
-            q += pr[i].count;
+        const model_param *table = s->tables[r];
+        for (int i = 0; i < s->n_table[r]; i++) {
+            if (!table[i].sharded && r != 0) continue;
+            for (int j = 0; j < table[i].n_src; j++) {
+                const full_tensor *f = &s->full[full_index(s, table[i].src[j].name)];
+                model_param_place(&table[i].src[j], &table[i], src + table[i].offset,
+                                  full + f->off);
+            }
         }
         src += s->counts[r];
     }
     return 0;
 }
 
-/* Names (prefix + "transformer." + piece name) and write entries for n_sets full buffers. */
-static int write_tensors(const save_plan *s, const char *path, const char *const *prefixes,
-                         float *const *fulls, int n_sets, char *err, size_t errlen) {
-    size_t n = s->np * (size_t)n_sets;
+/* Names (prefix + the family's save name) and write entries for n_sets full buffers. */
+static int write_tensors(const save_plan *s, const model_config *cfg, const char *path,
+                         const char *const *prefixes, float *const *fulls, int n_sets, char *err,
+                         size_t errlen) {
+    size_t n = (size_t)s->n_full * (size_t)n_sets;
     st_write_tensor *t = calloc(n, sizeof(*t));
-    char *names = malloc(n * 96);
+    char *names = malloc(n * 128);
     if (!t || !names) {
         free(t);
         free(names);
@@ -195,15 +130,17 @@ static int write_tensors(const save_plan *s, const char *path, const char *const
     }
     size_t k = 0;
     for (int set = 0; set < n_sets; set++)
-        for (size_t i = 0; i < s->np; i++, k++) {
-            const piece *p = &s->pieces[i];
-            snprintf(names + k * 96, 96, "%stransformer.%s", prefixes[set], p->name);
-            t[k].name = names + k * 96;
+        for (int i = 0; i < s->n_full; i++, k++) {
+            const full_tensor *f = &s->full[i];
+            char saved[112];
+            model_save_name(cfg, f->name, saved, sizeof(saved));
+            snprintf(names + k * 128, 128, "%s%s", prefixes[set], saved);
+            t[k].name = names + k * 128;
             t[k].dtype = ST_F32;
-            t[k].ndim = p->ndim;
-            t[k].shape[0] = p->shape[0];
-            t[k].shape[1] = p->shape[1];
-            t[k].data = fulls[set] + s->full_off[i];
+            t[k].ndim = f->ndim;
+            t[k].shape[0] = f->shape[0];
+            t[k].shape[1] = f->shape[1];
+            t[k].data = fulls[set] + f->off;
         }
     int rc = st_write(path, t, (int)n, err, errlen);
     free(t);
@@ -241,7 +178,7 @@ static int roll_forward(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
-int gpt2_checkpoint_recover(const char *dir, char *err, size_t errlen) {
+int checkpoint_recover(const char *dir, char *err, size_t errlen) {
     char marker[4096], next[4096];
     file_path(marker, sizeof(marker), dir, "checkpoint.commit", "");
     if (access(marker, F_OK) == 0) return roll_forward(dir, err, errlen); /* committed */
@@ -255,7 +192,7 @@ int gpt2_checkpoint_recover(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
-static int write_state(const char *dir, const gpt2_train_state *st, char *err, size_t errlen) {
+static int write_state(const char *dir, const train_state *st, char *err, size_t errlen) {
     cJSON *root = cJSON_CreateObject();
     if (!root) {
         snprintf(err, errlen, "trainer_state.json: out of memory");
@@ -286,8 +223,8 @@ static int write_state(const char *dir, const gpt2_train_state *st, char *err, s
     return rc;
 }
 
-int gpt2_checkpoint_save(comm_t *comm, const gpt2_shard *m, const gpt2_trainer *tr, const char *dir,
-                         const gpt2_train_state *state, char *err, size_t errlen) {
+int checkpoint_save(comm_t *comm, const model_shard *m, const model_trainer *tr, const char *dir,
+                    const train_state *state, char *err, size_t errlen) {
     save_plan s;
     int rank = comm_rank(comm);
     if (tr->n_params != m->n_params) {
@@ -319,13 +256,13 @@ int gpt2_checkpoint_save(comm_t *comm, const gpt2_shard *m, const gpt2_trainer *
         static const char *const opt_prefix[] = {"m.", "v."};
         /* Finish or discard an earlier interrupted save, write the new files beside the live
          * ones, commit them with the marker, move them into place. */
-        int w = gpt2_checkpoint_recover(dir, err, errlen);
+        int w = checkpoint_recover(dir, err, errlen);
         file_path(path, sizeof(path), dir, "model.safetensors", ".next");
-        if (!w) w = write_tensors(&s, path, model_prefix, full, 1, err, errlen);
+        if (!w) w = write_tensors(&s, &m->cfg, path, model_prefix, full, 1, err, errlen);
         file_path(path, sizeof(path), dir, "config.json", ".next");
-        if (!w) w = gpt2_config_write(path, &m->cfg, err, errlen);
+        if (!w) w = model_config_write(path, &m->cfg, err, errlen);
         file_path(path, sizeof(path), dir, "optimizer.safetensors", ".next");
-        if (!w) w = write_tensors(&s, path, opt_prefix, full + 1, 2, err, errlen);
+        if (!w) w = write_tensors(&s, &m->cfg, path, opt_prefix, full + 1, 2, err, errlen);
         if (!w) w = write_state(dir, state, err, errlen);
         file_path(path, sizeof(path), dir, "checkpoint.commit", "");
         if (!w) w = atomic_file_write(path, "commit\n", 7, err, errlen);
@@ -359,8 +296,8 @@ static int get_num(const cJSON *root, const char *key, double *out, const char *
     return 0;
 }
 
-int gpt2_checkpoint_load_state(const char *dir, gpt2_train_state *st, char *err, size_t errlen) {
-    if (gpt2_checkpoint_recover(dir, err, errlen)) return -1;
+int checkpoint_load_state(const char *dir, train_state *st, char *err, size_t errlen) {
+    if (checkpoint_recover(dir, err, errlen)) return -1;
     char path[4096];
     snprintf(path, sizeof(path), "%s/trainer_state.json", dir);
     FILE *fp = fopen(path, "rb");
@@ -413,64 +350,30 @@ int gpt2_checkpoint_load_state(const char *dir, gpt2_train_state *st, char *err,
     return 0;
 }
 
-/* A view of the file holding only the tensors named prefix + X, renamed X, so the model loader
- * (and its slicing) reads them. view shares f's mapping; free view->tensors only. */
-static int prefixed_view(const st_file *f, const char *prefix, st_file *view) {
-    size_t pl = strlen(prefix);
-    *view = *f;
-    view->tensors = malloc(((size_t)f->n_tensors + 1) * sizeof(st_tensor));
-    if (!view->tensors) return -1;
-    view->n_tensors = 0;
-    for (int i = 0; i < f->n_tensors; i++)
-        if (strncmp(f->tensors[i].name, prefix, pl) == 0) {
-            st_tensor *t = &view->tensors[view->n_tensors++];
-            *t = f->tensors[i];
-            memmove(t->name, t->name + pl, strlen(t->name + pl) + 1);
-        }
-    return 0;
-}
-
-int gpt2_checkpoint_load_optimizer(const gpt2_shard *m, gpt2_trainer *tr, const char *dir,
-                                   char *err, size_t errlen) {
-    gpt2_train_state st;
+int checkpoint_load_optimizer(const model_shard *m, model_trainer *tr, const char *dir, char *err,
+                              size_t errlen) {
+    train_state st;
     if (tr->n_params != m->n_params) {
         snprintf(err, errlen, "checkpoint: the trainer was made for another shard");
         return -1;
     }
-    if (gpt2_checkpoint_load_state(dir, &st, err, errlen)) return -1;
+    if (checkpoint_load_state(dir, &st, err, errlen)) return -1;
     char path[4096], msg[512];
     snprintf(path, sizeof(path), "%s/optimizer.safetensors", dir);
-    st_file f;
-    if (st_open(&f, path, err, errlen)) return -1;
+    st_set f;
+    if (st_set_open_file(&f, path, err, errlen)) return -1;
+    /* The moments are sliced exactly as the parameters: the same table reads "m." + name. */
     static const char *const prefixes[2] = {"m.", "v."};
     float *dst[2] = {tr->m, tr->v};
     int rc = 0;
-    for (int k = 0; k < 2 && !rc; k++) {
-        st_file view;
-        gpt2_shard tmp;
-        if (prefixed_view(&f, prefixes[k], &view)) {
-            snprintf(err, errlen, "%s: out of memory", path);
-            rc = -1;
-            break;
-        }
-        if (gpt2_check_weights(&m->cfg, &view, msg, sizeof(msg)) ||
-            gpt2_shard_load(&tmp, &m->cfg, &view, m->rank, m->P, 1, msg, sizeof(msg))) {
-            /* The loader names model.safetensors; say which file and which moment. */
-            const char *colon = strstr(msg, ": ");
-            snprintf(err, errlen, "%s (%s*): %s", path, prefixes[k], colon ? colon + 2 : msg);
-            rc = -1;
-        } else {
-            if (tmp.n_params == m->n_params)
-                memcpy(dst[k], tmp.params, m->n_params * sizeof(float));
-            else {
-                snprintf(err, errlen, "%s: moments do not match the shard", path);
+    for (int k = 0; k < 2 && !rc; k++)
+        for (int i = 0; i < m->n_table && !rc; i++)
+            if (model_param_read(&m->cfg, &m->table[i], &f, prefixes[k],
+                                 dst[k] + m->table[i].offset, msg, sizeof(msg))) {
+                snprintf(err, errlen, "%s: %s", path, msg);
                 rc = -1;
             }
-            gpt2_shard_free(&tmp);
-        }
-        free(view.tensors);
-    }
-    st_close(&f);
+    st_set_close(&f);
     if (!rc) tr->step = st.adam_step;
     return rc;
 }

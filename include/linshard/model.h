@@ -1,0 +1,210 @@
+/* model.h — one decoder-only transformer, described by data, split across P ranks with the
+ * Megatron pattern.
+ *
+ * A model_config says what the transformer is made of (the norm, the MLP, the biases, the
+ * positions, the attention's heads, the LM head); a family (GPT-2, Llama, Mistral, Qwen2, Qwen3)
+ * is only a way of filling it from a Hugging Face config.json and of naming its tensors
+ * (architecture.c). One parameter table (params.c) lists every tensor of a rank's shard, with
+ * its shape, how it splits and where it comes from in a checkpoint; it drives the views into
+ * the rank's buffer, loading, checking a checkpoint against the config, random init, the
+ * training segments and the checkpoint layout. Nothing else lists the parameters.
+ *
+ * The split, per rank (balanced: sizes differ by at most one unit, split.h):
+ *   - attention: query heads [h0, h0 + h_local) — their Q columns and output-projection rows —
+ *     and every K/V head those query heads read, [kv0, kv0 + kv_local). With grouped-query
+ *     attention (n_kv_head < n_head) a K/V head is read by n_head / n_kv_head query heads; when
+ *     those fall on several ranks, each of them holds a copy of the K/V head (replicated K/V).
+ *   - MLP: columns [f0, f0 + f_local) of the first projection (of gate and of up, on the same
+ *     slice, for SwiGLU) and the same rows of the second;
+ *   - vocabulary: rows [v0, v0 + v_local) of the embedding and of the LM head (its own, or
+ *     the embedding when tied);
+ *   - replicated: the norms, learned positions, per-head q/k norms, and the biases added after
+ *     an AllReduce.
+ *
+ * model_forward communicates exactly: 1 AllReduce for the embedding, then 2 per layer
+ * ("layer{i}.attn", "layer{i}.mlp"), each of T * n_embd floats — whatever the family and P,
+ * replicated K/V included. The LM head needs none: its logits stay split by vocabulary until a
+ * caller gathers them. Internally every weight is stored [in, out] (y = x · W), whatever the
+ * checkpoint's layout. */
+#ifndef LINSHARD_MODEL_H
+#define LINSHARD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linshard/comm.h"
+#include "linshard/layers.h"
+#include "linshard/safetensors_set.h"
+
+/* ---- the transformer, described by data --------------------------------------------------- */
+
+typedef enum {
+    FAMILY_GPT2 = 0,
+    FAMILY_LLAMA,
+    FAMILY_MISTRAL,
+    FAMILY_QWEN2,
+    FAMILY_QWEN3
+} model_family;
+typedef enum { NORM_LAYERNORM = 0, NORM_RMSNORM } norm_kind;
+typedef enum { MLP_GELU = 0, MLP_SWIGLU } mlp_kind;
+enum { ROPE_SCALING_NONE = 0, ROPE_SCALING_LLAMA3 = 1 }; /* rope_scaling_params.kind */
+
+typedef struct {
+    model_family family;
+    int n_layer, n_embd, vocab_size, n_positions;
+    int n_head, n_kv_head, head_dim; /* head_dim may differ from n_embd / n_head (Qwen3) */
+    int n_ff;                        /* MLP hidden width (GPT-2: 4 * n_embd) */
+    norm_kind norm;                  /* LayerNorm with bias, or RMSNorm */
+    float norm_eps;
+    mlp_kind mlp;      /* GELU(fc), or SiLU(gate) * up */
+    gelu_kind gelu;    /* which GELU, for MLP_GELU */
+    int qkv_bias;      /* Q, K, V projections have biases (GPT-2, Qwen2) */
+    int out_bias;      /* the attention output projection has a bias (GPT-2) */
+    int mlp_bias;      /* both MLP projections have biases (GPT-2) */
+    int qk_norm;       /* RMSNorm of each head's q and k before RoPE (Qwen3) */
+    int learned_pos;   /* a learned position table (GPT-2's wpe); otherwise RoPE */
+    double rope_theta; /* RoPE base */
+    rope_scaling_params rope_scaling;
+    int tied; /* the LM head is the embedding */
+} model_config;
+
+/* The family's name as config.json's "architectures" spells it ("LlamaForCausalLM"...). */
+const char *model_family_architecture(model_family f);
+
+/* GPT-2 of the given shape: LayerNorm, GELU MLP of 4 * n_embd, biases everywhere, learned
+ * positions, a tied LM head (what GPT2LMHeadModel is). */
+model_config model_config_gpt2(int n_layer, int n_embd, int n_head, int vocab_size, int n_positions,
+                               gelu_kind gelu);
+/* A Llama-family model of the given shape, with the family's defaults: RMSNorm (eps 1e-5,
+ * 1e-6 for Qwen), SwiGLU, RoPE theta 10000 (Qwen: 1e6), no biases but Qwen2's q/k/v biases,
+ * Qwen3's q/k norms, untied. head_dim 0 means n_embd / n_head. */
+model_config model_config_llama(model_family family, int n_layer, int n_embd, int n_head,
+                                int n_kv_head, int head_dim, int n_ff, int vocab_size,
+                                int n_positions);
+
+/* Reads dir/config.json: GPT2LMHeadModel, LlamaForCausalLM, MistralForCausalLM,
+ * Qwen2ForCausalLM, Qwen3ForCausalLM. Anything linshard does not implement (an unknown
+ * architecture or rope type, sliding windows shorter than the context, mixtures of experts,
+ * partial rotary, ...) is refused naming the field. Returns 0, or -1 with a one-line message. */
+int model_config_load(const char *dir, model_config *cfg, char *err, size_t errlen);
+/* Writes dir/config.json atomically, in the family's own Hugging Face layout. */
+int model_config_save(const char *dir, const model_config *cfg, char *err, size_t errlen);
+/* The same JSON, to any path (atomically). */
+int model_config_write(const char *path, const model_config *cfg, char *err, size_t errlen);
+/* Checks the numbers are usable (positive; n_embd = n_head * head_dim for GPT-2; n_head a
+ * multiple of n_kv_head; even head_dim for RoPE; ...). */
+int model_config_check(const model_config *cfg, char *err, size_t errlen);
+/* Checks P ranks can split this model: 1 <= P <= n_head (every rank needs a query head). */
+int model_config_check_tp(const model_config *cfg, int P, char *err, size_t errlen);
+
+/* ---- how the heads fall on the ranks ------------------------------------------------------- */
+
+typedef struct {
+    int h0, h_local;   /* query heads */
+    int kv0, kv_local; /* the K/V heads those query heads read */
+} head_split;
+
+/* Rank r of P's heads: balanced query heads, and every K/V head they read. */
+head_split model_head_split(const model_config *cfg, int P, int r);
+
+/* ---- one rank's shard --------------------------------------------------------------------- */
+
+typedef struct {
+    float *norm1_w, *norm1_b;   /* [E] replicated (b: LayerNorm only) */
+    float *qkv_w, *qkv_b;       /* [E, (h_local + 2 kv_local) D], laid out [Q | K | V] */
+    float *q_norm_w, *k_norm_w; /* [D] replicated (Qwen3), else NULL */
+    float *proj_w, *proj_b;     /* [h_local D, E] rows of this rank's heads; [E] replicated */
+    float *norm2_w, *norm2_b;   /* [E] replicated */
+    float *fc_w, *fc_b;         /* [E, f_local] (GELU), or [E, 2 f_local] = [gate | up] */
+    float *fcp_w, *fcp_b;       /* [f_local, E] row slice; [E] replicated */
+} model_layer;
+
+typedef struct model_param model_param;
+
+typedef struct {
+    model_config cfg;
+    int rank, P;
+    head_split heads;
+    int h0, h_local; /* = heads.h0, heads.h_local */
+    int f0, f_local; /* MLP hidden columns (of n_ff) */
+    int v0, v_local; /* vocabulary rows */
+    float *params;   /* every weight of this rank, one allocation */
+    size_t n_params;
+    model_param *table; /* the parameter table of this rank (params.c), n_table entries */
+    int n_table;
+    float *wte;     /* [v_local, E] */
+    float *wpe;     /* [n_positions, E] (learned positions), else NULL */
+    float *lm_head; /* [v_local, E]: wte when tied */
+    model_layer *layers;
+    float *normf_w, *normf_b;
+    /* KV cache (model_shard_enable_cache): this rank's K/V heads, every layer, one allocation. */
+    float *kv;
+    kv_cache *caches; /* [n_layer] views into kv */
+    int cache_len;    /* positions held */
+    int context;      /* positions attention may span: max_T, or the cache capacity */
+    /* Activations for up to max_T tokens, one allocation. */
+    int max_T;
+    float *acts;
+    float *x, *ln, *tmp, *scratch; /* residual [T,E], normed [T,E], layer out [T,E], scratch */
+    float *rope;                   /* [max_T, D]: cos | sin of each new position (RoPE) */
+    float *logits;                 /* [T, v_local] */
+} model_shard;
+
+/* Loads rank `rank` of P's shard from a checked checkpoint and allocates activations for up to
+ * max_T tokens. Reads only this rank's slices of the files. */
+int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                     int P, int max_T, char *err, size_t errlen);
+void model_shard_free(model_shard *m);
+/* Bytes of weights this rank holds. */
+size_t model_shard_weight_bytes(const model_shard *m);
+
+/* Gives the shard a KV cache for up to `positions` tokens (<= n_positions), for incremental
+ * decoding with model_extend. Returns 0, or -1 with a message. */
+int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t errlen);
+
+/* Runs tokens[0..T) at positions 0..T-1 (T <= max_T, ids checked by the caller). With a cache,
+ * it restarts it and leaves the T positions in it. On return m->logits holds this rank's
+ * vocabulary slice of the logits, [T, v_local]. */
+int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T);
+
+/* Runs T more tokens after the m->cache_len cached ones (needs the cache; T <= max_T), each
+ * attending to everything before it; m->logits as above for the T new positions. A decode step
+ * (T = 1) communicates exactly what a full pass does: 1 + 2 * n_layer AllReduce, of one
+ * token's activations. */
+int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T);
+
+/* Checks token ids and length against the config; returns 0 or -1 with a message. */
+int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *err, size_t errlen);
+
+/* Checks that every tensor the config implies is in the checkpoint with the right shape (the
+ * family's names; GPT-2's with or without "transformer."). Extra tensors are ignored. Returns
+ * 0, or -1 with a message naming the tensor. */
+int model_check_weights(const model_config *cfg, const st_set *weights, char *err, size_t errlen);
+
+/* ---- what the parameter table tells others ------------------------------------------------- */
+
+/* Floats of weights rank r of P holds, and of the whole model (each tensor once). */
+size_t model_rank_param_floats(const model_config *cfg, int P, int r);
+size_t model_total_param_floats(const model_config *cfg);
+
+/* ---- seeded random models ---------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t seed;
+    st_dtype dtype;     /* storage type of the weights */
+    int prefix;         /* GPT-2: name tensors "transformer.*" (as save_pretrained does) */
+    int hf_extras;      /* GPT-2: also write what real checkpoints carry and linshard
+                           ignores: attn.bias / attn.masked_bias buffers and a tied
+                           lm_head.weight */
+    size_t shard_bytes; /* > 0: a sharded checkpoint (model.safetensors.index.json and
+                           files of at most this many bytes), else one model.safetensors */
+} model_init_opts;
+
+/* Writes a seeded random model into dir (created if missing): config.json and the weights,
+ * atomically, in the family's Hugging Face layout. Weights ~ N(0, 0.02) (residual projections
+ * scaled by 1/sqrt(2 n_layer)); biases and norm weights are random too (not 0/1), so a bias
+ * added twice or a norm on the wrong slice shows in the logits. */
+int model_init_random(const char *dir, const model_config *cfg, const model_init_opts *opts,
+                      char *err, size_t errlen);
+
+#endif

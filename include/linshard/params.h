@@ -1,0 +1,71 @@
+/* params.h — the parameter table: the one list of a rank's tensors.
+ *
+ * model_param_table(cfg, P, r) lists, in buffer order, every tensor rank r of P holds: its
+ * local shape, whether it is a slice (different on every rank) or replicated, whether AdamW
+ * decays it, how it is initialised, and the blocks of checkpoint tensors it is made of. Every
+ * consumer walks this list and nothing else: the views into the shard's buffer (model.c), loading
+ * a rank's slices and checking a checkpoint (params.c), random init (init.c), the training
+ * segments (train.c), and rebuilding full tensors for a checkpoint (checkpoint.c).
+ *
+ * Internally every weight is [in, out] (y = x · W). A parameter is made of 1 to 3 source blocks:
+ * a rectangle of a checkpoint tensor, in that internal orientation, copied into a band of the
+ * parameter's columns. So GPT-2's fused c_attn [E, 3E] gives a rank's QKV weight three blocks
+ * (its heads' columns of Q, of K, of V), and Llama's q_proj, k_proj, v_proj (stored [out, in],
+ * "transposed") give the same parameter one block each. */
+#ifndef LINSHARD_PARAMS_H
+#define LINSHARD_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linshard/model.h"
+
+typedef struct {
+    char name[96];         /* the checkpoint tensor, as the family names it */
+    int ndim;              /* 1 or 2 */
+    int64_t shape[2];      /* its full shape, as stored */
+    int transposed;        /* stored [out, in] (nn.Linear); internal is [in, out] */
+    size_t r0, nr, c0, nc; /* the block, internal orientation (1-D tensors: one row) */
+    size_t dst_col;        /* the block's first column in the parameter's rows */
+} param_source;
+
+struct model_param {
+    char name[48];     /* internal name, "layers.0.qkv_w": for messages */
+    float **view;      /* the shard's pointer to this tensor (NULL: table of another rank) */
+    size_t rows, cols; /* local shape; 1-D tensors have rows = 1 */
+    size_t offset;     /* floats from the start of the rank's buffer */
+    int sharded;       /* a slice: differs across ranks (else replicated: same bits on all) */
+    int decay;         /* AdamW's weight decay applies (2-D weights) */
+    float init_mean, init_std;
+    int n_src;
+    param_source src[3];
+};
+
+/* Entries model_param_table can return for cfg (an upper bound, for allocation). */
+int model_param_table_max(const model_config *cfg);
+
+/* Fills table (model_param_table_max entries) for rank r of P; returns the count. With m, each
+ * entry's view points at the matching field of m (m->layers must be allocated). */
+int model_param_table(const model_config *cfg, int P, int r, model_param *table, model_shard *m);
+
+/* Floats of a rank's buffer: the sum of the table's rows * cols. */
+size_t model_param_table_floats(const model_param *table, int n);
+
+/* The checkpoint tensor `name` in weights (GPT-2: with or without "transformer."), or NULL. */
+const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights, const char *name,
+                                   const st_file **file);
+
+/* Name under which a checkpoint that linshard writes stores the tensor (GPT-2: with the
+ * "transformer." prefix, as GPT2LMHeadModel.save_pretrained does). */
+void model_save_name(const model_config *cfg, const char *name, char *out, size_t len);
+
+/* Reads every source block of p from weights into dst (the parameter's rows * cols floats).
+ * Returns 0, or -1 with a message naming the tensor. */
+int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
+                     const char *prefix, float *dst, char *err, size_t errlen);
+
+/* Copies a rank's parameter src (rows * cols floats) into the full tensor of source s as stored
+ * (full holds shape[0] * shape[1] floats): the inverse of reading. */
+void model_param_place(const param_source *s, const model_param *p, const float *src, float *full);
+
+#endif

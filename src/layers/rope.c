@@ -1,0 +1,46 @@
+/* rope.c — rotary position embeddings as Hugging Face's Llama-family checkpoints expect them
+ * (see layers.h). The weights were trained with "rotate half": q[i] pairs with q[i + D/2].
+ * Pairing adjacent dimensions (q[2i], q[2i+1]), the original paper's and GPT-J's layout, runs
+ * the same checkpoint into fluent-looking garbage, so the pairing is tested against an
+ * independent reference. */
+#include <math.h>
+#include <stddef.h>
+
+#include "linshard/layers.h"
+
+/* Llama 3's scaling (transformers' _compute_llama3_parameters): long wavelengths are slowed
+ * by `factor`, short ones kept, and the band between interpolated smoothly. */
+static double scaled_inv_freq(double f, const rope_scaling_params *s) {
+    if (!s || s->kind != 1) return f;
+    double old = (double)s->original_max_positions;
+    double low_wavelen = old / s->low_freq_factor, high_wavelen = old / s->high_freq_factor;
+    double wavelen = 2.0 * 3.14159265358979323846 / f;
+    if (wavelen < high_wavelen) return f;
+    if (wavelen > low_wavelen) return f / s->factor;
+    double smooth =
+        (old / wavelen - s->low_freq_factor) / (s->high_freq_factor - s->low_freq_factor);
+    return (1.0 - smooth) * f / s->factor + smooth * f;
+}
+
+void rope_table(float *cos_sin, int pos0, int T, int D, double theta,
+                const rope_scaling_params *scaling) {
+    int half = D / 2;
+    for (int i = 0; i < half; i++) {
+        double f = scaled_inv_freq(pow(theta, -2.0 * i / D), scaling);
+        for (int t = 0; t < T; t++) {
+            double angle = (double)(pos0 + t) * f;
+            cos_sin[(size_t)t * (size_t)D + (size_t)i] = (float)cos(angle);
+            cos_sin[(size_t)t * (size_t)D + (size_t)(half + i)] = (float)sin(angle);
+        }
+    }
+}
+
+void rope_apply(float *x, const float *cos_sin, int D) {
+    int half = D / 2;
+    const float *c = cos_sin, *s = cos_sin + half;
+    for (int i = 0; i < half; i++) {
+        float a = x[i], b = x[i + half];
+        x[i] = a * c[i] - b * s[i];
+        x[i + half] = b * c[i] + a * s[i];
+    }
+}

@@ -1,0 +1,312 @@
+/* model.c — one rank's shard of a transformer: which heads it owns, loading its slices through
+ * the parameter table, the checks of a checkpoint, and the forward pass (see model.h). */
+#include "linshard/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linshard/params.h"
+#include "linshard/split.h"
+
+/* ---- heads ------------------------------------------------------------------------------- */
+
+head_split model_head_split(const model_config *cfg, int P, int r) {
+    head_split hs;
+    hs.h0 = (int)split_offset((size_t)cfg->n_head, P, r);
+    hs.h_local = (int)split_count((size_t)cfg->n_head, P, r);
+    /* Query head h reads K/V head h / group: this rank needs the K/V heads of its first and
+     * last query heads and everything between. */
+    int group = cfg->n_head / cfg->n_kv_head;
+    hs.kv0 = hs.h0 / group;
+    hs.kv_local = (hs.h0 + hs.h_local - 1) / group - hs.kv0 + 1;
+    return hs;
+}
+
+/* ---- checks -------------------------------------------------------------------------------- */
+
+static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape) {
+    int n = snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && n > 0 && (size_t)n < len; i++)
+        n += snprintf(buf + n, len - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n > 0 && (size_t)n < len) snprintf(buf + n, len - (size_t)n, "]");
+}
+
+int model_check_weights(const model_config *cfg, const st_set *weights, char *err, size_t errlen) {
+    int max = model_param_table_max(cfg), rc = 0;
+    model_param *table = malloc((size_t)max * sizeof(*table));
+    if (!table) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int n = model_param_table(cfg, 1, 0, table, NULL);
+    const char *accept = cfg->family == FAMILY_GPT2 ? " (or 'transformer.%s')" : "";
+    for (int i = 0; i < n && !rc; i++)
+        for (int j = 0; j < table[i].n_src && !rc; j++) {
+            const param_source *s = &table[i].src[j];
+            const st_tensor *t = model_find_tensor(cfg, weights, s->name, NULL);
+            if (!t) {
+                char also[ST_NAME_MAX + 32] = "";
+                if (*accept) snprintf(also, sizeof(also), accept, s->name);
+                snprintf(err, errlen, "weights: missing tensor '%s'%s", s->name, also);
+                rc = -1;
+            } else if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
+                       (t->ndim == 2 && t->shape[1] != s->shape[1])) {
+                char got[128], want[64];
+                format_shape(got, sizeof(got), t->ndim, t->shape);
+                format_shape(want, sizeof(want), s->ndim, s->shape);
+                snprintf(err, errlen,
+                         "weights: tensor '%s' has shape %s but config.json implies %s", t->name,
+                         got, want);
+                rc = -1;
+            }
+        }
+    free(table);
+    return rc;
+}
+
+int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *err,
+                       size_t errlen) {
+    if (T < 1) {
+        snprintf(err, errlen, "no tokens given");
+        return -1;
+    }
+    if (T > cfg->n_positions) {
+        snprintf(err, errlen, "%d tokens exceed the model's context of %d positions", T,
+                 cfg->n_positions);
+        return -1;
+    }
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= cfg->vocab_size) {
+            snprintf(err, errlen, "token id %d (position %d) is outside the vocabulary [0, %d)",
+                     tokens[t], t, cfg->vocab_size);
+            return -1;
+        }
+    return 0;
+}
+
+/* ---- loading one rank's slices ------------------------------------------------------------ */
+
+static attention_weights layer_attention(const model_shard *m, const model_layer *L) {
+    const model_config *c = &m->cfg;
+    attention_weights aw = {.qkv_w = L->qkv_w,
+                            .qkv_b = L->qkv_b,
+                            .proj_w = L->proj_w,
+                            .proj_b = L->proj_b,
+                            .E = c->n_embd,
+                            .D = c->head_dim,
+                            .h_local = m->heads.h_local};
+    aw.kv_local = m->heads.kv_local;
+    aw.group = c->n_head / c->n_kv_head;
+    aw.h0 = m->heads.h0;
+    aw.kv0 = m->heads.kv0;
+    aw.q_norm = L->q_norm_w;
+    aw.k_norm = L->k_norm_w;
+    aw.norm_eps = c->norm_eps;
+    return aw;
+}
+
+static size_t scratch_floats(const model_shard *m, int T, int context) {
+    attention_weights aw = layer_attention(m, &m->layers[0]);
+    size_t att = attention_scratch_floats(&aw, T, context);
+    size_t mlp = (size_t)T * (size_t)m->f_local * (m->cfg.mlp == MLP_SWIGLU ? 2 : 1);
+    return att > mlp ? att : mlp;
+}
+
+/* (Re)allocates the activations for max_T tokens attending to up to m->context positions. */
+static int alloc_activations(model_shard *m, char *err, size_t errlen) {
+    size_t E = (size_t)m->cfg.n_embd, T = (size_t)m->max_T;
+    size_t scratch = scratch_floats(m, m->max_T, m->context);
+    size_t rope = m->cfg.learned_pos ? 0 : T * (size_t)m->cfg.head_dim;
+    size_t n_acts = 3 * T * E + scratch + rope + T * (size_t)m->v_local;
+    float *acts = malloc(n_acts * sizeof(float));
+    if (!acts) {
+        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of activations", m->rank,
+                 n_acts * sizeof(float) >> 20);
+        return -1;
+    }
+    free(m->acts);
+    m->acts = acts;
+    m->x = acts;
+    m->ln = m->x + T * E;
+    m->tmp = m->ln + T * E;
+    m->scratch = m->tmp + T * E;
+    m->rope = rope ? m->scratch + scratch : NULL;
+    m->logits = m->scratch + scratch + rope;
+    return 0;
+}
+
+int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                     int P, int max_T, char *err, size_t errlen) {
+    memset(m, 0, sizeof(*m));
+    if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen))
+        return -1;
+    m->cfg = *cfg;
+    m->rank = rank;
+    m->P = P;
+    m->heads = model_head_split(cfg, P, rank);
+    m->h0 = m->heads.h0;
+    m->h_local = m->heads.h_local;
+    m->f0 = (int)split_offset((size_t)cfg->n_ff, P, rank);
+    m->f_local = (int)split_count((size_t)cfg->n_ff, P, rank);
+    m->v0 = (int)split_offset((size_t)cfg->vocab_size, P, rank);
+    m->v_local = (int)split_count((size_t)cfg->vocab_size, P, rank);
+    m->max_T = max_T < 1 ? 1 : (max_T > cfg->n_positions ? cfg->n_positions : max_T);
+    m->context = m->max_T;
+    m->layers = calloc((size_t)cfg->n_layer, sizeof(model_layer));
+    m->table = malloc((size_t)model_param_table_max(cfg) * sizeof(model_param));
+    if (!m->layers || !m->table) {
+        snprintf(err, errlen, "rank %d: out of memory", rank);
+        model_shard_free(m);
+        return -1;
+    }
+    m->n_table = model_param_table(cfg, P, rank, m->table, m);
+    m->n_params = model_param_table_floats(m->table, m->n_table);
+    m->params = malloc(m->n_params * sizeof(float));
+    if (!m->params) {
+        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of weights", rank,
+                 m->n_params * sizeof(float) >> 20);
+        model_shard_free(m);
+        return -1;
+    }
+    /* The table drives the views: each tensor's pointer is its offset in the one buffer. */
+    for (int i = 0; i < m->n_table; i++) *m->table[i].view = m->params + m->table[i].offset;
+    if (cfg->tied) m->lm_head = m->wte;
+    if (alloc_activations(m, err, errlen)) {
+        model_shard_free(m);
+        return -1;
+    }
+    if (weights)
+        for (int i = 0; i < m->n_table; i++) {
+            char why[400];
+            if (model_param_read(cfg, &m->table[i], weights, "", m->params + m->table[i].offset,
+                                 why, sizeof(why))) {
+                snprintf(err, errlen, "rank %d: weights: %s", rank, why);
+                model_shard_free(m);
+                return -1;
+            }
+        }
+    return 0;
+}
+
+int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t errlen) {
+    if (positions < 1 || positions > m->cfg.n_positions) {
+        snprintf(err, errlen, "KV cache of %d positions: must be 1..%d (the model's context)",
+                 positions, m->cfg.n_positions);
+        return -1;
+    }
+    size_t kd = (size_t)m->heads.kv_local * (size_t)m->cfg.head_dim;
+    size_t per_layer = 2 * (size_t)positions * kd;
+    float *kv = malloc((size_t)m->cfg.n_layer * per_layer * sizeof(float));
+    kv_cache *caches = calloc((size_t)m->cfg.n_layer, sizeof(kv_cache));
+    int old_context = m->context;
+    m->context = positions > m->max_T ? positions : m->max_T;
+    if (!kv || !caches || alloc_activations(m, err, errlen)) {
+        if (!kv || !caches)
+            snprintf(err, errlen, "rank %d: out of memory for a KV cache of %d positions", m->rank,
+                     positions);
+        free(kv);
+        free(caches);
+        m->context = old_context;
+        return -1;
+    }
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        caches[l].k = kv + (size_t)l * per_layer;
+        caches[l].v = caches[l].k + (size_t)positions * kd;
+        caches[l].capacity = positions;
+    }
+    free(m->kv);
+    free(m->caches);
+    m->kv = kv;
+    m->caches = caches;
+    m->cache_len = 0;
+    return 0;
+}
+
+void model_shard_free(model_shard *m) {
+    free(m->params);
+    free(m->layers);
+    free(m->table);
+    free(m->acts);
+    free(m->kv);
+    free(m->caches);
+    memset(m, 0, sizeof(*m));
+}
+
+size_t model_shard_weight_bytes(const model_shard *m) {
+    return m->n_params * sizeof(float);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+static void add_inplace(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void norm(const model_shard *m, float *out, const float *in, const float *w, const float *b,
+                 int T) {
+    if (m->cfg.norm == NORM_RMSNORM)
+        rmsnorm_forward(out, in, w, T, m->cfg.n_embd, m->cfg.norm_eps);
+    else
+        layernorm_forward(out, in, w, b, T, m->cfg.n_embd, m->cfg.norm_eps);
+}
+
+/* The forward pass of T tokens at positions [pos0, pos0 + T). */
+static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, int pos0) {
+    if (T < 1 || T > m->max_T)
+        return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
+                         m->max_T);
+    const model_config *c = &m->cfg;
+    int E = c->n_embd;
+    size_t n = (size_t)T * (size_t)E;
+    char tag[32];
+    const float *wpe = m->wpe ? m->wpe + (size_t)pos0 * (size_t)E : NULL;
+    int rc = vocab_parallel_embedding_forward(comm, m->x, tokens, T, m->wte, m->v0, m->v_local, wpe,
+                                              E, "embed");
+    if (m->rope) rope_table(m->rope, pos0, T, c->head_dim, c->rope_theta, &c->rope_scaling);
+    for (int l = 0; l < c->n_layer && !rc; l++) {
+        const model_layer *L = &m->layers[l];
+        attention_weights aw = layer_attention(m, L);
+        aw.rope = m->rope;
+        mlp_weights mw = {.fc_w = L->fc_w,
+                          .fc_b = L->fc_b,
+                          .proj_w = L->fcp_w,
+                          .proj_b = L->fcp_b,
+                          .E = E,
+                          .f_local = m->f_local,
+                          .gelu = c->gelu};
+        mw.gated = c->mlp == MLP_SWIGLU;
+        kv_cache *cache = m->caches ? &m->caches[l] : NULL;
+
+        norm(m, m->ln, m->x, L->norm1_w, L->norm1_b, T);
+        snprintf(tag, sizeof(tag), "layer%d.attn", l);
+        rc = parallel_attention_forward(comm, m->tmp, m->ln, &aw, T, pos0, cache, m->scratch, tag);
+        if (rc) break;
+        add_inplace(m->x, m->tmp, n);
+
+        norm(m, m->ln, m->x, L->norm2_w, L->norm2_b, T);
+        snprintf(tag, sizeof(tag), "layer%d.mlp", l);
+        if ((rc = parallel_mlp_forward(comm, m->tmp, m->ln, &mw, T, m->scratch, tag))) break;
+        add_inplace(m->x, m->tmp, n);
+    }
+    if (rc) return rc;
+    norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
+    vocab_parallel_lm_head_forward(m->logits, m->ln, m->lm_head, T, E, m->v_local);
+    if (m->caches) m->cache_len = pos0 + T;
+    return COMM_OK;
+}
+
+int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T) {
+    return forward_at(comm, m, tokens, T, 0);
+}
+
+int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T) {
+    if (!m->caches) return comm_fail(comm, "extend: the shard has no KV cache");
+    if (m->cache_len + T > m->caches[0].capacity)
+        return comm_fail(comm, "extend: %d cached + %d new positions exceed the cache of %d",
+                         m->cache_len, T, m->caches[0].capacity);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
+            return comm_fail(comm, "extend: token id %d is outside the vocabulary", tokens[t]);
+    return forward_at(comm, m, tokens, T, m->cache_len);
+}

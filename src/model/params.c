@@ -1,0 +1,304 @@
+/* params.c — the parameter table (see params.h): what each rank holds, built from the config
+ * and the family's names; reading a rank's slices and placing them back into full tensors. */
+#include "linshard/params.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "architecture.h"
+#include "linshard/split.h"
+
+/* ---- building the table ------------------------------------------------------------------- */
+
+typedef struct {
+    const model_config *c;
+    const architecture *a;
+    model_param *table;
+    int n;
+    int layer; /* the layer being listed, or -1 */
+} table_builder;
+
+/* Starts a parameter of local shape [rows, cols] (rows = 1 for 1-D). */
+static model_param *param(table_builder *b, const char *name, float **view, size_t rows,
+                          size_t cols, int sharded, int decay, float mean, float std) {
+    model_param *p = &b->table[b->n++];
+    memset(p, 0, sizeof(*p));
+    if (b->layer >= 0)
+        snprintf(p->name, sizeof(p->name), "layers.%d.%s", b->layer, name);
+    else
+        snprintf(p->name, sizeof(p->name), "%s", name);
+    p->view = view;
+    p->rows = rows;
+    p->cols = cols;
+    p->sharded = sharded;
+    p->decay = decay;
+    p->init_mean = mean;
+    p->init_std = std;
+    return p;
+}
+
+/* Adds a source block to p: the checkpoint tensor base + suffix (base is a layer-relative name
+ * when listing a layer), stored with shape [d0, d1] (d1 = 0: 1-D), block rows [r0, r0 + nr) and
+ * columns [c0, c0 + nc) of its internal orientation, into columns from dst_col. */
+static void source(table_builder *b, model_param *p, const char *base, const char *suffix,
+                   int64_t d0, int64_t d1, int transposed, size_t r0, size_t nr, size_t c0,
+                   size_t nc, size_t dst_col) {
+    param_source *s = &p->src[p->n_src++];
+    char layer[32] = "";
+    if (b->layer >= 0) snprintf(layer, sizeof(layer), b->a->layer_fmt, b->layer);
+    snprintf(s->name, sizeof(s->name), "%s%s%s", layer, base, suffix);
+    s->ndim = d1 ? 2 : 1;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+    s->transposed = d1 ? transposed : 0;
+    s->r0 = r0;
+    s->nr = nr;
+    s->c0 = c0;
+    s->nc = nc;
+    s->dst_col = dst_col;
+}
+
+/* A replicated vector [n] (norm weight or bias) stored as `base suffix`. */
+static void vector(table_builder *b, const char *name, float **view, const char *base,
+                   const char *suffix, size_t n, float mean, float std) {
+    model_param *p = param(b, name, view, 1, n, 0, 0, mean, std);
+    source(b, p, base, suffix, (int64_t)n, 0, 0, 0, 1, 0, n, 0);
+}
+
+/* A linear layer's weight: internal [in, out]; stored [in, out] or (transposed) [out, in]. */
+static void weight_source(table_builder *b, model_param *p, const char *base, int64_t in,
+                          int64_t out, size_t r0, size_t nr, size_t c0, size_t nc, size_t dst_col) {
+    int t = b->a->linear_transposed;
+    source(b, p, base, ".weight", t ? out : in, t ? in : out, t, r0, nr, c0, nc, dst_col);
+}
+
+static void list_layer(table_builder *b, model_shard *m, const head_split *hs, size_t f0,
+                       size_t fl) {
+    const model_config *c = b->c;
+    const architecture *a = b->a;
+    model_layer *L = m ? &m->layers[b->layer] : NULL;
+#define VIEW(field) (L ? &L->field : NULL)
+    size_t E = (size_t)c->n_embd, D = (size_t)c->head_dim, F = (size_t)c->n_ff;
+    size_t qd = (size_t)hs->h_local * D, kd = (size_t)hs->kv_local * D;
+    size_t q0 = (size_t)hs->h0 * D, k0 = (size_t)hs->kv0 * D;
+    size_t QD = (size_t)c->n_head * D, KD = (size_t)c->n_kv_head * D;
+    int ln = c->norm == NORM_LAYERNORM;
+    const float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (float)c->n_layer);
+
+    vector(b, "norm1_w", VIEW(norm1_w), a->norm1, ".weight", E, 1.0f, 0.1f);
+    if (ln) vector(b, "norm1_b", VIEW(norm1_b), a->norm1, ".bias", E, 0.0f, 0.1f);
+
+    model_param *p = param(b, "qkv_w", VIEW(qkv_w), E, qd + 2 * kd, 1, 1, 0, std);
+    if (a->qkv) { /* fused [E, 3E]: Q | K | V column blocks */
+        for (size_t part = 0; part < 3; part++)
+            weight_source(b, p, a->qkv, (int64_t)E, 3 * (int64_t)E, 0, E,
+                          part * E + (part ? k0 : q0), part ? kd : qd,
+                          part == 0 ? 0 : qd + (part - 1) * kd);
+    } else {
+        weight_source(b, p, a->q, (int64_t)E, (int64_t)QD, 0, E, q0, qd, 0);
+        weight_source(b, p, a->k, (int64_t)E, (int64_t)KD, 0, E, k0, kd, qd);
+        weight_source(b, p, a->v, (int64_t)E, (int64_t)KD, 0, E, k0, kd, qd + kd);
+    }
+    if (c->qkv_bias) {
+        p = param(b, "qkv_b", VIEW(qkv_b), 1, qd + 2 * kd, 1, 0, 0, std);
+        if (a->qkv) {
+            for (size_t part = 0; part < 3; part++)
+                source(b, p, a->qkv, ".bias", 3 * (int64_t)E, 0, 0, 0, 1,
+                       part * E + (part ? k0 : q0), part ? kd : qd,
+                       part == 0 ? 0 : qd + (part - 1) * kd);
+        } else {
+            source(b, p, a->q, ".bias", (int64_t)QD, 0, 0, 0, 1, q0, qd, 0);
+            source(b, p, a->k, ".bias", (int64_t)KD, 0, 0, 0, 1, k0, kd, qd);
+            source(b, p, a->v, ".bias", (int64_t)KD, 0, 0, 0, 1, k0, kd, qd + kd);
+        }
+    }
+    if (c->qk_norm) {
+        vector(b, "q_norm_w", VIEW(q_norm_w), a->q_norm, ".weight", D, 1.0f, 0.1f);
+        vector(b, "k_norm_w", VIEW(k_norm_w), a->k_norm, ".weight", D, 1.0f, 0.1f);
+    }
+    p = param(b, "proj_w", VIEW(proj_w), qd, E, 1, 1, 0, proj_std);
+    weight_source(b, p, a->o, (int64_t)QD, (int64_t)E, q0, qd, 0, E, 0);
+    if (c->out_bias) vector(b, "proj_b", VIEW(proj_b), a->o, ".bias", E, 0, std);
+
+    vector(b, "norm2_w", VIEW(norm2_w), a->norm2, ".weight", E, 1.0f, 0.1f);
+    if (ln) vector(b, "norm2_b", VIEW(norm2_b), a->norm2, ".bias", E, 0.0f, 0.1f);
+
+    if (c->mlp == MLP_GELU) {
+        p = param(b, "fc_w", VIEW(fc_w), E, fl, 1, 1, 0, std);
+        weight_source(b, p, a->fc, (int64_t)E, (int64_t)F, 0, E, f0, fl, 0);
+        if (c->mlp_bias) {
+            p = param(b, "fc_b", VIEW(fc_b), 1, fl, 1, 0, 0, std);
+            source(b, p, a->fc, ".bias", (int64_t)F, 0, 0, 0, 1, f0, fl, 0);
+        }
+    } else { /* [gate | up], the same column slice of each */
+        p = param(b, "fc_w", VIEW(fc_w), E, 2 * fl, 1, 1, 0, std);
+        weight_source(b, p, a->gate, (int64_t)E, (int64_t)F, 0, E, f0, fl, 0);
+        weight_source(b, p, a->up, (int64_t)E, (int64_t)F, 0, E, f0, fl, fl);
+        if (c->mlp_bias) {
+            p = param(b, "fc_b", VIEW(fc_b), 1, 2 * fl, 1, 0, 0, std);
+            source(b, p, a->gate, ".bias", (int64_t)F, 0, 0, 0, 1, f0, fl, 0);
+            source(b, p, a->up, ".bias", (int64_t)F, 0, 0, 0, 1, f0, fl, fl);
+        }
+    }
+    p = param(b, "fcp_w", VIEW(fcp_w), fl, E, 1, 1, 0, proj_std);
+    weight_source(b, p, a->down, (int64_t)F, (int64_t)E, f0, fl, 0, E, 0);
+    if (c->mlp_bias) vector(b, "fcp_b", VIEW(fcp_b), a->down, ".bias", E, 0, std);
+#undef VIEW
+}
+
+int model_param_table_max(const model_config *cfg) {
+    return 8 + 16 * cfg->n_layer;
+}
+
+int model_param_table(const model_config *c, int P, int r, model_param *table, model_shard *m) {
+    table_builder b = {c, architecture_of(c->family), table, 0, -1};
+    size_t E = (size_t)c->n_embd, V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
+    size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);
+    size_t f0 = split_offset((size_t)c->n_ff, P, r), fl = split_count((size_t)c->n_ff, P, r);
+    head_split hs = model_head_split(c, P, r);
+
+    model_param *p = param(&b, "wte", m ? &m->wte : NULL, vl, E, 1, 1, 0, 0.02f);
+    source(&b, p, b.a->embed, "", (int64_t)V, (int64_t)E, 0, v0, vl, 0, E, 0);
+    if (c->learned_pos) {
+        p = param(&b, "wpe", m ? &m->wpe : NULL, N, E, 0, 1, 0, 0.01f);
+        source(&b, p, b.a->positions, "", (int64_t)N, (int64_t)E, 0, 0, N, 0, E, 0);
+    }
+    for (b.layer = 0; b.layer < c->n_layer; b.layer++) list_layer(&b, m, &hs, f0, fl);
+    b.layer = -1;
+    vector(&b, "normf_w", m ? &m->normf_w : NULL, b.a->norm_f, ".weight", E, 1.0f, 0.1f);
+    if (c->norm == NORM_LAYERNORM)
+        vector(&b, "normf_b", m ? &m->normf_b : NULL, b.a->norm_f, ".bias", E, 0.0f, 0.1f);
+    if (!c->tied) {
+        p = param(&b, "lm_head", m ? &m->lm_head : NULL, vl, E, 1, 1, 0, 0.02f);
+        source(&b, p, b.a->lm_head, "", (int64_t)V, (int64_t)E, 0, v0, vl, 0, E, 0);
+    }
+    size_t offset = 0;
+    for (int i = 0; i < b.n; i++) {
+        table[i].offset = offset;
+        offset += table[i].rows * table[i].cols;
+    }
+    return b.n;
+}
+
+size_t model_param_table_floats(const model_param *table, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += table[i].rows * table[i].cols;
+    return total;
+}
+
+static size_t table_floats_of(const model_config *cfg, int P, int r) {
+    int max = model_param_table_max(cfg);
+    model_param *t = malloc((size_t)max * sizeof(*t));
+    if (!t) return 0;
+    int n = model_param_table(cfg, P, r, t, NULL);
+    size_t total = model_param_table_floats(t, n);
+    free(t);
+    return total;
+}
+
+size_t model_rank_param_floats(const model_config *cfg, int P, int r) {
+    return table_floats_of(cfg, P, r);
+}
+
+size_t model_total_param_floats(const model_config *cfg) {
+    return table_floats_of(cfg, 1, 0);
+}
+
+/* ---- names -------------------------------------------------------------------------------- */
+
+const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights, const char *name,
+                                   const st_file **file) {
+    const architecture *a = architecture_of(cfg->family);
+    const st_tensor *t = NULL;
+    if (a->accept_prefix[0]) {
+        /* A prefix before the optional one ("m." of the optimiser state) stays in front. */
+        const char *dot = strncmp(name, "m.", 2) && strncmp(name, "v.", 2) ? NULL : name + 2;
+        char prefixed[ST_NAME_MAX + 32];
+        if (dot)
+            snprintf(prefixed, sizeof(prefixed), "%.2s%s%s", name, a->accept_prefix, dot);
+        else
+            snprintf(prefixed, sizeof(prefixed), "%s%s", a->accept_prefix, name);
+        t = st_set_find(weights, prefixed, file);
+    }
+    return t ? t : st_set_find(weights, name, file);
+}
+
+void model_save_name(const model_config *cfg, const char *name, char *out, size_t len) {
+    snprintf(out, len, "%s%s", architecture_of(cfg->family)->save_prefix, name);
+}
+
+/* ---- reading and placing blocks ------------------------------------------------------------ */
+
+/* A block is a run of contiguous elements in each of `runs` stored rows. Element e of run k
+ * lands at local index k * ld + dst_col + e, or (transposed) e * ld + dst_col + k. */
+typedef struct {
+    size_t runs, run_len, first, stored_cols, col0;
+} block_runs;
+
+static block_runs runs_of(const param_source *s) {
+    size_t cols = s->ndim == 2 ? (size_t)s->shape[1] : (size_t)s->shape[0];
+    if (s->transposed) /* stored [C, R]: stored rows are the block's internal columns */
+        return (block_runs){s->nc, s->nr, s->c0, cols, s->r0};
+    return (block_runs){s->nr, s->nc, s->r0, cols, s->c0};
+}
+
+static size_t local_index(const param_source *s, size_t ld, size_t k, size_t e) {
+    return s->transposed ? e * ld + s->dst_col + k : k * ld + s->dst_col + e;
+}
+
+int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
+                     const char *prefix, float *dst, char *err, size_t errlen) {
+    float *row = NULL;
+    for (int i = 0; i < p->n_src; i++) {
+        const param_source *s = &p->src[i];
+        char name[ST_NAME_MAX + 8];
+        snprintf(name, sizeof(name), "%s%s", prefix, s->name);
+        const st_file *file = NULL;
+        const st_tensor *t = model_find_tensor(cfg, weights, name, &file);
+        if (!t) {
+            snprintf(err, errlen, "missing tensor '%s'", name);
+            free(row);
+            return -1;
+        }
+        if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
+            (s->ndim == 2 && t->shape[1] != s->shape[1])) {
+            snprintf(err, errlen, "tensor '%s' does not have the shape the config implies",
+                     t->name);
+            free(row);
+            return -1;
+        }
+        block_runs b = runs_of(s);
+        if (s->transposed) { /* one stored row at a time, then scattered into columns */
+            float *tmp = realloc(row, (b.run_len ? b.run_len : 1) * sizeof(float));
+            if (!tmp) {
+                free(row);
+                snprintf(err, errlen, "out of memory reading '%s'", name);
+                return -1;
+            }
+            row = tmp;
+        }
+        for (size_t k = 0; k < b.runs; k++) {
+            size_t start = (b.first + k) * b.stored_cols + b.col0;
+            float *out = s->transposed ? row : dst + local_index(s, p->cols, k, 0);
+            if (st_read_f32(file, t, start, b.run_len, out) != 0) {
+                snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)", t->name);
+                free(row);
+                return -1;
+            }
+            if (s->transposed)
+                for (size_t e = 0; e < b.run_len; e++) dst[local_index(s, p->cols, k, e)] = row[e];
+        }
+    }
+    free(row);
+    return 0;
+}
+
+void model_param_place(const param_source *s, const model_param *p, const float *src, float *full) {
+    block_runs b = runs_of(s);
+    for (size_t k = 0; k < b.runs; k++) {
+        float *out = full + (b.first + k) * b.stored_cols + b.col0;
+        for (size_t e = 0; e < b.run_len; e++) out[e] = src[local_index(s, p->cols, k, e)];
+    }
+}
