@@ -87,22 +87,30 @@ int main(int argc, char **argv) {
     double *ref = malloc(n * sizeof(double)), *got = malloc(n * sizeof(double));
     if (!ref || !got) {
         fprintf(stderr, "check_llama_reference: out of memory\n");
+        free(ref);
+        free(got);
         return 1;
     }
+    int rc = 1;
     if (llama_reference_logits(argv[1], tokens, T, ref, err, sizeof err) != 0) {
         fprintf(stderr, "check_llama_reference: %s\n", err);
-        return 1;
+        goto done;
     }
-    int rc = 0;
     if (dump) {
         FILE *f = fopen(dump, "wb");
-        if (!f || fwrite(ref, sizeof(double), n, f) != n || fclose(f) != 0) {
+        int ok = f && fwrite(ref, sizeof(double), n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+        if (!ok) {
             fprintf(stderr, "check_llama_reference: cannot write %s\n", dump);
-            return 1;
+            goto done;
         }
     }
+    rc = 0;
     if (compare) {
-        if (read_logits(compare, n, got) != 0) return 1;
+        if (read_logits(compare, n, got) != 0) {
+            rc = 1;
+            goto done;
+        }
         double scale = 0, worst = 0;
         for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
         for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
@@ -121,6 +129,7 @@ int main(int argc, char **argv) {
             for (int v = 0; v < V; v++)
                 printf("%.17g%c", ref[(size_t)t * V + v], v + 1 < V ? ' ' : '\n');
     }
+done:
     free(ref);
     free(got);
     return rc;
