@@ -46,7 +46,10 @@ writes the float32 logits [T, vocab] (row-major, little-endian, nothing else) to
 for cross-checking the C implementation.
 
 MODEL_DIR is a Hugging Face GPT-2 directory (config.json + model.safetensors); the safetensors
-file is parsed here, so only torch and numpy are needed. Progress and errors go to stderr;
+file is parsed here, so only torch and numpy are needed. A Llama-family directory (config.json
+naming LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM) is handed,
+with the same arguments, to torch_llama_forward.py beside this script: the same protocol, no
+train mode. Progress and errors go to stderr;
 an error is one line starting "torch_gpt2_forward: error: " and exit status 1 (2: bad usage).
 """
 
@@ -483,7 +486,21 @@ def dump_logits(model, token_ids, path):
     print("wrote %s" % path)
 
 
+def llama_family_dir(argv):
+    """True when an argument is a directory whose config.json is a Llama-family model's."""
+    for arg in argv:
+        if not arg.startswith("-") and os.path.isfile(os.path.join(arg, "config.json")):
+            import torch_llama_forward  # here, not at the top: it imports this module
+
+            return torch_llama_forward.is_llama_family(arg)
+    return False
+
+
 def main(argv):
+    if llama_family_dir(argv):
+        import torch_llama_forward
+
+        return torch_llama_forward.main(argv)
     args = parse_args(argv)
     set_threads(args.threads)
     training = args.train_steps is not None
