@@ -146,15 +146,17 @@ static int read_index(const char *path, char **text, size_t *len, char *err, siz
         if (!buf) {
             fail(err, errlen, "%s: out of memory for %zu bytes", path, n);
         } else {
+            int read_errno = 0;
             while (got < n) {
                 ssize_t r = read(fd, buf + got, n - got);
                 if (r < 0 && errno == EINTR) continue;
+                if (r < 0) read_errno = errno;
                 if (r <= 0) break;
                 got += (size_t)r;
             }
             if (got != n) {
                 fail(err, errlen, "%s: cannot read: %s", path,
-                     got < n && errno ? strerror(errno) : "the file changed size");
+                     read_errno ? strerror(read_errno) : "the file shrank while being read");
                 free(buf);
             } else {
                 buf[n] = '\0';
