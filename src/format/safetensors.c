@@ -5,6 +5,7 @@
  * aarch64) and copies lengths and tensor data as they are; the #error below keeps a big-endian
  * build from silently reading garbage. */
 #include "linshard/safetensors.h"
+#include "safetensors_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -672,6 +673,25 @@ out:
     cJSON_free(header);
     free(nbytes);
     return rc;
+}
+
+/* ---- shared with safetensors_set.c (see safetensors_internal.h) ---------------------------- */
+
+const char *st_internal_printable(const char *s, char *buf, size_t len) {
+    return printable(s, buf, len);
+}
+
+cJSON *st_internal_parse_json(const char *text, size_t n, const char **end) {
+    pthread_mutex_lock(&cjson_parse_lock);
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, end, 0);
+    pthread_mutex_unlock(&cjson_parse_lock);
+    return root;
+}
+
+int st_internal_validate_write(const char *path, const st_write_tensor *tensors, int n,
+                               size_t *nbytes, char *err, size_t errlen) {
+    st_ctx c = {path ? path : "(null)", err, errlen};
+    return validate_write(&c, tensors, n, nbytes);
 }
 
 /* ---- conversions --------------------------------------------------------------------------- */
