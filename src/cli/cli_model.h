@@ -43,6 +43,9 @@ model_config cli_shape_gpt2_tiny(void);
 /* Llama 3.2 1B's shape: 16 layers, 2048 wide, 32 heads, 8 kv heads, MLP 8192, vocabulary
  * 128256, tied, RoPE theta 500000 with llama3 scaling; context 2048 (the model has 131072). */
 model_config cli_shape_llama_1b(void);
+/* "LlamaForCausalLM, 16 layers x 2048 wide, 32 heads (8 kv) of 64, MLP 8192, vocab 128256,
+ * tied head": for headings. Returns buf. */
+const char *cli_describe_model(const model_config *cfg, char *buf, size_t len);
 /* The shape called name ("gpt2", "tiny", "llama-1b"); returns 0, or -1 for an unknown name. */
 int cli_shape_named(const char *name, model_config *cfg);
 /* FLOPs of one forward pass of T tokens (matmuls, the full masked attention, the LM head). */

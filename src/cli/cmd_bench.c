@@ -422,8 +422,8 @@ int cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs("usage: linshard bench comm|forward|generate|train [OPTIONS]\n"
               "  comm      allreduce_sum: threads backend vs MPI_Allreduce vs memcpy\n"
-              "  forward   GPT-2 prefill tokens/s per P, vs P=1 and PyTorch\n"
-              "  generate  GPT-2 greedy decode tokens/s per P, vs the bandwidth ceiling and "
+              "  forward   prefill tokens/s per P, vs P=1 and PyTorch\n"
+              "  generate  greedy decode tokens/s per P, vs the bandwidth ceiling and "
               "PyTorch\n"
               "  train     GPT-2 training step tokens/s per P, vs P=1 and PyTorch\n"
               "see 'linshard bench COMMAND --help'\n",

@@ -1,4 +1,4 @@
-/* cmd_bench_forward.c — `linshard bench forward`: prefill throughput of GPT-2 split over P
+/* cmd_bench_forward.c — `linshard bench forward`: prefill throughput of a model split over P
  * ranks, beside P = 1 with a multi-threaded BLAS and PyTorch on the same weights, measured in
  * one run. */
 #include <cblas.h>
@@ -20,19 +20,23 @@
 #define REPEATS 3
 
 static const char bench_forward_usage[] =
-    "usage: linshard bench forward (--model DIR | --shape gpt2) [--tp LIST] [--tokens-count LIST]\n"
+    "usage: linshard bench forward (--model DIR | --shape NAME) [--tp LIST] [--tokens-count LIST]\n"
     "                              [--json] [--no-peers]\n"
     "\n"
     "Prefill throughput (tokens/s) of the forward pass for each P (one core per rank), the\n"
     "speed-up over P = 1, and the fraction of time spent in communication. In the same run it\n"
     "also measures P = 1 with a 2-thread BLAS (what a user on one machine would otherwise do),\n"
-    "single-core sgemm (the FLOP ceiling), and PyTorch running the same GPT-2 forward on the\n"
-    "same weights with 1 and 2 threads (bench/torch_gpt2_forward.py, Debian's python3-torch).\n"
+    "single-core sgemm (the FLOP ceiling), and PyTorch running the same forward (GPT-2 or\n"
+    "Llama family) on the same weights with 1 and 2 threads (bench/torch_gpt2_forward.py,\n"
+    "which hands Llama-family directories to bench/torch_llama_forward.py; Debian's\n"
+    "python3-torch).\n"
     "Each figure is the fastest of 3 passes after a warm-up.\n"
     "\n"
-    "  --model DIR          a checkpoint (config.json + model.safetensors)\n"
-    "  --shape gpt2         a seeded random GPT-2 small (124M parameters), written to a\n"
-    "                       temporary directory and removed afterwards\n"
+    "  --model DIR          a checkpoint of any family\n"
+    "  --shape NAME         a seeded random model written to a temporary directory and\n"
+    "                       removed afterwards: gpt2 (GPT-2 small, 124M parameters),\n"
+    "                       llama-1b (Llama 3.2 1B's shape, 1.24B parameters: 5 GB in F32),\n"
+    "                       tiny\n"
     "  --tp LIST            ranks to measure (default 1,2)\n"
     "  --tokens-count LIST  prompt lengths T (default 128,512)\n"
     "  --json               one JSON object per line\n"
@@ -230,7 +234,7 @@ int cmd_bench_forward(int argc, char **argv) {
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
         if (!json)
-            fprintf(stderr, "bench forward: writing a random GPT-2 small to %s...\n", tmpdir);
+            fprintf(stderr, "bench forward: writing a random model to %s...\n", tmpdir);
         if (cli_temp_model(tmpdir, &shape_cfg, 7, err, sizeof(err))) {
             return cli_job_error("bench forward: cannot write the model: %s", err);
         }
@@ -265,9 +269,10 @@ int cmd_bench_forward(int argc, char **argv) {
     }
     if (rc) goto done;
     if (!json) {
-        printf("prefill, GPT-2 %d layers x %d wide, %d heads, vocab %d; sgemm peak %.0f GFLOP/s "
-               "per core (measured now, OpenBLAS %s kernels)\n",
-               cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, peak, cli_blas_description());
+        char what[256];
+        printf("prefill, %s; sgemm peak %.0f GFLOP/s per core (measured now, OpenBLAS %s "
+               "kernels)\n",
+               cli_describe_model(&cfg, what, sizeof(what)), peak, cli_blas_description());
         printf("  %5s  %-30s %10s %9s %8s %7s %8s %7s %8s\n", "T", "configuration", "tokens/s",
                "ms", "GFLOP/s", "%peak", "vs P=1", "comm", "vs torch1");
     }

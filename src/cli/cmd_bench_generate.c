@@ -1,4 +1,4 @@
-/* cmd_bench_generate.c — `linshard bench generate`: greedy decode tokens/s of GPT-2 split over
+/* cmd_bench_generate.c — `linshard bench generate`: greedy decode tokens/s of a model split over
  * P ranks, beside the memory-bandwidth ceiling and PyTorch's decode on the same weights, all
  * measured in one run.
  *
@@ -26,7 +26,7 @@
 #define REPEATS 3
 
 static const char bench_generate_usage[] =
-    "usage: linshard bench generate (--model DIR | --shape gpt2) [--tp LIST] [--prompt-count T]\n"
+    "usage: linshard bench generate (--model DIR | --shape NAME) [--tp LIST] [--prompt-count T]\n"
     "                               [-n N] [--json] [--no-peers]\n"
     "\n"
     "Greedy decoding speed (tokens/s after a T-token prompt) for each P, one core per rank,\n"
@@ -35,8 +35,10 @@ static const char bench_generate_usage[] =
     "greedy decoding with\n"
     "a KV cache on the same weights (bench/torch_gpt2_forward.py --decode). Fastest of 3 runs.\n"
     "\n"
-    "  --model DIR        a checkpoint;  --shape gpt2: a seeded random GPT-2 small, written to a\n"
-    "                     temporary directory and removed afterwards\n"
+    "  --model DIR        a checkpoint of any family\n"
+    "  --shape NAME       a seeded random model in a temporary directory, removed afterwards:\n"
+    "                     gpt2 (GPT-2 small), llama-1b (Llama 3.2 1B's shape, 5 GB in F32),\n"
+    "                     tiny\n"
     "  --tp LIST          ranks (default 1,2)\n"
     "  --prompt-count T   prompt length (default 16)\n"
     "  -n N               tokens to decode (default 64)\n"
@@ -301,10 +303,11 @@ int cmd_bench_generate(int argc, char **argv) {
     }
     if (rc) goto done;
     int n_check = N < 1024 ? N : 1024;
+    char what[256];
     if (!json)
-        printf("greedy decode, GPT-2 %d layers x %d wide, vocab %d: %d tokens after a %d-token "
+        printf("greedy decode, %s: %d tokens after a %d-token "
                "prompt\n  %-22s %10s %9s %7s %9s %8s %12s %9s %8s %9s\n",
-               cfg.n_layer, cfg.n_embd, cfg.vocab_size, N, T, "configuration", "tokens/s",
+               cli_describe_model(&cfg, what, sizeof(what)), N, T, "configuration", "tokens/s",
                "ms/token", "comm", "MB/token", "GB/s", "ceiling t/s", "%ceiling", "vs P=1",
                "vs torch1");
     for (int i = 0; i < n_tp; i++) {
@@ -323,9 +326,9 @@ int cmd_bench_generate(int argc, char **argv) {
                    tps[i], T, N, j->seconds, tps_, j->comm_seconds / j->seconds, j->weight_bytes,
                    bw[i] / 1e9, ceiling, same);
         } else {
-            char what[32];
-            snprintf(what, sizeof(what), "linshard P=%d", tps[i]);
-            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %7.2fx %8.2fx\n", what,
+            char label[32];
+            snprintf(label, sizeof(label), "linshard P=%d", tps[i]);
+            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %7.2fx %8.2fx\n", label,
                    tps_, 1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds,
                    j->weight_bytes / 1e6, bw[i] / 1e9, ceiling, 100 * tps_ / ceiling, vs1, vst);
         }

@@ -176,6 +176,10 @@ int cmd_verify(int argc, char **argv) {
         rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
         goto done;
     }
+    if (printer && !made_model) {
+        char what[256];
+        printf("verify: %s\n", cli_describe_model(&cfg, what, sizeof(what)));
+    }
     if (!tokens) {
         T = cfg.n_positions < 16 ? cfg.n_positions : 16;
         tokens = malloc((size_t)T * sizeof(int));

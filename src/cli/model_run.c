@@ -113,6 +113,15 @@ model_config cli_shape_llama_1b(void) {
     return c;
 }
 
+const char *cli_describe_model(const model_config *c, char *buf, size_t len) {
+    char kv[32] = "";
+    if (c->n_kv_head != c->n_head) snprintf(kv, sizeof(kv), " (%d kv)", c->n_kv_head);
+    snprintf(buf, len, "%s, %d layers x %d wide, %d heads%s of %d, MLP %d, vocab %d%s",
+             model_family_architecture(c->family), c->n_layer, c->n_embd, c->n_head, kv,
+             c->head_dim, c->n_ff, c->vocab_size, c->tied ? ", tied head" : "");
+    return buf;
+}
+
 int cli_shape_named(const char *name, model_config *cfg) {
     if (!strcmp(name, "gpt2"))
         *cfg = cli_shape_gpt2_small();
