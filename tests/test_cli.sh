@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# test_cli.sh LINSHARD MODEL_DIR CHECK_LOGITS — the program's contract: help, version, exit codes
-# (0 ok, 1 job failed, 2 bad usage), one-line errors, and the threads-backend jobs end to end.
-# MODEL_DIR is a small random GPT-2 (6 heads, vocab 101, context 32); CHECK_LOGITS compares a
-# logits dump with the double-precision reference.
+# test_cli.sh LINSHARD MODEL_DIR CHECK_LOGITS LLAMA_DIR CHECK_LLAMA — the program's contract:
+# help, version, exit codes (0 ok, 1 job failed, 2 bad usage), one-line errors, and the
+# threads-backend jobs end to end. MODEL_DIR is a small random GPT-2 (6 heads, vocab 101,
+# context 32); LLAMA_DIR a small random Llama (6 heads over 2 K/V heads, BF16, sharded files);
+# CHECK_LOGITS and CHECK_LLAMA compare a logits dump with the double-precision references.
 set -u
 bin=$1
 model=$2
 check_logits=$3
+llama=$4
+check_llama=$5
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0
@@ -223,6 +226,37 @@ expect 1 "no valid plan: .*added once" -- plan --shape tiny --tp 2 --bias every-
 expect_one_line 1 plan --shape tiny --tp 2 --bias every-rank
 expect_one_line 1 plan --shape tiny --tp 7
 expect_one_line 2 plan --shape tiny --tp 2 --mlp sideways
+
+# ---- the Llama family: BF16 weights in sharded files, K/V heads replicated at P = 3, 4 ----------
+expect 0 "verify: LlamaForCausalLM, 2 layers x 48 wide, 6 heads \(2 kv\)" -- verify --model "$llama" --tp 1,2,3,4,5,6
+expect 0 "every P matches P=1 within tolerance, with exactly 2 AllReduce per layer" -- verify --model "$llama" --tp 4,6
+expect 0 "logits \[8, 101\] float32 written" -- forward --model "$llama" --tp 4 --tokens 100,3,7,64,0,9,31,2 --dump-logits "$tmp/llama.bin"
+if "$check_llama" "$llama" 100,3,7,64,0,9,31,2 --compare "$tmp/llama.bin" --tol 2e-5 >/dev/null; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: Llama logits at P=4 vs the reference"; fi
+expect 0 "linshard P=3" -- bench forward --model "$llama" --tp 1,3 --tokens-count 8 --no-peers
+expect 0 "P=2 greedy tokens equal P=1's" -- bench generate --model "$llama" --tp 1,2 --prompt-count 4 -n 6 --no-peers
+expect 0 "wrote $tmp/q3/config.json" -- init --out "$tmp/q3" --family qwen3 --layers 1 --embd 32 --heads 4 --kv-heads 2 --head-dim 12 --ff 40 --vocab 50 --ctx 16 --tied
+expect 0 "every P matches P=1" -- verify --model "$tmp/q3" --tp 1,2,3,4
+expect 0 "model-\\*.safetensors \\+ model.safetensors.index.json" -- init --out "$tmp/q3b" --family qwen3 --layers 1 --embd 32 --heads 4 --kv-heads 2 --ff 40 --vocab 50 --ctx 16 --shard-bytes 4K
+grep -qE '"head_dim":[[:space:]]*8,' "$tmp/q3b/config.json" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: head_dim default"; }
+expect_one_line 2 init --out "$tmp/x" --family llama --layers 1 --embd 32 --heads 4 --vocab 50 --ctx 16
+expect_one_line 2 init --out "$tmp/x" --family gpt2 --layers 1 --embd 32 --heads 4 --kv-heads 2 --vocab 50 --ctx 16
+expect_one_line 2 init --out "$tmp/x" --family falcon --shape gpt2
+expect_one_line 2 init --out "$tmp/x" --family llama --layers 1 --embd 32 --heads 4 --kv-heads 3 --ff 40 --vocab 50 --ctx 16
+expect_one_line 2 init --out "$tmp/x" --family llama --layers 1 --embd 32 --heads 4 --ff 40 --vocab 50 --ctx 16 --rope-scaling yarn:4
+expect_one_line 2 init --out "$tmp/x" --family mistral --layers 1 --embd 32 --heads 4 --ff 40 --vocab 50 --ctx 16 --attention-bias
+# Damaged sharded checkpoints and configs linshard does not implement: one line, exit 1.
+cp -r "$llama" "$tmp/noshard" && rm "$(ls "$tmp"/noshard/model-0000*-of-*.safetensors | tail -1)"
+expect 1 "model.safetensors.index.json names model-0000[0-9]-of-0000[0-9].safetensors, which is missing" -- forward --model "$tmp/noshard" --tokens 1
+expect_one_line 1 forward --model "$tmp/noshard" --tokens 1
+cp -r "$llama" "$tmp/ghost" && sed -i 's/"model.norm.weight"/"model.ghost.weight": "model-00001-of-00002.safetensors", "model.norm.weight"/' "$tmp/ghost/model.safetensors.index.json"
+expect 1 "maps tensor 'model.ghost.weight' to model-00001-of-0000[0-9].safetensors, which does not contain it" -- verify --model "$tmp/ghost" --tp 2
+cp -r "$llama" "$tmp/kv4" && sed -i -E 's/"num_key_value_heads":[[:space:]]*2/"num_key_value_heads": 4/' "$tmp/kv4/config.json"
+expect 1 "num_key_value_heads 4 does not divide num_attention_heads 6" -- forward --model "$tmp/kv4" --tokens 1
+cp -r "$llama" "$tmp/yarn" && sed -i 's/"llama3"/"yarn"/' "$tmp/yarn/config.json"
+expect 1 "unsupported \"rope_scaling\" type 'yarn'" -- forward --model "$tmp/yarn" --tokens 1
+expect_one_line 1 forward --model "$tmp/yarn" --tokens 1
+expect 1 "cannot split a model with 6 attention heads over 7 ranks" -- verify --model "$llama" --tp 7
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
