@@ -257,6 +257,9 @@ cp -r "$llama" "$tmp/yarn" && sed -i 's/"llama3"/"yarn"/' "$tmp/yarn/config.json
 expect 1 "unsupported \"rope_scaling\" type 'yarn'" -- forward --model "$tmp/yarn" --tokens 1
 expect_one_line 1 forward --model "$tmp/yarn" --tokens 1
 expect 1 "cannot split a model with 6 attention heads over 7 ranks" -- verify --model "$llama" --tp 7
+expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokenizer it was trained with" -- generate --model "$llama"
+expect 1 "training runs GPT-2 for now .*LlamaForCausalLM cannot be trained yet" -- train --model "$llama" --data "$tmp/q3/config.json" --out "$tmp/tl"
+expect_one_line 1 bench train --model "$llama" --no-peers
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

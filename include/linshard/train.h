@@ -54,6 +54,9 @@ typedef struct {
     size_t attn_saved_stride;
 } model_trainer;
 
+/* 0 if the trainer implements cfg's family (GPT-2), else -1 with a one-line message. */
+int model_train_supported(const model_config *cfg, char *err, size_t errlen);
+
 /* Allocates a trainer for shard m and sequences of up to max_T tokens (<= m->cfg.n_positions).
  * Gradients and moments start at zero, step at 0. Returns 0, or -1 with a message in err. */
 int model_trainer_init(model_trainer *tr, const model_shard *m, int max_T, char *err,

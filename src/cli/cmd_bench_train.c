@@ -199,6 +199,7 @@ int cmd_bench_train(int argc, char **argv) {
     model_config cfg;
     st_set file = {0};
     if (model_config_load(model, &cfg, err, sizeof(err)) ||
+        model_train_supported(&cfg, err, sizeof(err)) ||
         cli_open_weights(model, &cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;

@@ -547,6 +547,7 @@ int cmd_train(int argc, char **argv) {
         model = tmpdir;
     }
     if (model_config_load(made_model ? tmpdir : model, &job.cfg, err, sizeof(err)) ||
+        model_train_supported(&job.cfg, err, sizeof(err)) ||
         model_config_check_tp(&job.cfg, (int)P, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);
         goto done;

@@ -21,17 +21,20 @@ static size_t attn_saved_stride(const model_shard *m, int T) {
     return attention_saved_floats(&aw, T);
 }
 
+int model_train_supported(const model_config *c, char *err, size_t errlen) {
+    if (c->family == FAMILY_GPT2) return 0;
+    snprintf(err, errlen,
+             "training runs GPT-2 for now (LayerNorm, GELU, learned positions, tied head): "
+             "%s cannot be trained yet",
+             model_family_architecture(c->family));
+    return -1;
+}
+
 int model_trainer_init(model_trainer *tr, const model_shard *m, int max_T, char *err,
                        size_t errlen) {
     memset(tr, 0, sizeof(*tr));
     const model_config *c = &m->cfg;
-    if (c->family != FAMILY_GPT2) {
-        snprintf(err, errlen,
-                 "training runs GPT-2 for now (LayerNorm, GELU, learned positions, tied head): "
-                 "%s cannot be trained yet",
-                 model_family_architecture(c->family));
-        return -1;
-    }
+    if (model_train_supported(c, err, errlen)) return -1;
     if (max_T < 1 || max_T > m->cfg.n_positions) {
         snprintf(err, errlen, "trainer: sequences of %d tokens: must be 1..%d", max_T,
                  m->cfg.n_positions);
