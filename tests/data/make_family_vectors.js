@@ -67,6 +67,7 @@ const common = [
   "I'm sure they're here, we've seen it, you'll see, he'd know, it's Bob's.",
   "I'M SURE THEY'RE HERE, WE'VE SEEN IT, YOU'LL SEE, HE'D KNOW, IT'S BOB'S.",
   "DON'T WON'T CAN'T Isn'T",
+  "'LLAMAS 'REALLY 'Tis 'Sup WE'VEN'T 'Dude 'MOVE 'lLama",
   "'s 'S 'ſ '",
   '1 12 123 1234 12345 123456 1234567 12345678 123456789 1234567890',
   '3.14159265358979323846264338327950288419716939937510',
@@ -90,6 +91,10 @@ const common = [
   'café naïve résumé façade Ångström',
   'cafe\u0301 decomposed e\u0301 and A\u030a',
   'ﬁ ligature, İstanbul, straße, ǅ',
+  // Words that are Llama 3 tokens though its merges would split them (ignore_merges matters):
+  'Tôi có nhiều việc hợp nhanh',
+  'Bu işlemektedir, dikkat uygulam lardan iyordu',
+  'jeho zdrav otev',
   'spaces    between     words',
   'tabs\tbetween\t\twords',
   'lines\nbetween\n\nwords\n\n\n',
