@@ -1,5 +1,5 @@
-/* cmd_tokenize.c — `linshard tokenize`: text to GPT-2 token ids and back, with the builtin
- * tokenizer or one loaded from a directory. */
+/* cmd_tokenize.c — `linshard tokenize`: text to token ids and back, with the builtin GPT-2
+ * tokenizer or one loaded from a directory (GPT-2's files, or a Hugging Face tokenizer.json). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +12,14 @@ static const char tokenize_usage[] =
     "usage: linshard tokenize [--model DIR] TEXT | -\n"
     "       linshard tokenize [--model DIR] --decode ID,ID,...\n"
     "\n"
-    "Encodes TEXT (or standard input, for '-') into GPT-2 token ids and prints them\n"
-    "comma-separated on one line; \"<|endoftext|>\" in the text is the single id 50256. With\n"
-    "--decode, prints the text of the ids instead (their exact bytes, then a newline).\n"
+    "Encodes TEXT (or standard input, for '-') into token ids and prints them\n"
+    "comma-separated on one line. Added tokens in the text (\"<|endoftext|>\",\n"
+    "\"<|begin_of_text|>\", \"<|im_start|>\", \"<s>\", ...) are single ids; no BOS is added.\n"
+    "With --decode, prints the text of the ids instead (their exact bytes, then a newline).\n"
     "\n"
     "  --model DIR      load the tokenizer from DIR: encoder.json + vocab.bpe, vocab.json +\n"
-    "                   merges.txt, or tokenizer.json (default: GPT-2's, built in)\n"
+    "                   merges.txt, or tokenizer.json (+ tokenizer_config.json): GPT-2,\n"
+    "                   Llama 3, Qwen2/Qwen3, Llama 2 / Mistral (default: GPT-2's, built in)\n"
     "  --decode LIST    comma-separated token ids to decode\n"
     "  -h, --help       this text\n"
     "\n"

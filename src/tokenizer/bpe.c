@@ -1,18 +1,24 @@
-/* bpe.c — GPT-2's byte-level BPE: loading the vocabulary and merges, encoding, decoding.
+/* bpe.c — BPE: the vocabulary and merge tables, the merges themselves, encoding and decoding.
  *
- * The files spell tokens in GPT-2's byte alphabet (bytes_to_unicode: each byte is one printable
- * code point, "Ġ" for the space). Loading maps every token back to its raw bytes, so the tables
- * here are in bytes: the vocabulary (id → bytes, and a hash map bytes → id) and the merges (a
- * hash map (left id, right id) → rank and merged id). Encoding splits the text into pieces
- * (pretokenize.c) and runs the merges on each piece's bytes exactly as OpenAI's encoder.py does:
- * repeatedly take the adjacent pair of lowest rank and merge all its occurrences left to right,
- * until no pair has a rank.
+ * Byte-level files (GPT-2, Llama 3, Qwen) spell tokens in GPT-2's byte alphabet
+ * (bytes_to_unicode: each byte is one printable code point, "Ġ" for the space). Loading maps
+ * every token back to its raw bytes, so the tables here are in bytes: the vocabulary (id →
+ * bytes, and a hash map bytes → id) and the merges (a hash map (left id, right id) → rank and
+ * merged id). SentencePiece files (Llama 2, Mistral) keep their own spelling ("▁the"); see
+ * sentencepiece.c. Encoding first splits the text at added tokens ("<|endoftext|>",
+ * "<|eot_id|>", ...), which become their ids; each stretch between them is normalised (NFC when
+ * the file asks), split into pieces (pretokenize.c) and the merges run on each piece exactly as
+ * OpenAI's encoder.py does: repeatedly take the adjacent pair of lowest rank and merge all its
+ * occurrences left to right, until no pair has a rank.
  *
  * Long pieces use a heap of pairs instead of rescanning the piece after every merge, which
  * turns O(n^2) into O(n log n) and gives the same tokens whenever every pair that contains a
  * merged token ranks after every merge that makes that token (true of any merge list learned by
  * BPE, GPT-2's included). Loading checks that property; when a merge list lacks it, every piece
- * takes the rescanning path. */
+ * takes the rescanning path, except for Hugging Face files: their reference (tokenizers, and
+ * transformers.js) always merges with a heap ordered by rank then position, so those take the
+ * heap path. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -31,28 +37,6 @@
 #ifndef HEAP_MIN_BYTES
 #define HEAP_MIN_BYTES 32
 #endif
-
-typedef struct {
-    uint64_t key; /* left id << 32 | right id; UINT64_MAX for an empty slot */
-    int32_t rank;
-    int32_t merged;
-} merge_slot;
-
-struct tokenizer {
-    int n_vocab;
-    int eot;
-    int max_token_bytes;
-    int heap_ok;
-    char *pool;          /* every token's bytes, back to back */
-    size_t *tok_off;     /* [n_vocab] offset into pool */
-    int *tok_len;        /* [n_vocab] */
-    int32_t *vocab_slot; /* hash map bytes → id: id + 1, 0 empty; [vocab_cap] */
-    size_t vocab_cap;
-    merge_slot *merges; /* [merge_cap] */
-    size_t merge_cap;
-    int n_merges;
-    int byte_id[256]; /* the token of each single byte */
-};
 
 /* ---- GPT-2's byte alphabet (bytes_to_unicode) ------------------------------------------------ */
 
@@ -113,8 +97,8 @@ static size_t pow2_at_least(size_t n) {
     return c;
 }
 
-/* The id of the token with these bytes, or -1. */
-static int vocab_find(const tokenizer *t, const char *s, size_t n) {
+/* The id of the model-vocabulary token with these key bytes, or -1. */
+int vocab_find(const tokenizer *t, const char *s, size_t n) {
     size_t mask = t->vocab_cap - 1;
     for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
         int32_t v = t->vocab_slot[i];
@@ -129,6 +113,13 @@ static void vocab_insert(tokenizer *t, int id) {
     size_t i = hash_bytes(t->pool + t->tok_off[id], (size_t)t->tok_len[id]) & mask;
     while (t->vocab_slot[i]) i = (i + 1) & mask;
     t->vocab_slot[i] = id + 1;
+}
+
+int tokenizer_find(const tokenizer *t, const char *s, size_t n) {
+    for (int i = 0; i < t->n_added; i++)
+        if ((size_t)t->added[i].len == n && !memcmp(t->pool + t->tok_off[t->added[i].id], s, n))
+            return t->added[i].id;
+    return vocab_find(t, s, n);
 }
 
 static inline uint64_t pair_key(int a, int b) {
@@ -156,42 +147,59 @@ static void merge_insert(tokenizer *t, int a, int b, int rank, int merged) {
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
+tokenizer *tokenizer_new(void) {
+    tokenizer *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    t->bos = t->eos = t->unk = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    return t;
+}
+
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
     free(t->pool);
     free(t->tok_off);
     free(t->tok_len);
+    free(t->dpool);
+    free(t->dec_off);
+    free(t->dec_len);
     free(t->vocab_slot);
     free(t->merges);
+    free(t->added);
+    free(t->stop);
     free(t);
 }
 
-/* The vocabulary from a JSON object {token: id}: ids must be 0 .. count-1, each once. */
-static int load_vocab(tokenizer *t, const cJSON *obj, const int *u2b, const char *name, char *err,
-                      size_t errlen) {
-    if (!cJSON_IsObject(obj)) {
-        snprintf(err, errlen, "%s: the vocabulary is not a JSON object", name);
-        return -1;
-    }
-    int n = cJSON_GetArraySize(obj);
-    if (n <= 0) {
-        snprintf(err, errlen, "%s: the vocabulary is empty", name);
-        return -1;
-    }
-    size_t pool_bytes = 0;
-    for (const cJSON *e = obj->child; e; e = e->next) pool_bytes += strlen(e->string);
-    t->n_vocab = n;
+int tokenizer_alloc(tokenizer *t, int n_slots, size_t pool_bytes, const char *name, char *err,
+                    size_t errlen) {
+    t->n_vocab = n_slots;
     t->pool = malloc(pool_bytes ? pool_bytes : 1);
-    t->tok_off = malloc((size_t)n * sizeof(*t->tok_off));
-    t->tok_len = malloc((size_t)n * sizeof(*t->tok_len));
-    t->vocab_cap = pow2_at_least((size_t)n * 2);
+    t->tok_off = calloc((size_t)n_slots, sizeof(*t->tok_off));
+    t->tok_len = malloc((size_t)n_slots * sizeof(*t->tok_len));
+    t->vocab_cap = pow2_at_least((size_t)n_slots * 2);
     t->vocab_slot = calloc(t->vocab_cap, sizeof(*t->vocab_slot));
     if (!t->pool || !t->tok_off || !t->tok_len || !t->vocab_slot) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -1;
     }
-    for (int i = 0; i < n; i++) t->tok_len[i] = -1;
-    size_t used = 0;
+    for (int i = 0; i < n_slots; i++) t->tok_len[i] = -1;
+    return 0;
+}
+
+/* Copies a token's spelling to out (room for len bytes): the byte alphabet undone, or as is.
+ * Returns the byte count, or -1 for a character outside the byte alphabet. */
+static int spell_token(int spell, const int *u2b, const char *s, size_t len, char *out) {
+    if (spell == SPELL_BYTE_ALPHABET) return token_to_bytes(u2b, s, len, out);
+    memcpy(out, s, len);
+    return (int)len;
+}
+
+int tokenizer_load_vocab(tokenizer *t, const void *cjson_obj, int spell, const char *name,
+                         char *err, size_t errlen) {
+    const cJSON *obj = cjson_obj;
+    int u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
+    int n = t->n_vocab;
     for (const cJSON *e = obj->child; e; e = e->next) {
         double v = cJSON_GetNumberValue(e);
         if (!cJSON_IsNumber(e) || v < 0 || v >= n || v != (double)(int)v) {
@@ -205,7 +213,8 @@ static int load_vocab(tokenizer *t, const cJSON *obj, const int *u2b, const char
                      e->string);
             return -1;
         }
-        int len = token_to_bytes(u2b, e->string, strlen(e->string), t->pool + used);
+        char *dst = t->pool + t->pool_used;
+        int len = spell_token(spell, u2b, e->string, strlen(e->string), dst);
         if (len < 0) {
             snprintf(err, errlen,
                      "%s: token \"%.40s\" has a character outside GPT-2's byte alphabet", name,
@@ -216,17 +225,26 @@ static int load_vocab(tokenizer *t, const cJSON *obj, const int *u2b, const char
             snprintf(err, errlen, "%s: the empty string is a token (id %d)", name, id);
             return -1;
         }
-        t->tok_off[id] = used;
-        t->tok_len[id] = len;
-        used += (size_t)len;
-        if (len > t->max_token_bytes) t->max_token_bytes = len;
-        if (vocab_find(t, t->pool + t->tok_off[id], (size_t)len) >= 0) {
+        if (vocab_find(t, dst, (size_t)len) >= 0) {
             snprintf(err, errlen, "%s: token \"%.40s\" appears twice", name, e->string);
             return -1;
         }
+        t->tok_off[id] = t->pool_used;
+        t->tok_len[id] = len;
+        t->pool_used += (size_t)len;
         vocab_insert(t, id);
     }
+    return 0;
+}
+
+int tokenizer_find_bytes(tokenizer *t, const char *name, char *err, size_t errlen) {
     for (int b = 0; b < 256; b++) {
+        if (t->family == FAMILY_SENTENCEPIECE) {
+            char hex[8];
+            snprintf(hex, sizeof(hex), "<0x%02X>", b);
+            t->byte_id[b] = t->byte_fallback ? vocab_find(t, hex, 6) : -1;
+            continue;
+        }
         char c = (char)b;
         if ((t->byte_id[b] = vocab_find(t, &c, 1)) < 0) {
             snprintf(err, errlen,
@@ -234,20 +252,66 @@ static int load_vocab(tokenizer *t, const cJSON *obj, const int *u2b, const char
             return -1;
         }
     }
-    t->eot = vocab_find(t, EOT_TEXT, EOT_LEN);
     return 0;
 }
 
+int tokenizer_add_token(tokenizer *t, int id, const char *content, size_t len, int special,
+                        int lstrip, int rstrip, const char *name, char *err, size_t errlen) {
+    if (len == 0 || len > INT_MAX) {
+        snprintf(err, errlen, "%s: added token %d is empty", name, id);
+        return -1;
+    }
+    if (t->tok_len[id] >= 0) {
+        if ((size_t)t->tok_len[id] != len || memcmp(t->pool + t->tok_off[id], content, len)) {
+            snprintf(err, errlen, "%s: added token %d \"%.40s\" is not the vocabulary's token %d",
+                     name, id, content, id);
+            return -1;
+        }
+    } else {
+        memcpy(t->pool + t->pool_used, content, len);
+        t->tok_off[id] = t->pool_used;
+        t->tok_len[id] = (int)len;
+        t->pool_used += len;
+    }
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id == id) {
+            snprintf(err, errlen, "%s: added token %d appears twice", name, id);
+            return -1;
+        }
+    added_token *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof(*a));
+    if (!a) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    t->added = a;
+    a[t->n_added++] = (added_token){id, (int)len, (unsigned char)!!special, (unsigned char)!!lstrip,
+                                    (unsigned char)!!rstrip};
+    return 0;
+}
+
+static int longer_first(const void *x, const void *y) {
+    const added_token *a = x, *b = y;
+    return a->len != b->len ? (a->len < b->len ? 1 : -1) : (a->id > b->id) - (a->id < b->id);
+}
+
+void tokenizer_finish_added(tokenizer *t) {
+    if (t->n_added) qsort(t->added, (size_t)t->n_added, sizeof(*t->added), longer_first);
+    memset(t->added_first, 0, sizeof(t->added_first));
+    for (int i = 0; i < t->n_added; i++)
+        t->added_first[(unsigned char)t->pool[t->tok_off[t->added[i].id]]] = 1;
+}
+
 /* Adds merge number `rank`: the two tokens as spelled in the file. */
-static int add_merge(tokenizer *t, const int *u2b, const char *a, size_t alen, const char *b,
-                     size_t blen, int rank, const char *name, const char *where, char *err,
-                     size_t errlen) {
+static int add_merge(tokenizer *t, int spell, const int *u2b, const char *a, size_t alen,
+                     const char *b, size_t blen, int rank, const char *name, const char *where,
+                     char *err, size_t errlen) {
     char buf[1024];
-    int la = alen < sizeof(buf) / 2 ? token_to_bytes(u2b, a, alen, buf) : -1;
-    int lb = blen < sizeof(buf) / 2 && la >= 0 ? token_to_bytes(u2b, b, blen, buf + la) : -1;
+    int la = alen < sizeof(buf) / 2 ? spell_token(spell, u2b, a, alen, buf) : -1;
+    int lb = blen < sizeof(buf) / 2 && la >= 0 ? spell_token(spell, u2b, b, blen, buf + la) : -1;
     if (la <= 0 || lb <= 0) {
-        snprintf(err, errlen, "%s: %s: \"%.*s %.*s\" is not two tokens of GPT-2's byte alphabet",
-                 name, where, (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b);
+        snprintf(err, errlen, "%s: %s: \"%.*s %.*s\" is not two tokens%s", name, where,
+                 (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b,
+                 spell == SPELL_BYTE_ALPHABET ? " of GPT-2's byte alphabet" : "");
         return -1;
     }
     int ia = vocab_find(t, buf, (size_t)la), ib = vocab_find(t, buf + la, (size_t)lb);
@@ -316,16 +380,19 @@ static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size
                      where, nf);
             return -1;
         }
-        if (add_merge(t, u2b, f[0], fl[0], f[1], fl[1], rank++, name, where, err, errlen))
+        if (add_merge(t, SPELL_BYTE_ALPHABET, u2b, f[0], fl[0], f[1], fl[1], rank++, name, where,
+                      err, errlen))
             return -1;
     }
     t->n_merges = rank;
     return 0;
 }
 
-/* Merges from tokenizer.json's model.merges: ["a b", ...] or [["a", "b"], ...]. */
-static int load_merges_json(tokenizer *t, const int *u2b, const cJSON *arr, const char *name,
-                            char *err, size_t errlen) {
+int tokenizer_load_merges_json(tokenizer *t, const void *cjson_arr, int spell, const char *name,
+                               char *err, size_t errlen) {
+    const cJSON *arr = cjson_arr;
+    int u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
     if (!cJSON_IsArray(arr)) {
         snprintf(err, errlen, "%s: model.merges is missing or not an array", name);
         return -1;
@@ -357,7 +424,7 @@ static int load_merges_json(tokenizer *t, const int *u2b, const cJSON *arr, cons
                      where);
             return -1;
         }
-        if (add_merge(t, u2b, a, alen, b, blen, rank, name, where, err, errlen)) return -1;
+        if (add_merge(t, spell, u2b, a, alen, b, blen, rank, name, where, err, errlen)) return -1;
     }
     t->n_merges = rank;
     return 0;
@@ -391,13 +458,16 @@ done:
     return ok;
 }
 
-static tokenizer *tokenizer_new(void) {
-    tokenizer *t = calloc(1, sizeof(*t));
-    if (t) t->eot = -1;
-    return t;
+void tokenizer_finish(tokenizer *t) {
+    t->heap_ok = check_heap_ok(t);
+    t->max_token_bytes = 0;
+    for (int id = 0; id < t->n_vocab; id++)
+        if (t->tok_len[id] >= 0 && tok_dec_len(t, id) > t->max_token_bytes)
+            t->max_token_bytes = tok_dec_len(t, id);
 }
 
-/* Vocabulary from a JSON text, merges from a merges text. */
+/* Vocabulary from a JSON text, merges from a merges text. "<|endoftext|>", when in the
+ * vocabulary, is the one added token and the end of sequence. */
 int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_t encoder_len,
                                 const char *vocab_bpe, size_t vocab_len, const char *encoder_name,
                                 const char *vocab_name, char *err, size_t errlen) {
@@ -410,57 +480,30 @@ int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_
         return -1;
     }
     cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
+    int rc = -1;
     if (!root) {
         snprintf(err, errlen, "%s: not valid JSON", encoder_name);
-        tokenizer_free(t);
-        return -1;
+    } else if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "%s: the vocabulary is not a JSON object", encoder_name);
+    } else if (cJSON_GetArraySize(root) <= 0) {
+        snprintf(err, errlen, "%s: the vocabulary is empty", encoder_name);
+    } else {
+        size_t pool_bytes = 0;
+        for (const cJSON *e = root->child; e; e = e->next) pool_bytes += strlen(e->string);
+        rc = tokenizer_alloc(t, cJSON_GetArraySize(root), pool_bytes, encoder_name, err, errlen) ||
+             tokenizer_load_vocab(t, root, SPELL_BYTE_ALPHABET, encoder_name, err, errlen) ||
+             tokenizer_find_bytes(t, encoder_name, err, errlen);
     }
-    int rc = load_vocab(t, root, u2b, encoder_name, err, errlen);
     cJSON_Delete(root);
     if (!rc) rc = load_merges_text(t, u2b, vocab_bpe, vocab_len, vocab_name, err, errlen);
+    if (!rc && (t->eos = vocab_find(t, EOT_TEXT, EOT_LEN)) >= 0)
+        rc = tokenizer_add_token(t, t->eos, EOT_TEXT, EOT_LEN, 1, 0, 0, encoder_name, err, errlen);
     if (rc) {
         tokenizer_free(t);
         return -1;
     }
-    t->heap_ok = check_heap_ok(t);
-    *out = t;
-    return 0;
-}
-
-static int load_tokenizer_json(tokenizer **out, const char *text, size_t len, const char *name,
-                               char *err, size_t errlen) {
-    *out = NULL;
-    int u2b[ALPHABET_SIZE];
-    byte_alphabet(u2b);
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) {
-        snprintf(err, errlen, "%s: not valid JSON", name);
-        return -1;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    tokenizer *t = NULL;
-    int rc = -1;
-    if (!cJSON_IsObject(model))
-        snprintf(err, errlen, "%s: no \"model\" object", name);
-    else if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "BPE")))
-        snprintf(err, errlen, "%s: model.type is %s, not BPE", name,
-                 cJSON_IsString(type) ? type->valuestring : "not a string");
-    else if (!vocab)
-        snprintf(err, errlen, "%s: model.vocab is missing", name);
-    else if (!(t = tokenizer_new()))
-        snprintf(err, errlen, "out of memory");
-    else if (!load_vocab(t, vocab, u2b, name, err, errlen) &&
-             !load_merges_json(t, u2b, cJSON_GetObjectItemCaseSensitive(model, "merges"), name, err,
-                               errlen))
-        rc = 0;
-    cJSON_Delete(root);
-    if (rc) {
-        tokenizer_free(t);
-        return -1;
-    }
-    t->heap_ok = check_heap_ok(t);
+    tokenizer_finish_added(t);
+    tokenizer_finish(t);
     *out = t;
     return 0;
 }
@@ -540,14 +583,16 @@ int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errle
         goto done;
     }
     snprintf(p1, dl + 32, "%s/tokenizer.json", dir);
+    snprintf(p2, dl + 32, "%s/tokenizer_config.json", dir);
     int r = read_file(p1, &d1, &l1, err, errlen);
     if (r == 1)
         snprintf(err, errlen,
                  "%s: no tokenizer files (expected encoder.json + vocab.bpe, vocab.json + "
                  "merges.txt, or tokenizer.json)",
                  dir);
-    else if (r == 0)
-        rc = load_tokenizer_json(out, d1, l1, p1, err, errlen);
+    if (r) goto done;
+    r = read_file(p2, &d2, &l2, err, errlen);
+    if (r >= 0) rc = tokenizer_load_hf(out, d1, l1, p1, r ? NULL : d2, l2, p2, err, errlen);
 done:
     free(d1);
     free(d2);
@@ -560,7 +605,23 @@ int tokenizer_vocab_size(const tokenizer *t) {
     return t->n_vocab;
 }
 int tokenizer_eot(const tokenizer *t) {
-    return t->eot;
+    return t->eos;
+}
+int tokenizer_eos(const tokenizer *t) {
+    return t->eos;
+}
+int tokenizer_bos(const tokenizer *t) {
+    return t->bos;
+}
+int tokenizer_adds_bos(const tokenizer *t) {
+    return t->adds_bos;
+}
+int tokenizer_is_stop(const tokenizer *t, int id) {
+    if (id < 0) return 0;
+    if (id == t->eos) return 1;
+    for (int i = 0; i < t->n_stop; i++)
+        if (t->stop[i] == id) return 1;
+    return 0;
 }
 int tokenizer_max_token_bytes(const tokenizer *t) {
     return t->max_token_bytes;
@@ -568,7 +629,7 @@ int tokenizer_max_token_bytes(const tokenizer *t) {
 
 /* ---- encoding ------------------------------------------------------------------------------- */
 
-/* BPE by rescanning: sym[0..n) are the piece's byte tokens on entry; returns the final count. */
+/* BPE by rescanning: sym[0..n) are the piece's first tokens on entry; returns the final count. */
 static size_t bpe_rescan(const tokenizer *t, int *sym, size_t n) {
     while (n > 1) {
         int best_rank = INT_MAX, a = -1, b = -1, merged = -1;
@@ -596,9 +657,9 @@ static size_t bpe_rescan(const tokenizer *t, int *sym, size_t n) {
     return n;
 }
 
-typedef struct {
+struct heap_entry {
     int rank, left, right, a, b;
-} heap_entry;
+};
 
 typedef struct {
     heap_entry *e;
@@ -635,13 +696,6 @@ static heap_entry heap_pop(pair_heap *h) {
     return top;
 }
 
-/* Scratch space for one encode call. */
-typedef struct {
-    int *sym, *next, *prev;
-    heap_entry *heap;
-    size_t cap;
-} bpe_scratch;
-
 static void heap_push_pair(const tokenizer *t, pair_heap *h, const int *sym, int left, int right) {
     const merge_slot *m = merge_find(t, sym[left], sym[right]);
     if (m) heap_push(h, (heap_entry){m->rank, left, right, sym[left], sym[right]});
@@ -673,42 +727,89 @@ static size_t bpe_heap(const tokenizer *t, bpe_scratch *s, size_t n) {
     return w;
 }
 
-/* Encodes one piece, appending to out. */
-static int encode_piece(const tokenizer *t, bpe_scratch *s, const unsigned char *p, size_t n,
-                        int *out, size_t *nout) {
-    if (n == 1) {
-        out[(*nout)++] = t->byte_id[p[0]];
-        return 0;
-    }
-    if (n > s->cap) {
-        size_t cap = n > 2 * s->cap ? n : 2 * s->cap;
-        int *sym = realloc(s->sym, cap * sizeof(int));
-        if (sym) s->sym = sym;
-        int *next = realloc(s->next, cap * sizeof(int));
-        if (next) s->next = next;
-        int *prev = realloc(s->prev, cap * sizeof(int));
-        if (prev) s->prev = prev;
-        /* each merge pushes at most two pairs: n - 1 + 2 (n - 1) entries at most */
-        heap_entry *heap = realloc(s->heap, 3 * cap * sizeof(heap_entry));
-        if (heap) s->heap = heap;
-        if (!sym || !next || !prev || !heap) return -1;
-        s->cap = cap;
-    }
-    for (size_t i = 0; i < n; i++) s->sym[i] = t->byte_id[p[i]];
-    size_t m = n >= HEAP_MIN_BYTES && t->heap_ok ? bpe_heap(t, s, n) : bpe_rescan(t, s->sym, n);
-    memcpy(out + *nout, s->sym, m * sizeof(int));
-    *nout += m;
+int bpe_reserve(bpe_scratch *s, size_t n) {
+    if (n <= s->cap) return 0;
+    size_t cap = n > 2 * s->cap ? n : 2 * s->cap;
+    int *sym = realloc(s->sym, cap * sizeof(int));
+    if (sym) s->sym = sym;
+    int *next = realloc(s->next, cap * sizeof(int));
+    if (next) s->next = next;
+    int *prev = realloc(s->prev, cap * sizeof(int));
+    if (prev) s->prev = prev;
+    /* each merge pushes at most two pairs: n - 1 + 2 (n - 1) entries at most */
+    heap_entry *heap = realloc(s->heap, 3 * cap * sizeof(heap_entry));
+    if (heap) s->heap = heap;
+    if (!sym || !next || !prev || !heap) return -1;
+    s->cap = cap;
     return 0;
 }
 
-static int encode_text(const tokenizer *t, bpe_scratch *s, const unsigned char *p, size_t len,
-                       int *out, size_t *nout) {
-    for (size_t pos = 0; pos < len;) {
-        size_t end = pretokenize_next(p, len, pos);
-        if (encode_piece(t, s, p + pos, end - pos, out, nout)) return -1;
-        pos = end;
+int bpe_emit(bpe_scratch *s, int id) {
+    if (s->n_out == s->out_cap) {
+        size_t cap = s->out_cap ? 2 * s->out_cap : 256;
+        int *out = realloc(s->out, cap * sizeof(int));
+        if (!out) return -1;
+        s->out = out;
+        s->out_cap = cap;
     }
+    s->out[s->n_out++] = id;
     return 0;
+}
+
+int bpe_merge_emit(const tokenizer *t, bpe_scratch *s, size_t n) {
+    size_t m = n;
+    if (n > 1)
+        m = (n >= HEAP_MIN_BYTES && t->heap_ok) || t->heap_always ? bpe_heap(t, s, n)
+                                                                  : bpe_rescan(t, s->sym, n);
+    for (size_t i = 0; i < m; i++)
+        if (bpe_emit(s, s->sym[i])) return -1;
+    return 0;
+}
+
+/* One stretch of text between added tokens; at_start: it begins the text. */
+static int encode_segment(const tokenizer *t, bpe_scratch *s, const unsigned char *p, size_t len,
+                          int at_start) {
+    if (len == 0) return 0;
+    char *nfc = NULL;
+    if (t->nfc) {
+        size_t nlen;
+        if (normalize_nfc((const char *)p, len, &nfc, &nlen)) return -1;
+        p = (const unsigned char *)nfc;
+        len = nlen;
+    }
+    int rc = 0;
+    if (t->family == FAMILY_SENTENCEPIECE) {
+        rc = sp_encode_segment(t, s, p, len, at_start);
+    } else {
+        for (size_t pos = 0, end; pos < len && !rc; pos = end) {
+            end = pretokenize_next_pattern(t->pattern, p, len, pos);
+            size_t n = end - pos;
+            int whole;
+            /* ignore_merges (Llama 3): a piece that is a token is that token, merges or not */
+            if (n > 1 && t->ignore_merges &&
+                (whole = vocab_find(t, (const char *)p + pos, n)) >= 0) {
+                rc = bpe_emit(s, whole);
+                continue;
+            }
+            if ((rc = bpe_reserve(s, n))) break;
+            for (size_t i = 0; i < n; i++) s->sym[i] = t->byte_id[p[pos + i]];
+            rc = bpe_merge_emit(t, s, n);
+        }
+    }
+    free(nfc);
+    return rc;
+}
+
+/* The longest added token at p[i] (special ones only when special is set), or NULL. */
+static const added_token *added_at(const tokenizer *t, const unsigned char *p, size_t len, size_t i,
+                                   int special) {
+    for (int k = 0; k < t->n_added; k++) {
+        const added_token *a = &t->added[k];
+        if ((size_t)a->len <= len - i && (special || !a->special) &&
+            !memcmp(p + i, t->pool + t->tok_off[a->id], (size_t)a->len))
+            return a;
+    }
+    return NULL;
 }
 
 static int encode(const tokenizer *t, const char *text, size_t len, int special, int **ids,
@@ -716,40 +817,38 @@ static int encode(const tokenizer *t, const char *text, size_t len, int special,
     *ids = NULL;
     *n = 0;
     if (len == 0) return 0;
-    /* every token is at least one byte, <|endoftext|> included */
-    int *out = malloc(len * sizeof(int));
-    bpe_scratch s = {NULL, NULL, NULL, NULL, 0};
-    if (!out) return -1;
+    bpe_scratch s = {0};
     const unsigned char *p = (const unsigned char *)text;
-    size_t nout = 0, pos = 0;
+    size_t seg = 0;
     int rc = 0;
-    if (special && t->eot >= 0) {
-        for (size_t i = 0; i + EOT_LEN <= len && !rc;) {
-            const unsigned char *lt = memchr(p + i, '<', len - EOT_LEN + 1 - i);
-            if (!lt) break;
-            i = (size_t)(lt - p);
-            if (memcmp(lt, EOT_TEXT, EOT_LEN)) {
-                i++;
-                continue;
-            }
-            rc = encode_text(t, &s, p + pos, i - pos, out, &nout);
-            out[nout++] = t->eot;
-            pos = i = i + EOT_LEN;
+    for (size_t i = 0; i < len && !rc && t->n_added;) {
+        const added_token *a = t->added_first[p[i]] ? added_at(t, p, len, i, special) : NULL;
+        if (!a) {
+            i++;
+            continue;
         }
+        /* lstrip / rstrip: the token swallows the whitespace before / after it */
+        size_t seg_end = i;
+        if (a->lstrip)
+            while (seg_end > seg && isspace(p[seg_end - 1])) seg_end--;
+        rc = encode_segment(t, &s, p + seg, seg_end - seg, seg == 0);
+        if (!rc) rc = bpe_emit(&s, a->id);
+        i += (size_t)a->len;
+        if (a->rstrip)
+            while (i < len && isspace(p[i])) i++;
+        seg = i;
     }
-    if (!rc) rc = encode_text(t, &s, p + pos, len - pos, out, &nout);
+    if (!rc) rc = encode_segment(t, &s, p + seg, len - seg, seg == 0);
     free(s.sym);
     free(s.next);
     free(s.prev);
     free(s.heap);
     if (rc) {
-        free(out);
+        free(s.out);
         return -1;
     }
-    int *shrunk = realloc(out, (nout ? nout : 1) * sizeof(int));
-    if (shrunk) out = shrunk;
-    *ids = out;
-    *n = nout;
+    *ids = s.out;
+    *n = s.n_out;
     return 0;
 }
 
@@ -762,12 +861,31 @@ int tokenizer_encode_ordinary(const tokenizer *t, const char *text, size_t len, 
     return encode(t, text, len, 0, ids, n);
 }
 
+int tokenizer_encode_prompt(const tokenizer *t, const char *text, size_t len, int **ids,
+                            size_t *n) {
+    if (encode(t, text, len, 1, ids, n)) return -1;
+    if (!t->adds_bos || t->bos < 0) return 0;
+    int *out = realloc(*ids, (*n + 1) * sizeof(int));
+    if (!out) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return -1;
+    }
+    memmove(out + 1, out, *n * sizeof(int));
+    out[0] = t->bos;
+    *ids = out;
+    (*n)++;
+    return 0;
+}
+
 /* ---- decoding ------------------------------------------------------------------------------- */
 
 int tokenizer_token_bytes(const tokenizer *t, int id, char *buf, size_t cap) {
-    if (id < 0 || id >= t->n_vocab || (size_t)t->tok_len[id] > cap) return -1;
-    memcpy(buf, t->pool + t->tok_off[id], (size_t)t->tok_len[id]);
-    return t->tok_len[id];
+    if (id < 0 || id >= t->n_vocab || t->tok_len[id] < 0 || (size_t)tok_dec_len(t, id) > cap)
+        return -1;
+    memcpy(buf, tok_dec(t, id), (size_t)tok_dec_len(t, id));
+    return tok_dec_len(t, id);
 }
 
 int tokenizer_decode(const tokenizer *t, const int *ids, size_t n, char **text, size_t *len,
@@ -776,12 +894,16 @@ int tokenizer_decode(const tokenizer *t, const int *ids, size_t n, char **text, 
     *len = 0;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] >= t->n_vocab) {
-            snprintf(err, errlen, "token id %d (position %zu) is outside the vocabulary (0..%d)",
-                     ids[i], i, t->n_vocab - 1);
+        if (ids[i] < 0 || ids[i] >= t->n_vocab || t->tok_len[ids[i]] < 0) {
+            if (ids[i] < 0 || ids[i] >= t->n_vocab)
+                snprintf(err, errlen,
+                         "token id %d (position %zu) is outside the vocabulary (0..%d)", ids[i], i,
+                         t->n_vocab - 1);
+            else
+                snprintf(err, errlen, "token id %d (position %zu) is not a token", ids[i], i);
             return -1;
         }
-        total += (size_t)t->tok_len[ids[i]];
+        total += (size_t)tok_dec_len(t, ids[i]);
     }
     char *s = malloc(total + 1);
     if (!s) {
@@ -790,9 +912,13 @@ int tokenizer_decode(const tokenizer *t, const int *ids, size_t n, char **text, 
     }
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
-        memcpy(s + w, t->pool + t->tok_off[ids[i]], (size_t)t->tok_len[ids[i]]);
-        w += (size_t)t->tok_len[ids[i]];
+        memcpy(s + w, tok_dec(t, ids[i]), (size_t)tok_dec_len(t, ids[i]));
+        w += (size_t)tok_dec_len(t, ids[i]);
     }
+    /* SentencePiece's Strip decoder: one leading space of the whole text */
+    size_t skip = t->sp_strip && w > 0 && s[0] == ' ';
+    memmove(s, s + skip, w - skip);
+    w -= skip;
     s[w] = '\0';
     *text = s;
     *len = w;

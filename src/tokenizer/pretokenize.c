@@ -1,4 +1,5 @@
-/* pretokenize.c — GPT-2's pre-tokenisation pattern, matched by hand over code points.
+/* pretokenize.c — the pre-tokenisation patterns (GPT-2's; Llama 3's and Qwen2's at the end),
+ * matched by hand over code points.
  *
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *
@@ -31,6 +32,7 @@
  * stray byte joins the run of punctuation around it, valid text around it tokenizes as usual,
  * and decoding gives back the exact bytes. */
 #include <stdint.h>
+#include <string.h>
 
 #include <utf8proc.h>
 
@@ -110,37 +112,53 @@ static int codepoint_class(int32_t cp) {
     }
 }
 
-/* The character at s[pos] (pos < len): its class and its length in bytes (1 for an invalid
- * byte, which is CL_OTHER). */
-static int char_at(const unsigned char *s, size_t len, size_t pos, size_t *nbytes) {
+/* The well-formed UTF-8 character at s[pos] (pos < len): its length, with its code point in
+ * *cp; 0 when s[pos] does not start one. */
+static size_t utf8_decode(const unsigned char *s, size_t len, size_t pos, int32_t *cp) {
     unsigned b0 = s[pos];
-    if (b0 < 0x80) {
-        *nbytes = 1;
-        return ascii_class[b0];
-    }
     size_t left = len - pos;
-    int32_t cp = -1;
+    if (b0 < 0x80) {
+        *cp = (int32_t)b0;
+        return 1;
+    }
     if (b0 >= 0xC2 && b0 <= 0xDF) {
         if (left >= 2 && (s[pos + 1] & 0xC0) == 0x80) {
-            cp = (int32_t)((b0 & 0x1F) << 6 | (s[pos + 1] & 0x3F));
-            *nbytes = 2;
+            *cp = (int32_t)((b0 & 0x1F) << 6 | (s[pos + 1] & 0x3F));
+            return 2;
         }
     } else if (b0 >= 0xE0 && b0 <= 0xEF) {
         unsigned lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
         if (left >= 3 && s[pos + 1] >= lo && s[pos + 1] <= hi && (s[pos + 2] & 0xC0) == 0x80) {
-            cp = (int32_t)((b0 & 0x0F) << 12 | (s[pos + 1] & 0x3F) << 6 | (s[pos + 2] & 0x3F));
-            *nbytes = 3;
+            *cp = (int32_t)((b0 & 0x0F) << 12 | (s[pos + 1] & 0x3F) << 6 | (s[pos + 2] & 0x3F));
+            return 3;
         }
     } else if (b0 >= 0xF0 && b0 <= 0xF4) {
         unsigned lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
         if (left >= 4 && s[pos + 1] >= lo && s[pos + 1] <= hi && (s[pos + 2] & 0xC0) == 0x80 &&
             (s[pos + 3] & 0xC0) == 0x80) {
-            cp = (int32_t)((b0 & 0x07) << 18 | (s[pos + 1] & 0x3F) << 12 |
-                           (s[pos + 2] & 0x3F) << 6 | (s[pos + 3] & 0x3F));
-            *nbytes = 4;
+            *cp = (int32_t)((b0 & 0x07) << 18 | (s[pos + 1] & 0x3F) << 12 |
+                            (s[pos + 2] & 0x3F) << 6 | (s[pos + 3] & 0x3F));
+            return 4;
         }
     }
-    if (cp < 0) {
+    return 0;
+}
+
+size_t utf8_char_len(const unsigned char *s, size_t len, size_t pos) {
+    int32_t cp;
+    return utf8_decode(s, len, pos, &cp);
+}
+
+/* The character at s[pos] (pos < len): its class and its length in bytes (1 for an invalid
+ * byte, which is CL_OTHER). */
+static int char_at(const unsigned char *s, size_t len, size_t pos, size_t *nbytes) {
+    if (s[pos] < 0x80) {
+        *nbytes = 1;
+        return ascii_class[s[pos]];
+    }
+    int32_t cp;
+    *nbytes = utf8_decode(s, len, pos, &cp);
+    if (!*nbytes) {
         *nbytes = 1;
         return CL_OTHER;
     }
@@ -182,4 +200,98 @@ size_t pretokenize_next(const unsigned char *s, size_t len, size_t pos) {
         end += m;
     }
     return end;
+}
+
+/* ---- Llama 3 and Qwen2 ------------------------------------------------------------------------
+ *
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ *   \s*[\r\n]+|\s+(?!\S)|\s+
+ *
+ * Qwen2's (Qwen2.5, Qwen3) is the same with \p{N} for \p{N}{1,3}: one digit per piece. Classes
+ * as for GPT-2 above. The references (transformers.js and llama3-tokenizer-js) rewrite the
+ * case-insensitive group as (?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])), so "'S" and
+ * "'LL" are contractions but "'ſ" (U+017F, which Unicode folds to s) is not; so here. */
+
+static unsigned char ascii_lower(unsigned char c) {
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* The end of a run of CR and LF from pos. */
+static size_t newlines_end(const unsigned char *s, size_t len, size_t pos) {
+    while (pos < len && (s[pos] == '\r' || s[pos] == '\n')) pos++;
+    return pos;
+}
+
+static size_t next_llama3(const unsigned char *s, size_t len, size_t pos, int max_digits) {
+    size_t n, n1;
+    /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
+    if (s[pos] == '\'' && pos + 1 < len) {
+        unsigned char c1 = ascii_lower(s[pos + 1]),
+                      c2 = pos + 2 < len ? ascii_lower(s[pos + 2]) : 0;
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return pos + 2;
+        if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l'))
+            return pos + 3;
+    }
+    int cl = char_at(s, len, pos, &n);
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    if (cl == CL_LETTER) return run_end(s, len, pos + n, CL_LETTER);
+    if (cl != CL_NUMBER && s[pos] != '\r' && s[pos] != '\n' && pos + n < len &&
+        char_at(s, len, pos + n, &n1) == CL_LETTER)
+        return run_end(s, len, pos + n + n1, CL_LETTER);
+    /* \p{N}{1,3} */
+    if (cl == CL_NUMBER) {
+        size_t end = pos + n;
+        for (int k = 1; k < max_digits && end < len && char_at(s, len, end, &n1) == CL_NUMBER; k++)
+            end += n1;
+        return end;
+    }
+    /* " ?[^\s\p{L}\p{N}]+[\r\n]*" with the space, then without */
+    if (s[pos] == ' ' && pos + 1 < len && char_at(s, len, pos + 1, &n1) == CL_OTHER)
+        return newlines_end(s, len, run_end(s, len, pos + 1 + n1, CL_OTHER));
+    if (cl == CL_OTHER) return newlines_end(s, len, run_end(s, len, pos + n, CL_OTHER));
+    /* \s*[\r\n]+: backtracking from the whole whitespace run, the match ends just after its
+     * last CR or LF */
+    size_t end = pos, after_newline = 0;
+    while (end < len && char_at(s, len, end, &n1) == CL_SPACE) {
+        end += n1;
+        if (s[end - 1] == '\r' || s[end - 1] == '\n') after_newline = end;
+    }
+    if (after_newline) return after_newline;
+    /* \s+(?!\S)|\s+ as in GPT-2's pattern */
+    size_t last = pos;
+    end = pos + n;
+    while (end < len) {
+        if (char_at(s, len, end, &n1) != CL_SPACE) return last > pos ? last : end;
+        last = end;
+        end += n1;
+    }
+    return end;
+}
+
+size_t pretokenize_next_pattern(int pattern, const unsigned char *s, size_t len, size_t pos) {
+    switch (pattern) {
+    case PATTERN_LLAMA3:
+        return next_llama3(s, len, pos, 3);
+    case PATTERN_QWEN2:
+        return next_llama3(s, len, pos, 1);
+    default:
+        return pretokenize_next(s, len, pos);
+    }
+}
+
+/* The regexes exactly as the files spell them (after JSON unescaping). */
+static const char gpt2_regex[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+static const char llama3_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char qwen2_regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+int pretokenize_pattern_of(const char *re) {
+    if (!strcmp(re, gpt2_regex)) return PATTERN_GPT2;
+    if (!strcmp(re, llama3_regex)) return PATTERN_LLAMA3;
+    if (!strcmp(re, qwen2_regex)) return PATTERN_QWEN2;
+    return -1;
 }
