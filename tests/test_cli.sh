@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# test_cli.sh LINSHARD MODEL_DIR CHECK_LOGITS LLAMA_DIR CHECK_LLAMA — the program's contract:
+# test_cli.sh LINSHARD MODEL_DIR CHECK_LOGITS LLAMA_DIR CHECK_LLAMA HF_DIR — the contract:
 # help, version, exit codes (0 ok, 1 job failed, 2 bad usage), one-line errors, and the
 # threads-backend jobs end to end. MODEL_DIR is a small random GPT-2 (6 heads, vocab 101,
 # context 32); LLAMA_DIR a small random Llama (6 heads over 2 K/V heads, BF16, sharded files);
-# CHECK_LOGITS and CHECK_LLAMA compare a logits dump with the double-precision references.
+# CHECK_LOGITS and CHECK_LLAMA compare a logits dump with the double-precision references; HF_DIR
+# holds real tokenizer files of three families.
 set -u
 bin=$1
 model=$2
 check_logits=$3
 llama=$4
 check_llama=$5
+hf=$6 # the Llama 3 / Qwen3 / Mistral tokenizer files (tests/data/hf, unpacked)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0
@@ -260,6 +262,15 @@ expect 1 "cannot split a model with 6 attention heads over 7 ranks" -- verify --
 expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokenizer it was trained with" -- generate --model "$llama"
 expect 1 "training runs GPT-2 for now .*LlamaForCausalLM cannot be trained yet" -- train --model "$llama" --data "$tmp/q3/config.json" --out "$tmp/tl"
 expect_one_line 1 bench train --model "$llama" --no-peers
+# A model with Llama 3's vocabulary and tokenizer: BOS added, the same text at every P.
+expect 0 "wrote" -- init --out "$tmp/l3" --family llama --layers 1 --embd 32 --heads 4 --kv-heads 2 --ff 64 --vocab 128256 --ctx 48 --seed 5 --dtype bf16
+cp "$hf/llama3/tokenizer.json" "$hf/llama3/tokenizer_config.json" "$tmp/l3/"
+expect 0 "prompt 3 tokens .*stopped at the requested number of tokens" -- generate --model "$tmp/l3" --prompt "Hello world" -n 6 --tp 2
+expect 0 "^9906,1917$" -- tokenize --model "$tmp/l3" "Hello world"
+g1=$("$bin" generate --model "$tmp/l3" --tp 1 --seed 4 -n 12 2>/dev/null)
+g3=$("$bin" generate --model "$tmp/l3" --tp 3 --seed 4 -n 12 2>/dev/null)
+if [ -n "$g1" ] && [ "$g1" = "$g3" ] && iconv -f UTF-8 -t UTF-8 <<<"$g1" >/dev/null; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: Llama 3 generation at P=3 differs from P=1 (or is not UTF-8)"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

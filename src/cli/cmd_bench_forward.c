@@ -233,8 +233,7 @@ int cmd_bench_forward(int argc, char **argv) {
 
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     if (shape) {
-        if (!json)
-            fprintf(stderr, "bench forward: writing a random model to %s...\n", tmpdir);
+        if (!json) fprintf(stderr, "bench forward: writing a random model to %s...\n", tmpdir);
         if (cli_temp_model(tmpdir, &shape_cfg, 7, err, sizeof(err))) {
             return cli_job_error("bench forward: cannot write the model: %s", err);
         }

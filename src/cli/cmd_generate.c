@@ -21,19 +21,24 @@ static const char generate_usage[] =
     "usage: linshard generate [--model DIR] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
     "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
     "\n"
-    "Generates text from the prompt with GPT-2 split over P ranks, streaming tokens to stdout;\n"
-    "prompt and generation speed and the time spent in communication go to stderr. Stops at\n"
-    "<|endoftext|>, after N tokens, or at the model's context length.\n"
+    "Generates text from the prompt with a model split over P ranks, streaming text to stdout\n"
+    "(whole UTF-8 characters only); prompt and generation speed and the time spent in\n"
+    "communication go to stderr. Stops at the end-of-text token (the tokenizer's EOS, or an\n"
+    "end-of-turn token such as <|eot_id|> or <|im_end|>), after N tokens, or at the model's\n"
+    "context length.\n"
     "\n"
-    "  --model DIR       a checkpoint (config.json + model.safetensors; its tokenizer files if\n"
-    "                    present, else the built-in GPT-2 tokenizer). Without it: the built-in\n"
+    "  --model DIR       a checkpoint of any family, with its tokenizer files (tokenizer.json +\n"
+    "                    tokenizer_config.json; a GPT-2 without them uses the built-in GPT-2\n"
+    "                    tokenizer). The prompt gets a BOS token when the tokenizer's config\n"
+    "                    says so. Without --model: the built-in\n"
     "                    default, a small GPT-2 (2 layers, 128 wide, context 64, GPT-2\n"
     "                    vocabulary) trained by linshard on the King James Bible (public\n"
     "                    domain): see data/default-model/README.md\n"
     "  --tp P            ranks (default 1)\n"
     "  --backend B       threads (default) or mpi (run under: mpirun -np P linshard ...)\n"
-    "  --prompt TEXT     the prompt (default \"And it came to pass\"); empty: start from\n"
-    "                    <|endoftext|>\n"
+    "  --prompt TEXT     the prompt (default \"And it came to pass\"); special tokens in it\n"
+    "                    (<|begin_of_text|>, <|im_start|>, ...) are matched; empty: start from\n"
+    "                    BOS (GPT-2: <|endoftext|>)\n"
     "  -n N              tokens to generate (default 32)\n"
     "  --temperature T   0 = greedy (default 0.8)\n"
     "  --top-k K         sample among the K most likely tokens (default 40; 0 = all)\n"
@@ -57,10 +62,12 @@ typedef struct {
     const char *stop_reason;
 } generate_job;
 
-static void emit(const tokenizer *tok, int id) {
-    char bytes[1024]; /* GPT-2's longest token is 128 bytes (tokenizer_max_token_bytes) */
-    int n = tokenizer_token_bytes(tok, id, bytes, sizeof(bytes));
-    if (n > 0) fwrite(bytes, 1, (size_t)n, stdout);
+/* Prints what the stream has of whole characters (a character split across tokens waits for
+ * its last byte). out holds TOKENIZER_STREAM_ROOM bytes. */
+static void emit(tokenizer_stream *stream, int id, char *out, size_t room) {
+    int n = id >= 0 ? tokenizer_stream_push(stream, id, out, room)
+                    : tokenizer_stream_flush(stream, out, room);
+    if (n > 0) fwrite(out, 1, (size_t)n, stdout);
     fflush(stdout);
 }
 
@@ -77,10 +84,17 @@ static int generate_rank(comm_t *comm, void *arg) {
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
     if (!scratch) return comm_fail(comm, "out of memory on rank %d", r);
+    size_t room = TOKENIZER_STREAM_ROOM(job->tok);
+    char *text = malloc(room);
+    if (!text) {
+        free(scratch);
+        return comm_fail(comm, "out of memory on rank %d", r);
+    }
+    tokenizer_stream stream;
+    tokenizer_stream_init(&stream, job->tok);
     sampler_rng rng;
     sampler_seed(&rng, job->seed);
     const ledger_t *ledger = comm_ledger(comm);
-    int eot = tokenizer_eot(job->tok);
 
     double t0 = timer_seconds(), c0 = ledger_total_seconds(ledger);
     rc = model_forward(comm, &m, job->prompt, job->n_prompt);
@@ -92,12 +106,12 @@ static int generate_rank(comm_t *comm, void *arg) {
         if ((rc = sample_next_token(comm, last, m.v0, m.v_local, c->vocab_size, &job->sampling,
                                     &rng, scratch, &token)))
             break;
-        if (token == eot) {
-            stop = "<|endoftext|>";
+        if (tokenizer_is_stop(job->tok, token)) {
+            stop = "the end-of-text token";
             break;
         }
         generated++;
-        if (r == 0) emit(job->tok, token);
+        if (r == 0) emit(&stream, token, text, room);
         if (generated == job->n_new)
             stop = "the requested number of tokens";
         else if (m.cache_len == capacity)
@@ -107,6 +121,7 @@ static int generate_rank(comm_t *comm, void *arg) {
         last = m.logits;
     }
     double t2 = timer_seconds(), c2 = ledger_total_seconds(ledger);
+    if (r == 0) emit(&stream, -1, text, room); /* an incomplete last character, as it is */
     if (!rc && r == 0) {
         job->generated = generated;
         job->prefill_s = t1 - t0;
@@ -117,6 +132,7 @@ static int generate_rank(comm_t *comm, void *arg) {
         if (job->comm_stats) ledger_print(ledger, 0, stderr);
     }
     free(scratch);
+    free(text);
     model_shard_free(&m);
     return rc;
 }
@@ -259,18 +275,21 @@ int cmd_generate(int argc, char **argv) {
                            tokenizer_vocab_size(tok), job.cfg.vocab_size);
         goto done;
     }
-    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids)) {
+    if (tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids, &n_ids)) {
         rc = cli_job_error("out of memory encoding the prompt");
         goto done;
     }
-    if (n_ids == 0) { /* GPT-2 starts unconditional text from <|endoftext|> */
+    if (n_ids == 0) { /* unconditional text starts from BOS (GPT-2: <|endoftext|>) */
+        int start = tokenizer_bos(tok) >= 0 ? tokenizer_bos(tok) : tokenizer_eos(tok);
         free(ids);
         ids = malloc(sizeof(int));
-        if (!ids) {
-            rc = cli_job_error("out of memory");
+        if (!ids || start < 0) {
+            rc = cli_job_error(ids ? "an empty prompt needs a BOS or EOS token, and the "
+                                     "tokenizer has neither"
+                                   : "out of memory");
             goto done;
         }
-        ids[0] = tokenizer_eot(tok);
+        ids[0] = start;
         n_ids = 1;
     }
     if ((int)n_ids >= job.cfg.n_positions) {
