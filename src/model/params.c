@@ -248,10 +248,15 @@ static size_t local_index(const param_source *s, size_t ld, size_t k, size_t e) 
     return s->transposed ? e * ld + s->dst_col + k : k * ld + s->dst_col + e;
 }
 
+/* Stored rows read per pass of a transposed block: they become a band of TILE consecutive
+ * columns, written TILE floats at a time instead of one float per cache line. */
+#define TILE 64
+
 int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
                      const char *prefix, float *dst, char *err, size_t errlen) {
-    float *row = NULL;
-    for (int i = 0; i < p->n_src; i++) {
+    float *tile = NULL;
+    int rc = 0;
+    for (int i = 0; i < p->n_src && !rc; i++) {
         const param_source *s = &p->src[i];
         char name[ST_NAME_MAX + 8];
         snprintf(name, sizeof(name), "%s%s", prefix, s->name);
@@ -259,40 +264,47 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
         const st_tensor *t = model_find_tensor(cfg, weights, name, &file);
         if (!t) {
             snprintf(err, errlen, "missing tensor '%s'", name);
-            free(row);
-            return -1;
+            rc = -1;
+            break;
         }
         if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
             (s->ndim == 2 && t->shape[1] != s->shape[1])) {
             snprintf(err, errlen, "tensor '%s' does not have the shape the config implies",
                      t->name);
-            free(row);
-            return -1;
+            rc = -1;
+            break;
         }
         block_runs b = runs_of(s);
-        if (s->transposed) { /* one stored row at a time, then scattered into columns */
-            float *tmp = realloc(row, (b.run_len ? b.run_len : 1) * sizeof(float));
-            if (!tmp) {
-                free(row);
+        if (s->transposed) {
+            float *grown = realloc(tile, TILE * (b.run_len ? b.run_len : 1) * sizeof(float));
+            if (!grown) {
                 snprintf(err, errlen, "out of memory reading '%s'", name);
-                return -1;
+                rc = -1;
+                break;
             }
-            row = tmp;
+            tile = grown;
         }
-        for (size_t k = 0; k < b.runs; k++) {
-            size_t start = (b.first + k) * b.stored_cols + b.col0;
-            float *out = s->transposed ? row : dst + local_index(s, p->cols, k, 0);
-            if (st_read_f32(file, t, start, b.run_len, out) != 0) {
-                snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)", t->name);
-                free(row);
-                return -1;
+        for (size_t k0 = 0; k0 < b.runs && !rc; k0 += TILE) {
+            size_t nk = b.runs - k0 < TILE ? b.runs - k0 : TILE;
+            for (size_t k = k0; k < k0 + nk && !rc; k++) {
+                size_t start = (b.first + k) * b.stored_cols + b.col0;
+                float *out = s->transposed ? tile + (k - k0) * b.run_len
+                                           : dst + local_index(s, p->cols, k, 0);
+                if (st_read_f32(file, t, start, b.run_len, out) != 0) {
+                    snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)",
+                             t->name);
+                    rc = -1;
+                }
             }
-            if (s->transposed)
-                for (size_t e = 0; e < b.run_len; e++) dst[local_index(s, p->cols, k, e)] = row[e];
+            if (s->transposed && !rc) /* stored rows k0.. are columns k0.. of the parameter */
+                for (size_t e = 0; e < b.run_len; e++) {
+                    float *out = dst + local_index(s, p->cols, k0, e);
+                    for (size_t k = 0; k < nk; k++) out[k] = tile[k * b.run_len + e];
+                }
         }
     }
-    free(row);
-    return 0;
+    free(tile);
+    return rc;
 }
 
 void model_param_place(const param_source *s, const model_param *p, const float *src, float *full) {
