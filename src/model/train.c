@@ -105,7 +105,7 @@ static void add_inplace(float *x, const float *y, size_t n) {
 
 static model_layer layer_grads(const model_trainer *tr, const model_shard *m, int l) {
     const model_layer *L = &m->layers[l];
-    model_layer g;
+    model_layer g = {0}; /* GPT-2 has no q/k norms: those twins stay NULL */
 #define TWIN(f) (g.f = model_trainer_grad(tr, m, L->f))
     TWIN(norm1_w);
     TWIN(norm1_b);
