@@ -51,9 +51,10 @@ int model_param_table(const model_config *cfg, int P, int r, model_param *table,
 /* Floats of a rank's buffer: the sum of the table's rows * cols. */
 size_t model_param_table_floats(const model_param *table, int n);
 
-/* The checkpoint tensor `name` in weights (GPT-2: with or without "transformer."), or NULL. */
-const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights, const char *name,
-                                   const st_file **file);
+/* The checkpoint tensor prefix + name in weights (GPT-2: also prefix + "transformer." + name,
+ * tried first), or NULL. prefix is "" for weights, "m." / "v." for the optimiser's moments. */
+const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights,
+                                   const char *prefix, const char *name, const st_file **file);
 
 /* Name under which a checkpoint that linshard writes stores the tensor (GPT-2: with the
  * "transformer." prefix, as GPT2LMHeadModel.save_pretrained does). */

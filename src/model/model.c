@@ -44,7 +44,7 @@ int model_check_weights(const model_config *cfg, const st_set *weights, char *er
     for (int i = 0; i < n && !rc; i++)
         for (int j = 0; j < table[i].n_src && !rc; j++) {
             const param_source *s = &table[i].src[j];
-            const st_tensor *t = model_find_tensor(cfg, weights, s->name, NULL);
+            const st_tensor *t = model_find_tensor(cfg, weights, "", s->name, NULL);
             if (!t) {
                 char also[ST_NAME_MAX + 32] = "";
                 if (*accept) snprintf(also, sizeof(also), accept, s->name);

@@ -208,21 +208,20 @@ size_t model_total_param_floats(const model_config *cfg) {
 
 /* ---- names -------------------------------------------------------------------------------- */
 
-const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights, const char *name,
-                                   const st_file **file) {
-    const architecture *a = architecture_of(cfg->family);
+const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weights,
+                                   const char *prefix, const char *name, const st_file **file) {
+    const char *accept = architecture_of(cfg->family)->accept_prefix;
+    char full[ST_NAME_MAX + 64];
     const st_tensor *t = NULL;
-    if (a->accept_prefix[0]) {
-        /* A prefix before the optional one ("m." of the optimiser state) stays in front. */
-        const char *dot = strncmp(name, "m.", 2) && strncmp(name, "v.", 2) ? NULL : name + 2;
-        char prefixed[ST_NAME_MAX + 32];
-        if (dot)
-            snprintf(prefixed, sizeof(prefixed), "%.2s%s%s", name, a->accept_prefix, dot);
-        else
-            snprintf(prefixed, sizeof(prefixed), "%s%s", a->accept_prefix, name);
-        t = st_set_find(weights, prefixed, file);
+    if (accept[0]) { /* "m." + "transformer." + name: the optional prefix after the caller's */
+        snprintf(full, sizeof(full), "%s%s%s", prefix, accept, name);
+        t = st_set_find(weights, full, file);
     }
-    return t ? t : st_set_find(weights, name, file);
+    if (!t) {
+        snprintf(full, sizeof(full), "%s%s", prefix, name);
+        t = st_set_find(weights, full, file);
+    }
+    return t;
 }
 
 void model_save_name(const model_config *cfg, const char *name, char *out, size_t len) {
@@ -258,12 +257,10 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
     int rc = 0;
     for (int i = 0; i < p->n_src && !rc; i++) {
         const param_source *s = &p->src[i];
-        char name[ST_NAME_MAX + 8];
-        snprintf(name, sizeof(name), "%s%s", prefix, s->name);
         const st_file *file = NULL;
-        const st_tensor *t = model_find_tensor(cfg, weights, name, &file);
+        const st_tensor *t = model_find_tensor(cfg, weights, prefix, s->name, &file);
         if (!t) {
-            snprintf(err, errlen, "missing tensor '%s'", name);
+            snprintf(err, errlen, "missing tensor '%s%s'", prefix, s->name);
             rc = -1;
             break;
         }
@@ -278,7 +275,7 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
         if (s->transposed) {
             float *grown = realloc(tile, TILE * (b.run_len ? b.run_len : 1) * sizeof(float));
             if (!grown) {
-                snprintf(err, errlen, "out of memory reading '%s'", name);
+                snprintf(err, errlen, "out of memory reading '%s'", t->name);
                 rc = -1;
                 break;
             }
