@@ -223,6 +223,15 @@ expect 1 "no valid plan: .*added once" -- plan --shape tiny --tp 2 --bias every-
 expect_one_line 1 plan --shape tiny --tp 2 --bias every-rank
 expect_one_line 1 plan --shape tiny --tp 7
 expect_one_line 2 plan --shape tiny --tp 2 --mlp sideways
+# every family: Llama 3.2 1B's shape, and a small Qwen3 checkpoint with 6 query / 2 K/V heads
+expect 0 "forward: per layer 2 AllReduce" -- plan --shape llama-1b --tp 2
+expect 0 "K/V heads: 8 over 2 ranks, each held by one rank" -- plan --shape llama-1b --tp 2
+expect 0 "10 held over the 3 ranks for 8" -- plan --shape llama-1b --tp 3
+expect 0 "communication: none added" -- plan --shape llama-1b --tp 3
+"$bin" init --out "$tmp/qwen3" --family qwen3 --layers 2 --embd 48 --heads 6 --kv-heads 2 \
+  --ff 80 --vocab 101 --ctx 16 >/dev/null 2>&1
+expect 0 "q/k norm \(per head\)" -- plan --model "$tmp/qwen3" --tp 4 --backward
+expect 0 "\"kv_heads_held\":[[:space:]]*5" -- plan --model "$tmp/qwen3" --tp 4 --json
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
