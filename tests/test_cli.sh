@@ -209,7 +209,8 @@ expect_one_line 2 convert --model "$model" --dtype f16
 expect_one_line 1 convert --model /nonexistent --out "$tmp/y" --dtype f16
 
 # ---- lab: every correct split matches, every naive one is visibly wrong -------------------------
-expect 0 "all 12 rows as expected" -- lab --tp 3
+expect 0 "all 20 rows as expected" -- lab --tp 3
+expect 0 "GQA attention .*WRONG as expected" -- lab --tp 4
 expect 0 "WRONG as expected" -- lab --tp 2 --seed 5
 expect_one_line 2 lab --tp 1
 expect_one_line 2 lab --seed x
