@@ -214,7 +214,8 @@ expect_one_line 2 convert --model "$model" --dtype f16
 expect_one_line 1 convert --model /nonexistent --out "$tmp/y" --dtype f16
 
 # ---- lab: every correct split matches, every naive one is visibly wrong -------------------------
-expect 0 "all 12 rows as expected" -- lab --tp 3
+expect 0 "all 20 rows as expected" -- lab --tp 3
+expect 0 "GQA attention .*WRONG as expected" -- lab --tp 4
 expect 0 "WRONG as expected" -- lab --tp 2 --seed 5
 expect_one_line 2 lab --tp 1
 expect_one_line 2 lab --seed x
@@ -228,6 +229,15 @@ expect 1 "no valid plan: .*added once" -- plan --shape tiny --tp 2 --bias every-
 expect_one_line 1 plan --shape tiny --tp 2 --bias every-rank
 expect_one_line 1 plan --shape tiny --tp 7
 expect_one_line 2 plan --shape tiny --tp 2 --mlp sideways
+# every family: Llama 3.2 1B's shape, and a small Qwen3 checkpoint with 6 query / 2 K/V heads
+expect 0 "forward: per layer 2 AllReduce" -- plan --shape llama-1b --tp 2
+expect 0 "K/V heads: 8 over 2 ranks, each held by one rank" -- plan --shape llama-1b --tp 2
+expect 0 "10 held over the 3 ranks for 8" -- plan --shape llama-1b --tp 3
+expect 0 "communication: none added" -- plan --shape llama-1b --tp 3
+"$bin" init --out "$tmp/qwen3" --family qwen3 --layers 2 --embd 48 --heads 6 --kv-heads 2 \
+  --ff 80 --vocab 101 --ctx 16 >/dev/null 2>&1
+expect 0 "q/k norm \(per head\)" -- plan --model "$tmp/qwen3" --tp 4 --backward
+expect 0 "\"kv_heads_held\":[[:space:]]*5" -- plan --model "$tmp/qwen3" --tp 4 --json
 
 # ---- the Llama family: BF16 weights in sharded files, K/V heads replicated at P = 3, 4 ----------
 expect 0 "verify: LlamaForCausalLM, 2 layers x 48 wide, 6 heads \(2 kv\)" -- verify --model "$llama" --tp 1,2,3,4,5,6

@@ -3,7 +3,8 @@
  * For P = 2, 3, 4, 5 (5 splits none of the widths, the heads or the vocabulary evenly): every
  * correct row is within its tolerance, every naive row misses by more than 100x it, the bias
  * added before the AllReduce is off by exactly (P-1) * max|b|, and the correct rows communicate
- * exactly what their explanation says. */
+ * exactly what their explanation says — the GPT-2 rows and the Llama family's (SwiGLU, grouped-
+ * query attention with replicated K/V heads, RoPE rotate half, RMSNorm) alike. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,8 +58,8 @@ static void check_P(int P, uint64_t seed) {
         if (!row->as_expected)
             fail_msg("P=%d %s (%s): not as expected", P, row->name, row->variant);
     }
-    assert_int_equal(correct, 7);
-    assert_int_equal(naive, 5);
+    assert_int_equal(correct, 11);
+    assert_int_equal(naive, 9);
 
     /* the bias on every rank before the AllReduce: exactly (P-1) * max|b| too much */
     const lab_row *before = find(rows, n, "row-parallel linear", "every rank before");
@@ -85,6 +86,33 @@ static void check_P(int P, uint64_t seed) {
     expect_comm(find(rows, n, "LayerNorm", "shard"), 0, 1, TE);
     expect_comm(find(rows, n, "attention", "contiguous"), 1, 0, TE);
     expect_comm(find(rows, n, "softmax over vocab", "own"), 0, 0, 0);
+
+    /* the Llama family's rows: each correct split within tolerance, each naive one beyond 100x
+     * it (checked above for every row; here by name, so a row cannot go missing), and the
+     * communication: one AllReduce of T*E for the MLP and both attentions, whatever the split
+     * (replicated K/V heads add nothing), none for RMSNorm, an all-gather for the naive one */
+    static const struct {
+        const char *name, *variant;
+        int correct;
+        uint64_t allreduce, allgather;
+    } llama[] = {{"SwiGLU MLP", "same column slice", 1, 1, 0},
+                 {"SwiGLU MLP", "contiguous shares", 0, 1, 0},
+                 {"GQA attention", "the K/V heads its queries read", 1, 1, 0},
+                 {"GQA attention", "split contiguously", 0, 1, 0},
+                 {"RoPE attention", "rotate half", 1, 1, 0},
+                 {"RoPE attention", "adjacent pairs", 0, 1, 0},
+                 {"RMSNorm", "each feature shard", 0, 0, 1},
+                 {"RMSNorm", "replicated", 1, 0, 0}};
+    for (size_t i = 0; i < sizeof(llama) / sizeof(llama[0]); i++) {
+        const lab_row *row = find(rows, n, llama[i].name, llama[i].variant);
+        assert_int_equal(row->correct_expected, llama[i].correct);
+        if (llama[i].correct ? !(row->max_error <= row->tolerance)
+                             : !(row->max_error > LAB_WRONG_FACTOR * row->tolerance))
+            fail_msg("P=%d %s (%s): error %g, tolerance %g", P, row->name, row->variant,
+                     row->max_error, row->tolerance);
+        expect_comm(row, llama[i].allreduce, llama[i].allgather,
+                    llama[i].allreduce || llama[i].allgather ? TE : 0);
+    }
 }
 
 static void test_lab_rows(void **state) {

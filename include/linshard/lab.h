@@ -18,7 +18,9 @@ extern "C" {
 
 /* The shapes every experiment uses. 8 heads allow P up to 8; 96 and 384 are not divisible by
  * 5 or 7, the 8 heads not by 3, 5, 6 or 7, the vocabulary (103, a prime) by none: the balanced
- * split of split.h makes those uneven, as in the real model. */
+ * split of split.h makes those uneven, as in the real model. The grouped-query attention rows
+ * use 22 query heads and 11 K/V heads of 8 (lab.c): 11 is prime, so K/V heads are replicated
+ * and a contiguous K/V split is wrong at every P in 2..8. */
 enum {
     LAB_T = 5,                 /* tokens */
     LAB_E = 96,                /* model width */
@@ -28,7 +30,7 @@ enum {
     LAB_V = 103,               /* vocabulary */
     LAB_MIN_P = 2,             /* nothing is split at P = 1 */
     LAB_MAX_P = LAB_HEADS,     /* attention needs a head per rank */
-    LAB_ROWS = 12              /* rows lab_run produces */
+    LAB_ROWS = 20              /* rows lab_run produces */
 };
 
 /* "Correct" means max |sharded - unsharded| <= LAB_TOL_REL * max |unsharded| (see lab.c for

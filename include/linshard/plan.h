@@ -1,9 +1,10 @@
 /* plan.h — the communication of tensor parallelism, derived rather than hard-coded.
  *
- * GPT-2 is written down as a small graph of operations (vocab-parallel embedding, LayerNorm,
- * linear maps, bias adds, GELU, the per-head attention core, residual adds, the LM head). The
- * weights get placements from the options; every activation's placement then follows from
- * per-operation rules:
+ * The model of a model_config (GPT-2 or the Llama family) is written down as a small graph of
+ * operations (vocab-parallel embedding, LayerNorm or RMSNorm, linear maps, bias adds where the
+ * config has them, GELU or SwiGLU, per-head q/k norm and RoPE where present, the per-head
+ * attention core, residual adds, the LM head, tied or its own). The weights get placements
+ * from the options; every activation's placement then follows from per-operation rules:
  *   Replicate     every rank holds the whole tensor;
  *   Shard(dim)    each rank holds a block of features, heads or vocabulary rows;
  *   Partial       each rank holds a summand: the tensor is the sum over ranks, not yet reduced.
@@ -14,8 +15,12 @@
  * from each operation's transpose (see plan.c).
  *
  * Ops carry the ledger tag the runtime uses for the same part of the model ("embed",
- * "layer{i}.attn", "layer{i}.mlp"; "head" for the final LayerNorm and LM head), so a plan can
- * be compared call for call with what comm_ledger records. */
+ * "layer{i}.attn", "layer{i}.mlp"; "head" for the final norm and LM head), so a plan can be
+ * compared call for call with what comm_ledger records.
+ *
+ * With grouped-query attention split by heads, a rank holds every K/V head its query heads
+ * read (model_head_split), so K/V heads shared by query heads on several ranks are replicated:
+ * plan_kv_replication says what that costs. */
 #ifndef LINSHARD_PLAN_H
 #define LINSHARD_PLAN_H
 
@@ -34,9 +39,9 @@ typedef struct {
 /* How a weight is split. A linear map's weight is [in, out] (y = x W): column-parallel shards
  * the output features, row-parallel the input features. The embedding is the linear map
  * one_hot(ids) · wte with wte [V, E] split by vocabulary rows: PLAN_SPLIT_ROW, dim VOCAB; the
- * LM head, tied to it, is h · wte^T: PLAN_SPLIT_COLUMN, dim VOCAB. A bias or LayerNorm
- * parameter is PLAN_SPLIT_REPLICATE or, for the bias of a column-parallel linear,
- * PLAN_SPLIT_COLUMN (sliced like its columns). */
+ * LM head, tied to it (h · wte^T) or its own [V, E] weight, is PLAN_SPLIT_COLUMN, dim VOCAB. A
+ * bias, norm or q/k norm parameter is PLAN_SPLIT_REPLICATE or, for the bias of a
+ * column-parallel linear, PLAN_SPLIT_COLUMN (sliced like its columns). */
 typedef enum { PLAN_SPLIT_REPLICATE = 0, PLAN_SPLIT_COLUMN, PLAN_SPLIT_ROW } plan_split;
 
 typedef struct {
@@ -56,12 +61,14 @@ typedef enum {
 
 typedef enum {
     PLAN_OP_EMBEDDING = 0, /* one_hot(token ids) · wte: a linear map on the vocabulary */
-    PLAN_OP_LAYERNORM,
+    PLAN_OP_LAYERNORM,     /* LayerNorm or RMSNorm: statistics of the whole feature vector */
     PLAN_OP_LINEAR,
-    PLAN_OP_BIAS_ADD, /* also wpe, the position table added to the embedding */
-    PLAN_OP_GELU,
+    PLAN_OP_BIAS_ADD,  /* also wpe, the position table added to the embedding */
+    PLAN_OP_GELU,      /* also SiLU(gate) * up, on the same feature slice of gate and up */
+    PLAN_OP_HEADWISE,  /* acts on each head of q and k alone: RoPE, Qwen3's q/k RMSNorm */
     PLAN_OP_ATTENTION, /* the attention core: softmax(q k^T) v per head */
     PLAN_OP_RESIDUAL,
+    PLAN_OP_STREAM, /* the embedding becomes the residual stream (models without wpe) */
     PLAN_OP_LM_HEAD
 } plan_op_kind;
 
@@ -87,9 +94,10 @@ typedef struct {
     char tag[24];       /* ledger tag of this part of the model */
     int layer;          /* -1 for the embedding and the head */
     plan_weight weight; /* PLAN_SPLIT_REPLICATE with dim NONE for ops without a weight */
-    int has_weight;     /* the op has a parameter (linear, bias, LayerNorm, embedding, head) */
+    int has_weight;     /* the op has a parameter (linear, bias, norm, embedding, head) */
     int in, in2, out;   /* value ids */
     int width;          /* floats per token of `in` (what a conversion on it moves) */
+    int kv;             /* `in` holds the K/V heads (the QKV projection's output) */
     /* forward, filled by plan_build */
     plan_placement in_pl;  /* what arrives */
     plan_placement need;   /* what the op's rule needs (after the inserted conversion) */
@@ -114,6 +122,24 @@ typedef struct {
     int weight_grad_reduce;         /* backward only: weight gradients needing an AllReduce */
 } plan_totals;
 
+/* What grouped-query attention's replicated K/V heads cost, for the config and P with the
+ * attention split by heads (all zero but n_kv_head and kv_heads_held when nothing is
+ * replicated). "Extra" is over holding each K/V head once; every figure is summed over the P
+ * ranks and the n_layer layers, float32. */
+typedef struct {
+    int split;          /* the attention is split by heads (else: nothing below applies) */
+    int n_kv_head;      /* K/V heads of the model (one layer) */
+    int kv_heads_held;  /* K/V heads held summed over the ranks (one layer) */
+    int kv_heads_extra; /* kv_heads_held - n_kv_head */
+    int max_kv_local;   /* most K/V heads one rank holds */
+    long long extra_weight_floats;   /* the copies' K and V projection columns (and biases) */
+    long long extra_weight_bytes;    /* 4 * extra_weight_floats */
+    long long extra_flops_per_token; /* 2 per multiply-add of the copies' K and V projections */
+    long long extra_kv_cache_floats_per_position; /* the copies' cached K and V */
+    double comm_bytes_per_token; /* collectives on anything holding K/V, forward + backward:
+                                    derived from the placements, 0 */
+} plan_kv_replication;
+
 typedef struct {
     model_config cfg;
     int P;
@@ -126,6 +152,7 @@ typedef struct {
     int *widths;            /* floats per token of each value */
     int layers_identical;   /* every layer got layer 0's placements and communication */
     plan_totals fwd, bwd;
+    plan_kv_replication kv;
 } plan_t;
 
 void plan_options_default(plan_options *opt);

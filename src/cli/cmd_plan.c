@@ -13,28 +13,41 @@
 #include "linshard/plan.h"
 
 static const char plan_usage[] =
-    "usage: linshard plan (--model DIR | --shape gpt2|tiny) --tp P [--backward] [--json]\n"
-    "                     [--mlp column,row|row,column|replicate] [--attention heads|replicate]\n"
-    "                     [--bias after-reduce|one-rank|every-rank]\n"
+    "usage: linshard plan (--model DIR | --shape gpt2|tiny|llama-1b) --tp P [--backward]\n"
+    "                     [--json] [--mlp column,row|row,column|replicate]\n"
+    "                     [--attention heads|replicate] [--bias after-reduce|one-rank|every-rank]\n"
     "\n"
-    "Derives where tensor parallelism must communicate. One transformer layer (plus the\n"
-    "embedding and the LM head) is a graph of operations; the weights' placements (Replicate,\n"
+    "Derives where tensor parallelism must communicate, for any family (GPT-2, Llama, Mistral,\n"
+    "Qwen2, Qwen3). One transformer layer as the config describes it (LayerNorm or RMSNorm, the\n"
+    "QKV projection of (n_head + 2 n_kv_head) * head_dim, q/k norm and RoPE where present, the\n"
+    "attention core, the output projection, a GELU or SwiGLU MLP, biases only where the model\n"
+    "has them), plus the embedding (+ wpe with learned positions) and the LM head (tied or its\n"
+    "own), is a graph of operations; the weights' placements (Replicate,\n"
     "Shard(features|heads|vocab)) propagate through per-operation rules, and wherever an\n"
-    "operation cannot take what it is handed (a Partial sum into a bias add, GELU or\n"
-    "LayerNorm; a shard where the whole vector is needed) the cheapest fix is inserted:\n"
+    "operation cannot take what it is handed (a Partial sum into a bias add, an activation or\n"
+    "a norm; a shard where the whole vector is needed) the cheapest fix is inserted:\n"
     "AllReduce (Partial -> Replicate), all-gather (Shard -> Replicate), reduce-scatter\n"
     "(Partial -> Shard) or a free local slice (Replicate -> Shard). Bytes are float32 payload\n"
     "per token, and what each rank sends with the bandwidth-optimal algorithm.\n"
     "\n"
-    "  --model DIR       read the shape from DIR/config.json\n"
-    "  --shape NAME      gpt2 (12 layers, 768 wide, 12 heads, vocab 50257) or tiny (verify's\n"
-    "                    default: 2 layers, 48 wide, 6 heads, vocab 101)\n"
+    "With grouped-query attention split by heads, each rank holds every K/V head its query\n"
+    "heads read, so a K/V head shared by ranks is replicated on them; the lines after the\n"
+    "table give what that costs (K/V heads held, extra weight memory, FLOPs per token and KV\n"
+    "cache, over all ranks and layers) and the communication it adds: none.\n"
+    "\n"
+    "  --model DIR       read the shape from DIR/config.json (any family)\n"
+    "  --shape NAME      gpt2 (12 layers, 768 wide, 12 heads, vocab 50257), tiny (verify's\n"
+    "                    default: 2 layers, 48 wide, 6 heads, vocab 101) or llama-1b (Llama\n"
+    "                    3.2 1B: 16 layers, 2048 wide, 32 query and 8 K/V heads, vocab 128256)\n"
     "  --tp P            ranks (at most the number of attention heads)\n"
     "  --backward        also the gradient pass (each operation's transpose)\n"
-    "  --json            one JSON object (forward and backward) instead of the table\n"
-    "  --mlp A,B         placement of c_fc and c_proj: column, row or replicate each\n"
-    "                    (default column,row: Megatron); 'replicate' = replicate,replicate\n"
-    "  --attention S     heads (default: c_attn column, c_proj row, by heads) or replicate\n"
+    "  --json            one JSON object (forward, backward, kv_replication) instead of the\n"
+    "                    table\n"
+    "  --mlp A,B         placement of the MLP's first projection (c_fc, or gate|up) and second\n"
+    "                    (c_proj, or down_proj): column, row or replicate each (default\n"
+    "                    column,row: Megatron); 'replicate' = replicate,replicate\n"
+    "  --attention S     heads (default: QKV projection column, output projection row, by\n"
+    "                    heads) or replicate\n"
     "  --bias B          a replicated bias on a Partial sum: after-reduce (default, Megatron),\n"
     "                    one-rank (one rank adds it to its summand), every-rank (invalid:\n"
     "                    counted P times)\n"
@@ -101,13 +114,23 @@ static int shown(const plan_op *op) {
     return op->layer <= 0;
 }
 
+/* The operation column: 22 wide (GPT-2's names fit), wider for longer names
+ * ("post_attention_layernorm"). */
+static int name_width(const plan_t *p) {
+    int w = 22;
+    for (int i = 0; i < p->n_ops; i++)
+        if (shown(&p->ops[i]) && (int)strlen(p->ops[i].name) > w) w = (int)strlen(p->ops[i].name);
+    return w;
+}
+
 static void print_forward_row(const plan_t *p, const plan_op *op) {
     char l[32], in[24], w[32], out[24], comm[96], bytes[96];
     comm_cell(op->comm, op->in_pl, op->need, op->width, comm, sizeof(comm));
     bytes_cell(op->comm, op->width, p->P, bytes, sizeof(bytes));
-    printf("%-7s %-22s %-16s %-20s %-16s %-46s %s\n", layer_label(op, l, sizeof(l)), op->name,
-           plan_placement_str(op->in_pl, in, sizeof(in)), plan_weight_str(op, w, sizeof(w)),
-           plan_placement_str(op->out_pl, out, sizeof(out)), comm, bytes);
+    printf("%-7s %-*s %-16s %-20s %-16s %-46s %s\n", layer_label(op, l, sizeof(l)), name_width(p),
+           op->name, plan_placement_str(op->in_pl, in, sizeof(in)),
+           plan_weight_str(op, w, sizeof(w)), plan_placement_str(op->out_pl, out, sizeof(out)),
+           comm, bytes);
 }
 
 static void print_backward_row(const plan_t *p, const plan_op *op) {
@@ -117,8 +140,8 @@ static void print_backward_row(const plan_t *p, const plan_op *op) {
     else
         comm_cell(op->bwd_comm, op->dx_pl, op->dx_need, op->width, comm, sizeof(comm));
     bytes_cell(op->bwd_comm, op->width, p->P, bytes, sizeof(bytes));
-    printf("%-7s %-22s %-16s %-16s %-46s %s\n", layer_label(op, l, sizeof(l)), op->name,
-           plan_placement_str(op->dy_pl, dy, sizeof(dy)),
+    printf("%-7s %-*s %-16s %-16s %-46s %s\n", layer_label(op, l, sizeof(l)), name_width(p),
+           op->name, plan_placement_str(op->dy_pl, dy, sizeof(dy)),
            op->kind == PLAN_OP_EMBEDDING ? "-" : plan_placement_str(op->dx_pl, dx, sizeof(dx)),
            comm, bytes);
 }
@@ -135,8 +158,8 @@ static void print_layers_note(const plan_t *p) {
 }
 
 static void print_forward_table(const plan_t *p) {
-    printf("%-7s %-22s %-16s %-20s %-16s %-46s %s\n", "layer", "operation", "input", "weight",
-           "output", "communication inserted (before the op)", "bytes/token");
+    printf("%-7s %-*s %-16s %-20s %-16s %-46s %s\n", "layer", name_width(p), "operation", "input",
+           "weight", "output", "communication inserted (before the op)", "bytes/token");
     int noted = 0;
     for (int i = 0; i < p->n_ops; i++) {
         const plan_op *op = &p->ops[i];
@@ -149,8 +172,8 @@ static void print_forward_table(const plan_t *p) {
 }
 
 static void print_backward_table(const plan_t *p) {
-    printf("%-7s %-22s %-16s %-16s %-46s %s\n", "layer", "operation (transpose)", "grad out",
-           "grad in", "communication inserted (after the op)", "bytes/token");
+    printf("%-7s %-*s %-16s %-16s %-46s %s\n", "layer", name_width(p), "operation (transpose)",
+           "grad out", "grad in", "communication inserted (after the op)", "bytes/token");
     int noted = 0;
     for (int i = p->n_ops - 1; i >= 0; i--) {
         const plan_op *op = &p->ops[i];
@@ -201,7 +224,11 @@ static void print_notes(const plan_t *p) {
     else if (!mlp)
         printf("note: MLP replicated: valid, no communication in it, but no parallelism either "
                "(every rank computes the whole MLP)\n");
-    if (o->bias == PLAN_BIAS_AFTER_REDUCE)
+    if (!p->cfg.learned_pos && !p->cfg.out_bias && !p->cfg.mlp_bias &&
+        o->bias != PLAN_BIAS_ONE_RANK)
+        printf("no bias on a Partial sum in this model: each row-parallel projection's sum is "
+               "reduced where the residual stream needs it whole (Megatron)\n");
+    else if (o->bias == PLAN_BIAS_AFTER_REDUCE)
         printf("bias on a Partial sum: added once, after the AllReduce, by every rank "
                "(Megatron)\n");
     else
@@ -209,13 +236,91 @@ static void print_notes(const plan_t *p) {
                "until an operation needs it whole\n");
 }
 
-static void print_table(const plan_t *p, int backward) {
+static const char *family_name(model_family f) {
+    switch (f) {
+    case FAMILY_GPT2:
+        return "GPT-2";
+    case FAMILY_LLAMA:
+        return "Llama";
+    case FAMILY_MISTRAL:
+        return "Mistral";
+    case FAMILY_QWEN2:
+        return "Qwen2";
+    case FAMILY_QWEN3:
+        return "Qwen3";
+    }
+    return "?";
+}
+
+/* GPT-2: the line it always had. Others: what differs from GPT-2 too. */
+static void print_header(const plan_t *p) {
+    const model_config *c = &p->cfg;
     char mlp[48];
     mlp_name(&p->opt, mlp, sizeof(mlp));
-    printf("plan: GPT-2, %d layers, %d wide, %d heads, vocab %d; P = %d; attention %s, mlp %s, "
-           "bias %s\n\n",
-           p->cfg.n_layer, p->cfg.n_embd, p->cfg.n_head, p->cfg.vocab_size, p->P,
-           attention_name(&p->opt), mlp, bias_name(p->opt.bias));
+    if (c->family == FAMILY_GPT2)
+        printf("plan: GPT-2, %d layers, %d wide, %d heads, vocab %d", c->n_layer, c->n_embd,
+               c->n_head, c->vocab_size);
+    else
+        printf("plan: %s, %d layers, %d wide, %d query heads and %d K/V heads of %d, %s MLP of %d, "
+               "%s, %s%s%s, %s LM head, vocab %d",
+               family_name(c->family), c->n_layer, c->n_embd, c->n_head, c->n_kv_head, c->head_dim,
+               c->mlp == MLP_SWIGLU ? "SwiGLU" : "GELU", c->n_ff,
+               c->norm == NORM_RMSNORM ? "RMSNorm" : "LayerNorm",
+               c->learned_pos ? "learned positions" : "RoPE", c->qk_norm ? ", q/k norm" : "",
+               c->qkv_bias ? ", QKV bias" : "", c->tied ? "tied" : "own", c->vocab_size);
+    printf("; P = %d; attention %s, mlp %s, bias %s\n\n", p->P, attention_name(&p->opt), mlp,
+           bias_name(p->opt.bias));
+}
+
+/* "{0},{0,1},{1},{1}": the K/V heads each rank holds (up to 16 ranks). */
+static void kv_sets(const plan_t *p, char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int r = 0; r < p->P && n < len; r++) {
+        head_split hs = model_head_split(&p->cfg, p->P, r);
+        n += (size_t)snprintf(buf + n, len - n, "%s{", r ? "," : "");
+        for (int k = 0; k < hs.kv_local && n < len; k++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%d", k ? "," : "", hs.kv0 + k);
+        if (n < len) n += (size_t)snprintf(buf + n, len - n, "}");
+    }
+}
+
+/* What replicated K/V heads cost (plan_kv_replication), or one line saying there are none. */
+static void print_kv(const plan_t *p) {
+    const plan_kv_replication *k = &p->kv;
+    const model_config *c = &p->cfg;
+    if (!k->split) return; /* attention replicated: print_notes says so */
+    char sets[512] = "", b[32];
+    if (p->P <= 16) kv_sets(p, sets, sizeof(sets));
+    if (!k->kv_heads_extra) {
+        printf("K/V heads: %d over %d ranks, each held by one rank%s%s%s: split without "
+               "replication, nothing extra\n",
+               c->n_kv_head, p->P, sets[0] ? " (" : "", sets, sets[0] ? ")" : "");
+        return;
+    }
+    double share = 100.0 * (double)k->extra_weight_floats / (double)model_total_param_floats(c);
+    printf("K/V heads: replicated. %d query heads per K/V head; each rank holds every K/V head its "
+           "query heads read%s%s: %d held over the %d ranks for %d (%d extra, at most %d on a "
+           "rank), in each of the %d layers\n",
+           c->n_head / c->n_kv_head, sets[0] ? ", " : "", sets, k->kv_heads_held, p->P,
+           k->n_kv_head, k->kv_heads_extra, k->max_kv_local, c->n_layer);
+    printf("  extra weights: %lld floats = %lld bytes at float32 (%.2f%% of the model), the "
+           "copies' K and V projection columns%s, over all ranks and layers\n",
+           k->extra_weight_floats, k->extra_weight_bytes, share, c->qkv_bias ? " and biases" : "");
+    printf("  extra compute: %lld FLOPs per token (the copies' K and V projections, computed on "
+           "every rank that holds one)\n",
+           k->extra_flops_per_token);
+    printf("  extra KV cache: %lld floats per position (the copies' K and V, all layers)\n",
+           k->extra_kv_cache_floats_per_position);
+    printf("  communication: none added (%s bytes/token inserted on anything holding K/V, forward "
+           "and backward): each rank computes its copies from its replicated input; still %d "
+           "AllReduce per layer forward, %d backward\n",
+           fmt_bytes(k->comm_bytes_per_token, b, sizeof(b)), p->fwd.per_layer[PLAN_COMM_ALLREDUCE],
+           p->bwd.per_layer[PLAN_COMM_ALLREDUCE]);
+}
+
+static void print_table(const plan_t *p, int backward) {
+    print_header(p);
     printf("forward\n");
     print_forward_table(p);
     if (backward) {
@@ -227,9 +332,10 @@ static void print_table(const plan_t *p, int backward) {
     if (backward) {
         print_totals(p, &p->bwd, "backward");
         printf("  weight gradients: %d need an AllReduce (each is computed from local x and dy; "
-               "the embedding's rows of wte included)\n",
-               p->bwd.weight_grad_reduce);
+               "the embedding's rows of %s included)\n",
+               p->bwd.weight_grad_reduce, p->cfg.family == FAMILY_GPT2 ? "wte" : "embed_tokens");
     }
+    print_kv(p);
     print_notes(p);
 }
 
@@ -286,6 +392,34 @@ static cJSON *pass_json(const plan_t *p, const plan_totals *t, int backward) {
     return o;
 }
 
+/* plan_kv_replication; with the attention replicated, only {"split": false}. */
+static cJSON *kv_json(const plan_t *p) {
+    const plan_kv_replication *k = &p->kv;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "split", k->split);
+    if (!k->split) return o;
+    cJSON_AddBoolToObject(o, "replicated", k->kv_heads_extra > 0);
+    cJSON_AddNumberToObject(o, "n_kv_head", k->n_kv_head);
+    cJSON_AddNumberToObject(o, "kv_heads_held", k->kv_heads_held);
+    cJSON_AddNumberToObject(o, "kv_heads_extra", k->kv_heads_extra);
+    cJSON_AddNumberToObject(o, "max_kv_heads_per_rank", k->max_kv_local);
+    cJSON *held = cJSON_AddArrayToObject(o, "kv_heads_per_rank");
+    for (int r = 0; r < p->P; r++) {
+        head_split hs = model_head_split(&p->cfg, p->P, r);
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(hs.kv0));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(hs.kv_local));
+        cJSON_AddItemToArray(held, pair);
+    }
+    cJSON_AddNumberToObject(o, "extra_weight_floats", (double)k->extra_weight_floats);
+    cJSON_AddNumberToObject(o, "extra_weight_bytes", (double)k->extra_weight_bytes);
+    cJSON_AddNumberToObject(o, "extra_flops_per_token", (double)k->extra_flops_per_token);
+    cJSON_AddNumberToObject(o, "extra_kv_cache_floats_per_position",
+                            (double)k->extra_kv_cache_floats_per_position);
+    cJSON_AddNumberToObject(o, "communication_bytes_per_token", k->comm_bytes_per_token);
+    return o;
+}
+
 static int print_json(const plan_t *p) {
     char mlp[48];
     mlp_name(&p->opt, mlp, sizeof(mlp));
@@ -295,6 +429,10 @@ static int print_json(const plan_t *p) {
     cJSON_AddNumberToObject(model, "n_embd", p->cfg.n_embd);
     cJSON_AddNumberToObject(model, "n_head", p->cfg.n_head);
     cJSON_AddNumberToObject(model, "vocab_size", p->cfg.vocab_size);
+    cJSON_AddStringToObject(model, "family", family_name(p->cfg.family));
+    cJSON_AddNumberToObject(model, "n_kv_head", p->cfg.n_kv_head);
+    cJSON_AddNumberToObject(model, "head_dim", p->cfg.head_dim);
+    cJSON_AddNumberToObject(model, "n_ff", p->cfg.n_ff);
     cJSON_AddNumberToObject(root, "P", p->P);
     cJSON_AddStringToObject(root, "attention", attention_name(&p->opt));
     cJSON_AddStringToObject(root, "mlp", mlp);
@@ -303,6 +441,7 @@ static int print_json(const plan_t *p) {
     cJSON_AddBoolToObject(root, "layers_identical", p->layers_identical);
     cJSON_AddItemToObject(root, "forward", pass_json(p, &p->fwd, 0));
     cJSON_AddItemToObject(root, "backward", pass_json(p, &p->bwd, 1));
+    cJSON_AddItemToObject(root, "kv_replication", kv_json(p));
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!text) return cli_job_error("out of memory printing JSON");

@@ -9,15 +9,19 @@
  *
  * Tolerance (LAB_TOL_REL = 1e-5 of the reference's largest magnitude). The sharded layers
  * compute in float32 (unit roundoff u = 6e-8): dot products of at most F = 384 terms of O(1)
- * values accumulated by OpenBLAS, then GELU and softmax through fast_expf (relative error
- * <= 2e-7) and LayerNorm with double statistics. Rounding in a K-term dot product grows like
- * sqrt(K) u typically and K u at worst, i.e. 1e-6..2.3e-5 of the sum of |terms|, which for these
- * random inputs is a few times the result; measured errors are 1e-8..1e-6 of the largest output,
- * so 1e-5 leaves a margin of 10x or more. The naive variants are wrong by O(1) of the output (a
- * bias counted P times, GELU of partial sums, statistics of a slice, the wrong columns, a softmax
- * normalised per slice): 100x the tolerance is still 1e-3 of the output, far below what they
- * miss by. Measured over seeds 1..150 at every P in 2..8: every correct row within 0.1 of its
- * tolerance, every naive row beyond 5900x it. */
+ * values accumulated by OpenBLAS, then GELU, SiLU and softmax through fast_expf (relative error
+ * <= 2e-7), LayerNorm and RMSNorm with double statistics, and RoPE from a cos/sin table whose
+ * angles are exact in double and rounded once to float (u). Rounding in a K-term dot product
+ * grows like sqrt(K) u typically and K u at worst, i.e. 1e-6..2.3e-5 of the sum of |terms|,
+ * which for these random inputs is a few times the result; measured errors are 1e-8..1e-6 of the
+ * largest output, so 1e-5 leaves a margin of 5x or more. The naive variants are wrong by O(1e-2)
+ * to O(1) of the output (a bias counted P times, GELU of partial sums, statistics of a slice, the
+ * wrong columns, a softmax normalised per slice, SiLU of the wrong gate, keys and values of
+ * another group, RoPE pairing the wrong dimensions): 100x the tolerance is still 1e-3 of the
+ * output, below what they miss by. Measured over seeds 1..150 at every P in 2..8 (rows 1-20):
+ * every correct row within 0.19 of its tolerance (the global softmax; the others within 0.07),
+ * every naive row beyond 1670x it (RoPE with adjacent pairs 1674x, RMSNorm of shards 1706x, GQA
+ * with contiguous K/V 12837x, SwiGLU with fused halves 76625x; the GPT-2 rows beyond 5900x). */
 #include "linshard/lab.h"
 
 #include <math.h>
@@ -38,6 +42,15 @@
 #define F LAB_F
 #define V LAB_V
 #define LN_EPS 1e-5f
+/* Grouped-query attention's own shape: 22 query heads and 11 K/V heads (2 query heads each)
+ * of 8. 11 is prime, so no P in 2..8 divides it: a contiguous split of the K/V heads never
+ * lines up with the query heads' groups (when P divides n_kv_head the two coincide). */
+#define HG 22
+#define KVG 11
+#define DG 8
+#define GROUP (HG / KVG)
+#define QKVG ((HG + 2 * KVG) * DG) /* [Q | K | V] of the GQA projection */
+#define ROPE_THETA 10000.0
 
 typedef enum {
     X_COL = 0,          /* column-parallel linear, bias */
@@ -52,6 +65,15 @@ typedef enum {
     X_ATTN_CONTIGUOUS,  /* naive: contiguous column blocks of the fused QKV weight */
     X_SOFTMAX_LOCAL,    /* naive: softmax of each vocabulary slice */
     X_SOFTMAX_GLOBAL,   /* softmax with the global max/sum correction */
+    /* the Llama family's layers */
+    X_SWIGLU,         /* SwiGLU MLP: gate and up on the same column slice */
+    X_SWIGLU_HALVES,  /* naive: the fused [gate | up] block cut into contiguous shares */
+    X_GQA,            /* GQA: every K/V head the rank's query heads read */
+    X_GQA_CONTIGUOUS, /* naive: K/V heads split contiguously like the query heads */
+    X_ROPE_HALF,      /* RoPE, rotate half (Hugging Face) */
+    X_ROPE_ADJACENT,  /* naive: RoPE pairing adjacent dimensions */
+    X_RMS_SHARDS,     /* naive: RMSNorm of each feature shard */
+    X_RMS_REPLICATED, /* RMSNorm of the replicated vector */
     X_COUNT
 } experiment;
 
@@ -109,6 +131,38 @@ static const experiment_info INFO[X_COUNT] = {
      "one all-gather of each rank's per-row (max m_r, sum s_r of exp(l - m_r)) gives the global "
      "max M and Z = sum s_r*exp(m_r - M): exact, and the logits stay split",
      1},
+    {"SwiGLU MLP", "gate and up on the same column slice",
+     "each rank takes columns [f0, f0+f) of gate AND of up, so SiLU(gate)*up pairs the right "
+     "features locally; the row-parallel down projection needs one AllReduce of T*E floats",
+     1},
+    {"SwiGLU MLP", "fused [gate|up] cut in contiguous shares",
+     "a rank's contiguous 2/P share of the fused [gate|up] block is not 'my gate | my up' (at "
+     "P=2 rank 0 gets only gate columns): SiLU multiplies mismatched features; same AllReduce",
+     0},
+    {"GQA attention", "each rank: the K/V heads its queries read",
+     "a query head reads K/V head h/group; a rank holds every K/V head its query heads read, "
+     "replicating the ones shared with another rank: computed twice, never sent; one AllReduce",
+     1},
+    {"GQA attention", "K/V heads split contiguously like queries",
+     "a contiguous share of the 11 K/V heads is not the set a rank's query heads read: some "
+     "queries attend with another group's keys and values; same AllReduce, wrong answer",
+     0},
+    {"RoPE attention", "rotate half: i pairs with i + D/2",
+     "heads are split whole, so RoPE rotates each rank's q and k locally; Hugging Face's Llama "
+     "checkpoints pair dimension i with i + D/2 ('rotate half'); one AllReduce, as without RoPE",
+     1},
+    {"RoPE attention", "adjacent pairs: 2i with 2i+1",
+     "the RoPE paper's / GPT-J's pairing: on a checkpoint whose q/k columns were laid out for "
+     "rotate half every score changes; what running it with the wrong convention gets",
+     0},
+    {"RMSNorm", "each feature shard on its own, gathered",
+     "RMSNorm divides by the root mean square of the whole feature vector; a shard's own differs, "
+     "so the gathered result is wrong (and the gather cost T*E floats)",
+     0},
+    {"RMSNorm", "replicated full vector",
+     "every rank normalises the full replicated vector: exact, with no communication (kept "
+     "replicated like LayerNorm)",
+     1},
 };
 
 /* ---- inputs and references ---------------------------------------------------------------- */
@@ -123,6 +177,9 @@ typedef struct {
     float w_qkv[E * 3 * E], b_qkv[3 * E]; /* fused, columns laid out [Q | K | V] */
     float w_ao[E * E], b_ao[E];           /* attention output projection */
     float wte[V * E];                     /* LM head rows */
+    float w_gu[E * 2 * F];                /* SwiGLU's fused [gate | up]; down is w_proj */
+    float w_gqa[E * QKVG];                /* GQA projection, [Q | K | V] */
+    float w_gqa_o[HG * DG * E];           /* GQA output projection */
     /* references, double */
     double ref_col[T * F];
     double ref_row[T * E], ref_row_nobias[T * E];
@@ -130,6 +187,8 @@ typedef struct {
     double ref_ln[T * E];
     double ref_attn[T * E];
     double ref_softmax[T * V];
+    double ref_swiglu[T * E], ref_gqa[T * E], ref_rope[T * E], ref_rms[T * E];
+    double dgqa[T * QKVG], dgatt[T * HG * DG];                                /* their scratch */
     double dx[T * E], dhid[T * F], dpre[T * F], dqkv[T * 3 * E], datt[T * E]; /* their scratch */
     /* results */
     int P;
@@ -162,6 +221,75 @@ static void ref_linear(double *y, const double *x, const float *w, const float *
 
 static double ref_gelu(double v) {
     return 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+}
+
+/* Causal softmax attention of one head: out[t, c] (row stride ld_out) from q, k, v rows of
+ * stride ld, in double. */
+static void ref_head(double *out, int ld_out, const double *q, const double *k, const double *v,
+                     int ld, int Dh) {
+    for (int t = 0; t < T; t++) {
+        double s[T], max = -INFINITY, sum = 0;
+        for (int u = 0; u <= t; u++) {
+            double d = 0;
+            for (int c = 0; c < Dh; c++) d += q[t * ld + c] * k[u * ld + c];
+            s[u] = d / sqrt((double)Dh);
+            max = s[u] > max ? s[u] : max;
+        }
+        for (int u = 0; u <= t; u++) sum += (s[u] = exp(s[u] - max));
+        for (int c = 0; c < Dh; c++) {
+            double a = 0;
+            for (int u = 0; u <= t; u++) a += s[u] / sum * v[u * ld + c];
+            out[t * ld_out + c] = a;
+        }
+    }
+}
+
+/* RoPE, rotate half, written independently of rope.c: dimension i of a head at position t
+ * turns with dimension i + D/2 by the angle t * theta^(-2i/D), all in double. */
+static void ref_rope_rotate_half(double *x, int t) {
+    for (int i = 0; i < D / 2; i++) {
+        double angle = t * pow(ROPE_THETA, -2.0 * i / D), a = x[i], b = x[i + D / 2];
+        x[i] = a * cos(angle) - b * sin(angle);
+        x[i + D / 2] = b * cos(angle) + a * sin(angle);
+    }
+}
+
+/* The Llama family's rows: SwiGLU, GQA, RoPE attention, RMSNorm. */
+static void make_llama_references(lab_job *j) {
+    double *x = j->dx, *pre = j->dpre, *qkv = j->dqkv, *att = j->datt;
+    /* SwiGLU: down(SiLU(x Wg) * x Wu), no biases */
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < F; f++) {
+            double g = 0, u = 0;
+            for (int i = 0; i < E; i++) {
+                g += x[t * E + i] * (double)j->w_gu[(size_t)i * 2 * F + f];
+                u += x[t * E + i] * (double)j->w_gu[(size_t)i * 2 * F + F + f];
+            }
+            pre[t * F + f] = g / (1.0 + exp(-g)) * u;
+        }
+    ref_linear(j->ref_swiglu, pre, j->w_proj, NULL, F, E);
+    /* GQA: query head h reads K/V head h / GROUP */
+    ref_linear(j->dgqa, x, j->w_gqa, NULL, E, QKVG);
+    for (int h = 0; h < HG; h++) {
+        int g = h / GROUP;
+        ref_head(j->dgatt + h * DG, HG * DG, j->dgqa + h * DG, j->dgqa + HG * DG + g * DG,
+                 j->dgqa + (HG + KVG) * DG + g * DG, QKVG, DG);
+    }
+    ref_linear(j->ref_gqa, j->dgatt, j->w_gqa_o, NULL, HG * DG, E);
+    /* RoPE attention: the MHA weights without biases, q and k of every head rotated */
+    ref_linear(qkv, x, j->w_qkv, NULL, E, 3 * E);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < 2 * H; h++) ref_rope_rotate_half(qkv + t * 3 * E + h * D, t);
+    for (int h = 0; h < H; h++)
+        ref_head(att + h * D, E, qkv + h * D, qkv + E + h * D, qkv + 2 * E + h * D, 3 * E, D);
+    ref_linear(j->ref_rope, att, j->w_ao, NULL, E, E);
+    /* RMSNorm over all E features (the LayerNorm weight as its weight) */
+    for (int t = 0; t < T; t++) {
+        double ms = 0;
+        for (int i = 0; i < E; i++) ms += x[t * E + i] * x[t * E + i];
+        double r = 1.0 / sqrt(ms / E + (double)LN_EPS);
+        for (int i = 0; i < E; i++) j->ref_rms[t * E + i] = x[t * E + i] * r * j->ln_w[i];
+    }
 }
 
 static void make_references(lab_job *j) {
@@ -218,6 +346,7 @@ static void make_references(lab_job *j) {
         for (int v = 0; v < V; v++) sum += (l[v] = exp(l[v] - max));
         for (int v = 0; v < V; v++) j->ref_softmax[t * V + v] = l[v] / sum;
     }
+    make_llama_references(j);
 }
 
 static double max_abs(const double *x, size_t n) {
@@ -469,6 +598,146 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         err = max_err(logits, vl, j->ref_softmax, V, v0, vl);
         break;
     }
+    case X_SWIGLU:
+    case X_SWIGLU_HALVES: {
+        TAKE(fc_w, E * 2 * fl);
+        TAKE(proj_w, fl * E);
+        TAKE(scratch, 2 * T * fl);
+        TAKE(out, T * E);
+        if (x == X_SWIGLU) {
+            /* gate columns [f0, f0 + fl), then the same columns of up */
+            for (int i = 0; i < E; i++) {
+                const float *row = j->w_gu + (size_t)i * 2 * F;
+                memcpy(fc_w + (size_t)i * 2 * fl, row + f0, (size_t)fl * sizeof(float));
+                memcpy(fc_w + (size_t)i * 2 * fl + fl, row + F + f0, (size_t)fl * sizeof(float));
+            }
+        } else {
+            /* the naive reading: this rank's contiguous share, 2 * fl columns from 2 * f0, of
+             * the fused block, its first half taken as gate and its second as up */
+            copy_cols(fc_w, j->w_gu, E, 2 * F, 2 * f0, 2 * fl);
+        }
+        memcpy(proj_w, j->w_proj + (size_t)f0 * E, (size_t)fl * E * sizeof(float));
+        mlp_weights mw = {fc_w, NULL, proj_w, NULL, E, fl, GELU_TANH, 1};
+        MEASURE_START();
+        rc = parallel_mlp_forward(comm, out, j->x, &mw, T, scratch, "lab.swiglu");
+        MEASURE_STOP();
+        err = max_err(out, E, j->ref_swiglu, E, 0, E);
+        break;
+    }
+    case X_GQA:
+    case X_GQA_CONTIGUOUS: {
+        const int q0 = (int)split_offset(HG, P, r), ql = (int)split_count(HG, P, r);
+        int kv0, kvl, group, first;
+        if (x == X_GQA) {
+            /* every K/V head this rank's query heads read (model_head_split's rule) */
+            kv0 = q0 / GROUP;
+            kvl = (q0 + ql - 1) / GROUP - kv0 + 1;
+            group = GROUP;
+            first = q0;
+        } else {
+            /* the naive split: a contiguous balanced share of the K/V heads, like the query
+             * heads; the rank's query heads share them in order (local query head h reads local
+             * K/V head h / ceil(ql / kvl)) */
+            kv0 = (int)split_offset(KVG, P, r);
+            kvl = (int)split_count(KVG, P, r);
+            group = (ql + kvl - 1) / kvl;
+            first = kv0 * group;
+        }
+        const int ld = (ql + 2 * kvl) * DG;
+        TAKE(qkv_w, E * ld);
+        TAKE(proj_w, ql * DG * E);
+        TAKE(out, T * E);
+        for (int i = 0; i < E; i++) {
+            const float *row = j->w_gqa + (size_t)i * QKVG;
+            float *dst = qkv_w + (size_t)i * ld;
+            memcpy(dst, row + q0 * DG, (size_t)ql * DG * sizeof(float));
+            memcpy(dst + ql * DG, row + (HG + kv0) * DG, (size_t)kvl * DG * sizeof(float));
+            memcpy(dst + (ql + kvl) * DG, row + (HG + KVG + kv0) * DG,
+                   (size_t)kvl * DG * sizeof(float));
+        }
+        memcpy(proj_w, j->w_gqa_o + (size_t)q0 * DG * E, (size_t)ql * DG * E * sizeof(float));
+        /* h0 = first and kv0 with the group give local query head h the local K/V head
+         * (first + h) / group - kv0 */
+        attention_weights aw = {qkv_w, NULL,  proj_w, NULL, E,    DG,   ql,  kvl,
+                                group, first, kv0,    NULL, NULL, 0.0f, NULL};
+        TAKE(scratch, attention_scratch_floats(&aw, T, T));
+        MEASURE_START();
+        rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.gqa");
+        MEASURE_STOP();
+        err = max_err(out, E, j->ref_gqa, E, 0, E);
+        break;
+    }
+    case X_ROPE_HALF:
+    case X_ROPE_ADJACENT: {
+        const int hd = hl * D, ld = 3 * hd;
+        TAKE(qkv_w, E * ld);
+        TAKE(proj_w, hd * E);
+        TAKE(rope, T * D);
+        TAKE(out, T * E);
+        /* heads [h0, h0 + hl) of the Q, K and V blocks, as in the MHA row, without biases */
+        for (int part = 0; part < 3; part++)
+            for (int i = 0; i < E; i++)
+                memcpy(qkv_w + (size_t)i * ld + part * hd,
+                       j->w_qkv + (size_t)i * 3 * E + part * E + h0 * D,
+                       (size_t)hd * sizeof(float));
+        if (x == X_ROPE_ADJACENT) {
+            /* Pairing (2i, 2i+1) is rotate half applied to each q and k head reordered as
+             * [even dimensions | odd dimensions] (the same angle, theta^(-2i/D), for pair i), and
+             * q.k is unchanged by reordering both the same way: so permuting each head's Q and K
+             * columns runs the real layer with adjacent pairs, exactly. */
+            float tmp[D];
+            for (int i = 0; i < E; i++)
+                for (int h = 0; h < 2 * hl; h++) {
+                    float *col = qkv_w + (size_t)i * ld + h * D;
+                    for (int c = 0; c < D / 2; c++) {
+                        tmp[c] = col[2 * c];
+                        tmp[c + D / 2] = col[2 * c + 1];
+                    }
+                    memcpy(col, tmp, sizeof(tmp));
+                }
+        }
+        memcpy(proj_w, j->w_ao + (size_t)h0 * D * E, (size_t)hd * E * sizeof(float));
+        rope_table(rope, 0, T, D, ROPE_THETA, NULL);
+        attention_weights aw = {qkv_w, NULL, proj_w, NULL, E,    D,    hl,  0,
+                                1,     0,    0,      NULL, NULL, 0.0f, rope};
+        TAKE(scratch, attention_scratch_floats(&aw, T, T));
+        MEASURE_START();
+        rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.rope");
+        MEASURE_STOP();
+        err = max_err(out, E, j->ref_rope, E, 0, E);
+        break;
+    }
+    case X_RMS_SHARDS: {
+        TAKE(in, T * el);
+        TAKE(mine, T * el);
+        TAKE(gathered, T * E);
+        TAKE(out, T * E);
+        copy_cols(in, j->x, T, E, e0, el);
+        size_t counts[LAB_MAX_P];
+        for (int q = 0; q < P; q++) counts[q] = (size_t)T * split_count(E, P, q);
+        MEASURE_START();
+        rmsnorm_forward(mine, in, j->ln_w + e0, T, el, LN_EPS);
+        rc = comm_allgather(comm, mine, counts[r], gathered, counts, "lab.rms");
+        MEASURE_STOP();
+        size_t done = 0; /* rank-major [P][T][e_q] back to [T, E] */
+        for (int q = 0; q < P; q++) {
+            int c0 = (int)split_offset(E, P, q), n = (int)split_count(E, P, q);
+            for (int t = 0; t < T; t++)
+                memcpy(out + t * E + c0, gathered + done + (size_t)t * n,
+                       (size_t)n * sizeof(float));
+            done += counts[q];
+        }
+        err = max_err(out, E, j->ref_rms, E, 0, E);
+        break;
+    }
+    case X_RMS_REPLICATED: {
+        TAKE(out, T * E);
+        MEASURE_START();
+        rmsnorm_forward(out, j->x, j->ln_w, T, E, LN_EPS);
+        MEASURE_STOP();
+        err = max_err(out, E, j->ref_rms, E, 0, E);
+        break;
+    }
     default:
         return comm_fail(comm, "lab: unknown experiment %d", (int)x);
     }
@@ -533,6 +802,11 @@ int lab_run(int P, uint64_t seed, lab_row *rows, int max_rows, char *err, size_t
     fill(j->w_ao, (size_t)E * E, 1.0 / sqrt((double)E), &s);
     fill(j->b_ao, E, 0.5, &s);
     fill(j->wte, (size_t)V * E, 1.0, &s);
+    /* gate and up of unit variance (uniform: sqrt(3) / sqrt(fan-in)), so SiLU(gate) * up and
+     * the output are O(1) like the other rows' */
+    fill(j->w_gu, (size_t)E * 2 * F, sqrt(3.0 / E), &s);
+    fill(j->w_gqa, (size_t)E * QKVG, 1.0 / sqrt((double)E), &s);
+    fill(j->w_gqa_o, (size_t)HG * DG * E, 1.0 / sqrt((double)(HG * DG)), &s);
     make_references(j);
 
     layers_set_blas_threads(1);
@@ -543,11 +817,14 @@ int lab_run(int P, uint64_t seed, lab_row *rows, int max_rows, char *err, size_t
         return -1;
     }
 
-    const double *ref[X_COUNT] = {j->ref_col,  j->ref_row,  j->ref_row,     j->ref_row_nobias,
-                                  j->ref_mlp,  j->ref_mlp,  j->ref_ln,      j->ref_ln,
-                                  j->ref_attn, j->ref_attn, j->ref_softmax, j->ref_softmax};
-    const size_t ref_n[X_COUNT] = {T * F, T * E, T * E, T * E, T * E, T * E,
-                                   T * E, T * E, T * E, T * E, T * V, T * V};
+    const double *ref[X_COUNT] = {j->ref_col,    j->ref_row,    j->ref_row,     j->ref_row_nobias,
+                                  j->ref_mlp,    j->ref_mlp,    j->ref_ln,      j->ref_ln,
+                                  j->ref_attn,   j->ref_attn,   j->ref_softmax, j->ref_softmax,
+                                  j->ref_swiglu, j->ref_swiglu, j->ref_gqa,     j->ref_gqa,
+                                  j->ref_rope,   j->ref_rope,   j->ref_rms,     j->ref_rms};
+    const size_t ref_n[X_COUNT] = {T * F, T * E, T * E, T * E, T * E, T * E, T * E,
+                                   T * E, T * E, T * E, T * V, T * V, T * E, T * E,
+                                   T * E, T * E, T * E, T * E, T * E, T * E};
     for (int x = 0; x < X_COUNT; x++) {
         lab_row *row = &rows[x];
         memset(row, 0, sizeof(*row));
@@ -572,6 +849,9 @@ int lab_run(int P, uint64_t seed, lab_row *rows, int max_rows, char *err, size_t
         case X_ROW_NOBIAS:
         case X_MLP:
         case X_ATTN_HEADS:
+        case X_SWIGLU:
+        case X_GQA:
+        case X_ROPE_HALF:
             row->expected_allreduce_calls = 1;
             row->expected_floats = (uint64_t)T * E;
             break;
@@ -579,7 +859,7 @@ int lab_run(int P, uint64_t seed, lab_row *rows, int max_rows, char *err, size_t
             row->expected_allgather_calls = 1;
             row->expected_floats = (uint64_t)2 * T * P;
             break;
-        default: /* X_COL, X_LN_REPLICATED: none (naive rows: not checked) */
+        default: /* X_COL, X_LN_REPLICATED, X_RMS_REPLICATED: none (naive rows: not checked) */
             break;
         }
         if (row->correct_expected) {

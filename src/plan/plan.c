@@ -1,7 +1,9 @@
 /* plan.c — the communication of tensor parallelism, derived from placement rules (plan.h).
  *
  * Three parts, each small:
- *   1. the graph: GPT-2 written as operations on values (build_*);
+ *   1. the graph: the model_config's transformer written as operations on values (build_*):
+ *      the family only names the operations; which exist (biases, wpe, q/k norm, RoPE) and
+ *      their widths come from the config;
  *   2. the rules: for each kind of operation, the input placement it needs given what it is
  *      handed, and the placement it produces (rule_*); and the cheapest conversion between two
  *      placements (convert);
@@ -128,15 +130,17 @@ static int rule_bias(plan_weight w, const plan_options *opt, rule_io *io, rule_e
 }
 
 /* Elementwise and non-linear: fine on whole or feature-sharded values, never on a Partial sum
- * (GELU(a + b) != GELU(a) + GELU(b)): that must be reduced first. */
+ * (GELU(a + b) != GELU(a) + GELU(b)): that must be reduced first. SwiGLU's SiLU(gate) * up is
+ * this rule too: the fused [gate | up] projection is split so that each rank's gate and up
+ * columns are the same feature slice, which makes the product elementwise on that slice. */
 static int rule_gelu(rule_io *io) {
     io->need = io->in.kind == PLAN_PARTIAL ? replicate() : io->in;
     io->out = io->need;
     return 0;
 }
 
-/* LayerNorm's mean and variance need the whole feature vector of each token: Replicate (a
- * sequence shard would also do; it is not modelled here). */
+/* LayerNorm's mean and variance (RMSNorm's mean square) need the whole feature vector of each
+ * token: Replicate (a sequence shard would also do; it is not modelled here). */
 static int rule_layernorm(rule_io *io) {
     io->need = replicate();
     io->out = replicate();
@@ -145,8 +149,11 @@ static int rule_layernorm(rule_io *io) {
 
 /* softmax(q k^T) v within each head: local when whole heads are sharded, or on everything;
  * softmax is non-linear, so not on a Partial sum, and a head cut by a feature shard is not
- * whole. */
-static int rule_attention(rule_io *io) {
+ * whole. RoPE (a rotation within each head's q and k) and Qwen3's q/k RMSNorm (over each
+ * head's D dimensions) act on one head at a time too: the same rule. With grouped-query
+ * attention a rank's Shard(heads) holds its query heads and every K/V head they read, so
+ * "whole heads" includes the K/V heads: replicated ones are computed, never sent. */
+static int rule_heads(rule_io *io) {
     int local = io->in.kind == PLAN_REPLICATE ||
                 (io->in.kind == PLAN_SHARD && io->in.dim == PLAN_DIM_HEADS);
     io->need = local ? io->in : replicate();
@@ -155,10 +162,21 @@ static int rule_attention(rule_io *io) {
 }
 
 /* Both operands in the same placement. The residual stream keeps its placement (the next
- * LayerNorm needs it whole); the branch is converted to match. */
+ * norm needs it whole); the branch is converted to match: a row-parallel projection without a
+ * bias after it (the Llama family) is reduced here. */
 static int rule_residual(rule_io *io) {
     io->need = io->stream;
     io->out = io->stream;
+    return 0;
+}
+
+/* The embedding's vocabulary-parallel sum becoming the residual stream, in a model without a
+ * position table to add (RoPE): Megatron keeps the stream whole, so it is reduced here, in the
+ * embedding, as "+ wpe" does for GPT-2. With --bias one-rank sums are deliberately left Partial
+ * until an operation needs them whole, and so is this one. */
+static int rule_stream(const plan_options *opt, rule_io *io) {
+    io->need = opt->bias == PLAN_BIAS_ONE_RANK ? io->in : replicate();
+    io->out = io->need;
     return 0;
 }
 
@@ -174,10 +192,13 @@ static int apply_rule(const plan_op *op, const plan_options *opt, rule_io *io, r
         return rule_gelu(io);
     case PLAN_OP_LAYERNORM:
         return rule_layernorm(io);
+    case PLAN_OP_HEADWISE:
     case PLAN_OP_ATTENTION:
-        return rule_attention(io);
+        return rule_heads(io);
     case PLAN_OP_RESIDUAL:
         return rule_residual(io);
+    case PLAN_OP_STREAM:
+        return rule_stream(opt, io);
     }
     return violated(e, "unknown operation");
 }
@@ -208,18 +229,46 @@ static plan_placement transpose_rule(const plan_op *op, plan_placement dy) {
     return io.out;
 }
 
-/* dW = x^T dy (a matmul) or sum_t dy (a bias, a LayerNorm parameter): a sum over ranks when x
- * or dy is a Partial sum, so the gradient of a replicated weight would need an AllReduce. */
+/* dW = x^T dy (a matmul) or sum_t dy (a bias, a norm parameter): a sum over ranks when x or dy
+ * is a Partial sum, so the gradient of a replicated weight would need an AllReduce. So does a
+ * replicated weight applied to every slice of a sharded value (Qwen3's q/k norm, shared by all
+ * heads): each rank sums over its own heads only. */
 static int weight_grad_partial(const plan_op *op) {
     if (!op->has_weight) return 0;
+    if (op->weight.split == PLAN_SPLIT_REPLICATE && op->need.kind == PLAN_SHARD) return 1;
     return op->dy_pl.kind == PLAN_PARTIAL || (is_matmul(op) && op->need.kind == PLAN_PARTIAL);
 }
 
 /* ---- the graph --------------------------------------------------------------------------------
  */
 
+/* What the family calls each part (its tensors' names; generic ones for the activations). */
+typedef struct {
+    const char *norm1, *qkv, *proj, *norm2, *fc, *act, *fcp, *normf, *lookup, *head;
+} graph_names;
+
+static graph_names names_of(const model_config *c) {
+    graph_names n;
+    if (c->family == FAMILY_GPT2) {
+        n = (graph_names){"ln_1", "attn.c_attn", "attn.c_proj", "ln_2",       "mlp.c_fc",
+                          "gelu", "mlp.c_proj",  "ln_f",        "wte lookup", "lm_head (wte^T)"};
+    } else {
+        n = (graph_names){"input_layernorm",     "self_attn.q|k|v_proj",
+                          "self_attn.o_proj",    "post_attention_layernorm",
+                          "mlp.gate|up_proj",    "silu(gate)*up",
+                          "mlp.down_proj",       "norm",
+                          "embed_tokens lookup", c->tied ? "lm_head (embed_tokens^T)" : "lm_head"};
+    }
+    if (c->mlp == MLP_GELU) {
+        n.act = "gelu";
+        if (c->family != FAMILY_GPT2) n.fc = "mlp.up_proj";
+    }
+    return n;
+}
+
 typedef struct {
     plan_t *p;
+    graph_names names;
     const char *tag;
     int layer;
     int failed;
@@ -277,62 +326,88 @@ static plan_weight weight(plan_split split, plan_dim dim) {
 
 static const plan_weight no_weight = {PLAN_SPLIT_REPLICATE, PLAN_DIM_NONE};
 
-/* A linear layer: the matmul, then its bias (placed like the output: see rule_bias). */
+/* Marks the last op as acting on the K/V heads (the QKV projection's output). */
+static void mark_kv(builder *b) {
+    if (!b->failed) b->p->ops[b->p->n_ops - 1].kv = 1;
+}
+
+/* A linear layer: the matmul, then its bias if it has one (placed like the output: see
+ * rule_bias). */
 static int linear(builder *b, const char *name, plan_split split, plan_dim dim, int in,
-                  int out_width) {
+                  int out_width, int has_bias) {
     int y = add_op(b, PLAN_OP_LINEAR, name, weight(split, dim), 1, in, -1, out_width);
+    if (!has_bias) return y;
     char bias_name[32];
     snprintf(bias_name, sizeof(bias_name), "%s + bias", name);
     plan_weight bias = weight(split == PLAN_SPLIT_COLUMN ? split : PLAN_SPLIT_REPLICATE, dim);
     return add_op(b, PLAN_OP_BIAS_ADD, bias_name, bias, 1, y, -1, out_width);
 }
 
-/* x = one_hot(ids) · wte + wpe. The ids are a value of V "floats" per token (the one-hot rows):
- * slicing them is free, nothing of that width is ever sent. */
+/* x = one_hot(ids) · wte (+ wpe with learned positions). The ids are a value of V "floats" per
+ * token (the one-hot rows): slicing them is free, nothing of that width is ever sent. Without
+ * wpe the sum enters the residual stream directly (rule_stream). */
 static int build_embedding(builder *b, int ids) {
     int E = b->p->cfg.n_embd;
     b->tag = "embed";
     b->layer = -1;
-    int x = add_op(b, PLAN_OP_EMBEDDING, "wte lookup", weight(PLAN_SPLIT_ROW, PLAN_DIM_VOCAB), 1,
+    int x = add_op(b, PLAN_OP_EMBEDDING, b->names.lookup, weight(PLAN_SPLIT_ROW, PLAN_DIM_VOCAB), 1,
                    ids, -1, E);
-    return add_op(b, PLAN_OP_BIAS_ADD, "+ wpe", no_weight, 1, x, -1, E);
+    if (b->p->cfg.learned_pos) return add_op(b, PLAN_OP_BIAS_ADD, "+ wpe", no_weight, 1, x, -1, E);
+    return add_op(b, PLAN_OP_STREAM, "-> residual stream", no_weight, 0, x, -1, E);
 }
 
-/* x + c_proj(attention(c_attn(ln_1(x)))), with the heads as the unit of sharding. */
+/* x + proj(attention(rope(qk_norm(qkv(norm1(x)))))), with the heads as the unit of sharding.
+ * The QKV projection is (n_head + 2 n_kv_head) * head_dim wide, laid out [Q | K | V]; the
+ * attention core's output is n_head * head_dim. */
 static int build_attention(builder *b, int x, const char *tag) {
     const plan_options *o = &b->p->opt;
-    int E = b->p->cfg.n_embd;
+    const model_config *c = &b->p->cfg;
+    int E = c->n_embd, qd = c->n_head * c->head_dim;
+    int qkv_width = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
     b->tag = tag;
-    int a = add_op(b, PLAN_OP_LAYERNORM, "ln_1", no_weight, 1, x, -1, E);
-    int qkv = linear(b, "attn.c_attn", o->attn_qkv, PLAN_DIM_HEADS, a, 3 * E);
-    int heads = add_op(b, PLAN_OP_ATTENTION, "attention core", no_weight, 0, qkv, -1, E);
-    int y = linear(b, "attn.c_proj", o->attn_proj, PLAN_DIM_HEADS, heads, E);
+    int a = add_op(b, PLAN_OP_LAYERNORM, b->names.norm1, no_weight, 1, x, -1, E);
+    int y = linear(b, b->names.qkv, o->attn_qkv, PLAN_DIM_HEADS, a, qkv_width, c->qkv_bias);
+    if (c->qkv_bias) mark_kv(b); /* the bias add, on [Q | K | V] */
+    if (c->qk_norm) {
+        y = add_op(b, PLAN_OP_HEADWISE, "q/k norm (per head)", no_weight, 1, y, -1, qkv_width);
+        mark_kv(b);
+    }
+    if (!c->learned_pos) {
+        y = add_op(b, PLAN_OP_HEADWISE, "rope (q, k per head)", no_weight, 0, y, -1, qkv_width);
+        mark_kv(b);
+    }
+    int heads = add_op(b, PLAN_OP_ATTENTION, "attention core", no_weight, 0, y, -1, qd);
+    mark_kv(b);
+    y = linear(b, b->names.proj, o->attn_proj, PLAN_DIM_HEADS, heads, E, c->out_bias);
     return add_op(b, PLAN_OP_RESIDUAL, "residual: x + branch", no_weight, 0, y, x, E);
 }
 
-/* x + c_proj(gelu(c_fc(ln_2(x)))). */
+/* x + proj(gelu(fc(norm2(x)))), or x + down(SiLU(gate(x')) * up(x')) with gate and up one fused
+ * column-parallel projection of 2 n_ff, each rank's gate and up columns the same slice. */
 static int build_mlp(builder *b, int x, const char *tag) {
     const plan_options *o = &b->p->opt;
-    int E = b->p->cfg.n_embd;
+    const model_config *c = &b->p->cfg;
+    int E = c->n_embd, F = c->n_ff, fc_width = c->mlp == MLP_SWIGLU ? 2 * F : F;
     b->tag = tag;
-    int a = add_op(b, PLAN_OP_LAYERNORM, "ln_2", no_weight, 1, x, -1, E);
-    int h = linear(b, "mlp.c_fc", o->mlp_fc, PLAN_DIM_FEATURES, a, 4 * E);
-    int g = add_op(b, PLAN_OP_GELU, "gelu", no_weight, 0, h, -1, 4 * E);
-    int y = linear(b, "mlp.c_proj", o->mlp_proj, PLAN_DIM_FEATURES, g, E);
+    int a = add_op(b, PLAN_OP_LAYERNORM, b->names.norm2, no_weight, 1, x, -1, E);
+    int h = linear(b, b->names.fc, o->mlp_fc, PLAN_DIM_FEATURES, a, fc_width, c->mlp_bias);
+    int g = add_op(b, PLAN_OP_GELU, b->names.act, no_weight, 0, h, -1, F);
+    int y = linear(b, b->names.fcp, o->mlp_proj, PLAN_DIM_FEATURES, g, E, c->mlp_bias);
     return add_op(b, PLAN_OP_RESIDUAL, "residual: x + branch", no_weight, 0, y, x, E);
 }
 
-/* logits = ln_f(x) · wte^T, the LM head tied to the embedding. */
+/* logits = norm_f(x) · W^T: W the embedding (tied) or the LM head's own [V, E] weight, split by
+ * vocabulary rows either way. */
 static int build_head(builder *b, int x) {
     b->tag = "head";
     b->layer = -1;
-    int a = add_op(b, PLAN_OP_LAYERNORM, "ln_f", no_weight, 1, x, -1, b->p->cfg.n_embd);
-    return add_op(b, PLAN_OP_LM_HEAD, "lm_head (wte^T)", weight(PLAN_SPLIT_COLUMN, PLAN_DIM_VOCAB),
-                  1, a, -1, b->p->cfg.vocab_size);
+    int a = add_op(b, PLAN_OP_LAYERNORM, b->names.normf, no_weight, 1, x, -1, b->p->cfg.n_embd);
+    return add_op(b, PLAN_OP_LM_HEAD, b->names.head, weight(PLAN_SPLIT_COLUMN, PLAN_DIM_VOCAB), 1,
+                  a, -1, b->p->cfg.vocab_size);
 }
 
 static int build_graph(plan_t *p) {
-    builder b = {p, "", -1, 0};
+    builder b = {p, names_of(&p->cfg), "", -1, 0};
     if (grow(&b)) return -1;
     int x = build_embedding(&b, new_value(p, p->cfg.vocab_size));
     /* One tag buffer per layer and part: ops copy the tag, so two suffice. */
@@ -444,6 +519,39 @@ static int check_layers_identical(const plan_t *p) {
     return 1;
 }
 
+/* ---- replicated K/V heads ----------------------------------------------------------------------
+ */
+
+/* What holding every K/V head a rank's query heads read costs (plan.h). The communication is
+ * not assumed: it is whatever propagation inserted on the values holding K/V heads (the QKV
+ * projection's output, through bias, q/k norm, RoPE and the attention core), both passes. */
+static void kv_replication(plan_t *p) {
+    const model_config *c = &p->cfg;
+    plan_kv_replication *k = &p->kv;
+    memset(k, 0, sizeof(*k));
+    k->n_kv_head = c->n_kv_head;
+    k->split = p->opt.attn_qkv == PLAN_SPLIT_COLUMN;
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].kv)
+            k->comm_bytes_per_token += plan_comm_bytes(p->ops[i].comm, p->ops[i].width) +
+                                       plan_comm_bytes(p->ops[i].bwd_comm, p->ops[i].width);
+    if (!k->split) return;
+    for (int r = 0; r < p->P; r++) {
+        head_split hs = model_head_split(c, p->P, r);
+        k->kv_heads_held += hs.kv_local;
+        if (hs.kv_local > k->max_kv_local) k->max_kv_local = hs.kv_local;
+    }
+    k->kv_heads_extra = k->kv_heads_held - c->n_kv_head;
+    /* One extra K/V head, one layer: its K and V columns of the projection, [E, D] each (and
+     * D biases each). */
+    long long n = (long long)k->kv_heads_extra * c->n_layer, E = c->n_embd, D = c->head_dim;
+    long long matrix = 2 * E * D;
+    k->extra_weight_floats = n * (matrix + (c->qkv_bias ? 2 * D : 0));
+    k->extra_weight_bytes = 4 * k->extra_weight_floats;
+    k->extra_flops_per_token = n * 2 * matrix;
+    k->extra_kv_cache_floats_per_position = n * 2 * D;
+}
+
 /* ---- the public functions ------------------------------------------------------------------- */
 
 void plan_options_default(plan_options *opt) {
@@ -528,6 +636,7 @@ int plan_build(plan_t *plan, const model_config *cfg, int P, const plan_options 
     }
     propagate_backward(plan);
     total(plan);
+    kv_replication(plan);
     plan->layers_identical = check_layers_identical(plan);
     return 0;
 }
