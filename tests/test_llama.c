@@ -323,6 +323,14 @@ static void test_config_refusals(void **state) {
                         "unsupported architecture 'MixtralForCausalLM'");
     expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 48}",
                         "missing \"num_hidden_layers\"");
+    /* Found by fuzz_model_config: an integer field far outside int's range was converted to int
+     * before its range was checked (undefined behaviour). */
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": "
+                        "1e50, \"hidden_size\": 48}",
+                        "\"num_hidden_layers\" must be a positive integer");
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": "
+                        "-3e12, \"hidden_size\": 48}",
+                        "\"num_hidden_layers\" must be a positive integer");
     /* And what is accepted: a null sliding window, one as long as the context, "default". */
     char dir[] = "/tmp/linshard-test-llamacfg-XXXXXX", path[600], err[512];
     assert_non_null(mkdtemp(dir));

@@ -42,8 +42,9 @@ static int get_int(const cJSON *root, const char *key, const char *alt, int *out
         snprintf(err, errlen, "%s: missing \"%s\"", path, key);
         return -1;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
-        v->valuedouble > 1e8) {
+    /* The range first: converting a double outside int's range to int is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 1e8) ||
+        v->valuedouble != (double)(int)v->valuedouble) {
         snprintf(err, errlen, "%s: \"%s\" must be a positive integer", path, key);
         return -1;
     }
