@@ -10,6 +10,9 @@
 #include "linshard/model.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
+/* Limits far above any real model (Llama 3.1 405B: 126 layers, 4.1e11 parameters). */
+#define MODEL_MAX_LAYERS 1024
+#define MODEL_MAX_PARAMS 1099511627776.0 /* 2^40 */
 
 static char *read_small_file(const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "rb");
@@ -366,6 +369,25 @@ int model_config_check(const model_config *cfg, char *err, size_t errlen) {
     if ((size_t)cfg->n_embd * (size_t)cfg->vocab_size > ((size_t)1 << 40) ||
         (size_t)cfg->n_ff * (size_t)cfg->n_embd > ((size_t)1 << 40)) {
         snprintf(err, errlen, "the model's tensors are too large");
+        return -1;
+    }
+    /* The parameter table (params.c) has 16 entries a layer and sizes every tensor in size_t:
+     * bound the layers, and the parameter count computed in double (no product can overflow),
+     * so that nothing derived from an accepted config overflows or allocates absurdly. */
+    if (cfg->n_layer > MODEL_MAX_LAYERS) {
+        snprintf(err, errlen, "%d layers is more than linshard supports (%d)", cfg->n_layer,
+                 MODEL_MAX_LAYERS);
+        return -1;
+    }
+    double E = cfg->n_embd, D = cfg->head_dim, F = cfg->n_ff;
+    double QD = (double)cfg->n_head * D, KD = (double)cfg->n_kv_head * D;
+    double layer = E * (QD + 2 * KD) + QD * E + 3 * E * F + QD + 2 * KD + 2 * D + 2 * F + 6 * E;
+    double total = (double)cfg->n_layer * layer +
+                   (2 * (double)cfg->vocab_size + (double)cfg->n_positions + 2) * E;
+    if (total > MODEL_MAX_PARAMS) {
+        snprintf(err, errlen,
+                 "the model has about %.3g parameters, more than linshard supports (%.3g)", total,
+                 MODEL_MAX_PARAMS);
         return -1;
     }
     if (cfg->vocab_size >= (1 << 24)) {
