@@ -537,6 +537,16 @@ static void test_bad_files(void **state) {
                    "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", "
                    "\"vocab\": {\"a\": 0}, \"merges\": []}}",
                    NULL, "normalizer NFKC", NULL);
+    /* Found by fuzz_tokenizer: one id of 1e9 made the loader allocate a slot for every id below
+     * it (8 GB); ids are bounded now. */
+    assert_refused(dir,
+                   "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1000000000}, "
+                   "\"merges\": []}}",
+                   NULL, "token id 1000000000 is too large (ids must be below 16777216)", NULL);
+    assert_refused(dir,
+                   "{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], \"model\": "
+                   "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   NULL, "token id 16777216 is too large", NULL);
     snprintf(
         json, sizeof(json),
         "%s \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "

@@ -26,6 +26,7 @@
 #include "tokenizer_internal.h"
 
 #define META "\xe2\x96\x81" /* ▁ */
+#define TOKENIZER_MAX_IDS (1 << 24)
 
 static const cJSON *item(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -284,6 +285,14 @@ static int count_ids(const cJSON *vocab, const cJSON *added, int *n_slots, size_
     }
     if (max < 0) {
         snprintf(err, errlen, "%s: the vocabulary is empty", name);
+        return -1;
+    }
+    /* Every id up to the largest gets a slot: a single huge id would allocate gigabytes. The
+     * largest real vocabularies have a few hundred thousand tokens; a model's vocab_size must be
+     * below 2^24 too (model_config_check). */
+    if (max >= TOKENIZER_MAX_IDS) {
+        snprintf(err, errlen, "%s: token id %d is too large (ids must be below %d)", name, max,
+                 TOKENIZER_MAX_IDS);
         return -1;
     }
     *n_slots = max + 1;
