@@ -347,6 +347,9 @@ static void test_config_refusals(void **state) {
     expect_config_error("{\"n_layer\": 1000, \"n_embd\": 100000, \"n_head\": 1, "
                         "\"vocab_size\": 1, \"n_positions\": 1}",
                         "parameters, more than linshard supports");
+    /* fuzz_model_config's one-line check: a name quoted from the file broke the line. */
+    expect_config_error("{\"architectures\": [\"Llama\\nForCausalLM\\r\"]}",
+                        "unsupported architecture 'Llama?ForCausalLM?'");
     /* What is accepted at the limits still sizes without overflow. */
     model_config big =
         model_config_llama(FAMILY_LLAMA, 1024, 8192, 64, 8, 0, 28672, 128256, 131072);

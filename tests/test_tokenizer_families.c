@@ -547,6 +547,9 @@ static void test_bad_files(void **state) {
                    "{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], \"model\": "
                    "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
                    NULL, "token id 16777216 is too large", NULL);
+    /* fuzz_tokenizer's one-line check: a token quoted from the file broke the line. */
+    assert_refused(dir, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\\nb\": 0.5}}}", NULL,
+                   "token \"a?b\": its id is not a non-negative integer", NULL);
     snprintf(
         json, sizeof(json),
         "%s \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "

@@ -297,15 +297,26 @@ static int load_llama(const cJSON *root, model_family family, model_config *cfg,
     return load_rope_scaling(root, cfg, path, err, errlen);
 }
 
+/* Messages quote the file's own strings (a token, a name), which may hold any character: keep
+ * the message on one line whatever they hold. */
+static void keep_one_line(char *err, size_t errlen) {
+    for (size_t i = 0; i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f) err[i] = '?';
+}
+
 int model_config_load(const char *dir, model_config *cfg, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     char *text = read_small_file(path, err, errlen);
-    if (!text) return -1;
+    if (!text) {
+        keep_one_line(err, errlen);
+        return -1;
+    }
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "%s: not a JSON object (malformed JSON)", path);
+        keep_one_line(err, errlen);
         cJSON_Delete(root);
         return -1;
     }
@@ -339,6 +350,7 @@ int model_config_load(const char *dir, model_config *cfg, char *err, size_t errl
             rc = -1;
         }
     }
+    if (rc) keep_one_line(err, errlen);
     return rc;
 }
 
