@@ -60,7 +60,10 @@ static void check_text(const tokenizer *t, const char *text, size_t len) {
     if (len && !n) abort();
     char *dec = NULL, err[512];
     size_t dec_len = 0;
-    if (tokenizer_decode(t, ids, n, &dec, &dec_len, err, sizeof(err)) != 0) abort();
+    if (tokenizer_decode(t, ids, n, &dec, &dec_len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "the ids of \"%s\" do not decode: %s\n", text, err);
+        abort();
+    }
     if (round_trips(t) && (dec_len != len || memcmp(dec, text, len))) abort();
 
     /* The streaming decoder gives the same bytes. */

@@ -560,6 +560,13 @@ static void test_bad_files(void **state) {
              "%s \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}}",
              sp_head);
     assert_refused(dir, json, NULL, "neither byte_fallback nor an unk_token", NULL);
+    /* Found by fuzz_tokenizer: byte_fallback with some <0xNN> tokens missing and no unk_token
+     * loaded, and a character needing a missing byte token was encoded as id -1. */
+    snprintf(json, sizeof(json),
+             "%s \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0, "
+             "\"<0x00>\": 1}, \"merges\": []}}",
+             sp_head);
+    assert_refused(dir, json, NULL, "byte_fallback without an unk_token", "<0x01>", NULL);
     snprintf(
         json, sizeof(json),
         "%s \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "

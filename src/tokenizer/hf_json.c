@@ -440,8 +440,19 @@ int tokenizer_load_hf(tokenizer **out, const char *json, size_t len, const char 
             rc = -1;
         }
         if (!rc && t->family == FAMILY_SENTENCEPIECE) {
+            /* A character with no piece becomes its bytes' <0xNN> tokens when they all exist,
+             * else the unknown token: without one, every byte needs its token. */
+            int missing = -1;
+            for (int b = 0; b < 256 && t->unk < 0 && missing < 0; b++)
+                if (t->byte_id[b] < 0) missing = b;
             if (t->unk < 0 && !t->byte_fallback) {
                 snprintf(err, errlen, "%s: neither byte_fallback nor an unk_token", name);
+                rc = -1;
+            } else if (missing >= 0) {
+                snprintf(err, errlen,
+                         "%s: byte_fallback without an unk_token, and no token <0x%02X> for that "
+                         "byte",
+                         name, missing);
                 rc = -1;
             } else {
                 rc = sp_build_decoded(t, name, err, errlen);
