@@ -106,6 +106,7 @@ static void add_inplace(float *x, const float *y, size_t n) {
 static model_layer layer_grads(const model_trainer *tr, const model_shard *m, int l) {
     const model_layer *L = &m->layers[l];
     model_layer g;
+    memset(&g, 0, sizeof(g)); /* q_norm_w, k_norm_w: no gradients (GPT-2 only trains) */
 #define TWIN(f) (g.f = model_trainer_grad(tr, m, L->f))
     TWIN(norm1_w);
     TWIN(norm1_b);
