@@ -450,8 +450,8 @@ int tokenizer_load_hf(tokenizer **out, const char *json, size_t len, const char 
                 rc = -1;
             } else if (missing >= 0) {
                 snprintf(err, errlen,
-                         "%s: byte_fallback without an unk_token, and no token <0x%02X> for that "
-                         "byte",
+                         "%s: byte_fallback without an unk_token needs all 256 <0xNN> tokens "
+                         "(<0x%02X> is missing)",
                          name, missing);
                 rc = -1;
             } else {
