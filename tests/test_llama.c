@@ -323,6 +323,39 @@ static void test_config_refusals(void **state) {
                         "unsupported architecture 'MixtralForCausalLM'");
     expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 48}",
                         "missing \"num_hidden_layers\"");
+    /* Found by fuzz_model_config: an integer field far outside int's range was converted to int
+     * before its range was checked (undefined behaviour). */
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": "
+                        "1e50, \"hidden_size\": 48}",
+                        "\"num_hidden_layers\" must be a positive integer");
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": "
+                        "-3e12, \"hidden_size\": 48}",
+                        "\"num_hidden_layers\" must be a positive integer");
+    /* Found by fuzz_model_config: configs whose every field is in range but whose model is
+     * absurd made model_total_param_floats build a parameter table of 16e8 entries (1e8
+     * layers), or overflow size_t (1e6 heads of 1e8 dimensions); they are refused now. */
+    expect_config_error("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 48, "
+                        "\"intermediate_size\": 80, \"num_hidden_layers\": 100000000, "
+                        "\"num_attention_heads\": 6, \"vocab_size\": 101, "
+                        "\"max_position_embeddings\": 32}",
+                        "100000000 layers is more than linshard supports (1024)");
+    expect_config_error("{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": 48, "
+                        "\"intermediate_size\": 80, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 1000000, \"head_dim\": 100000000, "
+                        "\"vocab_size\": 101, \"max_position_embeddings\": 32}",
+                        "parameters, more than linshard supports");
+    expect_config_error("{\"n_layer\": 1000, \"n_embd\": 100000, \"n_head\": 1, "
+                        "\"vocab_size\": 1, \"n_positions\": 1}",
+                        "parameters, more than linshard supports");
+    /* fuzz_model_config's one-line check: a name quoted from the file broke the line. */
+    expect_config_error("{\"architectures\": [\"Llama\\nForCausalLM\\r\"]}",
+                        "unsupported architecture 'Llama?ForCausalLM?'");
+    /* What is accepted at the limits still sizes without overflow. */
+    model_config big =
+        model_config_llama(FAMILY_LLAMA, 1024, 8192, 64, 8, 0, 28672, 128256, 131072);
+    char why[512];
+    assert_int_equal(model_config_check(&big, why, sizeof(why)), 0);
+    assert_true(model_total_param_floats(&big) > (size_t)1 << 38);
     /* And what is accepted: a null sliding window, one as long as the context, "default". */
     char dir[] = "/tmp/linshard-test-llamacfg-XXXXXX", path[600], err[512];
     assert_non_null(mkdtemp(dir));

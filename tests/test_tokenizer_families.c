@@ -537,6 +537,19 @@ static void test_bad_files(void **state) {
                    "{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", "
                    "\"vocab\": {\"a\": 0}, \"merges\": []}}",
                    NULL, "normalizer NFKC", NULL);
+    /* Found by fuzz_tokenizer: one id of 1e9 made the loader allocate a slot for every id below
+     * it (8 GB); ids are bounded now. */
+    assert_refused(dir,
+                   "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1000000000}, "
+                   "\"merges\": []}}",
+                   NULL, "token id 1000000000 is too large (ids must be below 16777216)", NULL);
+    assert_refused(dir,
+                   "{\"added_tokens\": [{\"id\": 16777216, \"content\": \"<x>\"}], \"model\": "
+                   "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   NULL, "token id 16777216 is too large", NULL);
+    /* fuzz_tokenizer's one-line check: a token quoted from the file broke the line. */
+    assert_refused(dir, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\\nb\": 0.5}}}", NULL,
+                   "token \"a?b\": its id is not a non-negative integer", NULL);
     snprintf(
         json, sizeof(json),
         "%s \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "
@@ -547,6 +560,13 @@ static void test_bad_files(void **state) {
              "%s \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}}",
              sp_head);
     assert_refused(dir, json, NULL, "neither byte_fallback nor an unk_token", NULL);
+    /* Found by fuzz_tokenizer: byte_fallback with some <0xNN> tokens missing and no unk_token
+     * loaded, and a character needing a missing byte token was encoded as id -1. */
+    snprintf(json, sizeof(json),
+             "%s \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0, "
+             "\"<0x00>\": 1}, \"merges\": []}}",
+             sp_head);
+    assert_refused(dir, json, NULL, "byte_fallback without an unk_token", "<0x01>", NULL);
     snprintf(
         json, sizeof(json),
         "%s \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "

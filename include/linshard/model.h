@@ -92,7 +92,8 @@ int model_config_save(const char *dir, const model_config *cfg, char *err, size_
 /* The same JSON, to any path (atomically). */
 int model_config_write(const char *path, const model_config *cfg, char *err, size_t errlen);
 /* Checks the numbers are usable (positive; n_embd = n_head * head_dim for GPT-2; n_head a
- * multiple of n_kv_head; even head_dim for RoPE; ...). */
+ * multiple of n_kv_head; even head_dim for RoPE; at most 1024 layers and 2^40 parameters, so
+ * that sizing the model from it cannot overflow; ...). */
 int model_config_check(const model_config *cfg, char *err, size_t errlen);
 /* Checks P ranks can split this model: 1 <= P <= n_head (every rank needs a query head). */
 int model_config_check_tp(const model_config *cfg, int P, char *err, size_t errlen);

@@ -10,6 +10,9 @@
 #include "linshard/model.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
+/* Limits far above any real model (Llama 3.1 405B: 126 layers, 4.1e11 parameters). */
+#define MODEL_MAX_LAYERS 1024
+#define MODEL_MAX_PARAMS 1099511627776.0 /* 2^40 */
 
 static char *read_small_file(const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "rb");
@@ -42,8 +45,9 @@ static int get_int(const cJSON *root, const char *key, const char *alt, int *out
         snprintf(err, errlen, "%s: missing \"%s\"", path, key);
         return -1;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < 1 ||
-        v->valuedouble > 1e8) {
+    /* The range first: converting a double outside int's range to int is undefined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 1e8) ||
+        v->valuedouble != (double)(int)v->valuedouble) {
         snprintf(err, errlen, "%s: \"%s\" must be a positive integer", path, key);
         return -1;
     }
@@ -293,15 +297,26 @@ static int load_llama(const cJSON *root, model_family family, model_config *cfg,
     return load_rope_scaling(root, cfg, path, err, errlen);
 }
 
+/* Messages quote the file's own strings (a token, a name), which may hold any character: keep
+ * the message on one line whatever they hold. */
+static void keep_one_line(char *err, size_t errlen) {
+    for (size_t i = 0; i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f) err[i] = '?';
+}
+
 int model_config_load(const char *dir, model_config *cfg, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     char *text = read_small_file(path, err, errlen);
-    if (!text) return -1;
+    if (!text) {
+        keep_one_line(err, errlen);
+        return -1;
+    }
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "%s: not a JSON object (malformed JSON)", path);
+        keep_one_line(err, errlen);
         cJSON_Delete(root);
         return -1;
     }
@@ -335,6 +350,7 @@ int model_config_load(const char *dir, model_config *cfg, char *err, size_t errl
             rc = -1;
         }
     }
+    if (rc) keep_one_line(err, errlen);
     return rc;
 }
 
@@ -365,6 +381,25 @@ int model_config_check(const model_config *cfg, char *err, size_t errlen) {
     if ((size_t)cfg->n_embd * (size_t)cfg->vocab_size > ((size_t)1 << 40) ||
         (size_t)cfg->n_ff * (size_t)cfg->n_embd > ((size_t)1 << 40)) {
         snprintf(err, errlen, "the model's tensors are too large");
+        return -1;
+    }
+    /* The parameter table (params.c) has 16 entries a layer and sizes every tensor in size_t:
+     * bound the layers, and the parameter count computed in double (no product can overflow),
+     * so that nothing derived from an accepted config overflows or allocates absurdly. */
+    if (cfg->n_layer > MODEL_MAX_LAYERS) {
+        snprintf(err, errlen, "%d layers is more than linshard supports (%d)", cfg->n_layer,
+                 MODEL_MAX_LAYERS);
+        return -1;
+    }
+    double E = cfg->n_embd, D = cfg->head_dim, F = cfg->n_ff;
+    double QD = (double)cfg->n_head * D, KD = (double)cfg->n_kv_head * D;
+    double layer = E * (QD + 2 * KD) + QD * E + 3 * E * F + QD + 2 * KD + 2 * D + 2 * F + 6 * E;
+    double total = (double)cfg->n_layer * layer +
+                   (2 * (double)cfg->vocab_size + (double)cfg->n_positions + 2) * E;
+    if (total > MODEL_MAX_PARAMS) {
+        snprintf(err, errlen,
+                 "the model has about %.3g parameters, more than linshard supports (%.3g)", total,
+                 MODEL_MAX_PARAMS);
         return -1;
     }
     if (cfg->vocab_size >= (1 << 24)) {

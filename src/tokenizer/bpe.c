@@ -545,6 +545,13 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
     return 0;
 }
 
+/* Messages quote the file's own strings (a token, a name), which may hold any character: keep
+ * the message on one line whatever they hold. */
+static void keep_one_line(char *err, size_t errlen) {
+    for (size_t i = 0; i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f) err[i] = '?';
+}
+
 int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errlen) {
     static const char *const pairs[2][2] = {{"encoder.json", "vocab.bpe"},
                                             {"vocab.json", "merges.txt"}};
@@ -594,6 +601,7 @@ int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errle
     r = read_file(p2, &d2, &l2, err, errlen);
     if (r >= 0) rc = tokenizer_load_hf(out, d1, l1, p1, r ? NULL : d2, l2, p2, err, errlen);
 done:
+    if (rc) keep_one_line(err, errlen);
     free(d1);
     free(d2);
     free(p1);

@@ -26,6 +26,7 @@
 #include "tokenizer_internal.h"
 
 #define META "\xe2\x96\x81" /* ▁ */
+#define TOKENIZER_MAX_IDS (1 << 24)
 
 static const cJSON *item(const cJSON *obj, const char *key) {
     return cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -286,6 +287,14 @@ static int count_ids(const cJSON *vocab, const cJSON *added, int *n_slots, size_
         snprintf(err, errlen, "%s: the vocabulary is empty", name);
         return -1;
     }
+    /* Every id up to the largest gets a slot: a single huge id would allocate gigabytes. The
+     * largest real vocabularies have a few hundred thousand tokens; a model's vocab_size must be
+     * below 2^24 too (model_config_check). */
+    if (max >= TOKENIZER_MAX_IDS) {
+        snprintf(err, errlen, "%s: token id %d is too large (ids must be below %d)", name, max,
+                 TOKENIZER_MAX_IDS);
+        return -1;
+    }
     *n_slots = max + 1;
     *pool_bytes = bytes;
     return 0;
@@ -431,8 +440,19 @@ int tokenizer_load_hf(tokenizer **out, const char *json, size_t len, const char 
             rc = -1;
         }
         if (!rc && t->family == FAMILY_SENTENCEPIECE) {
+            /* A character with no piece becomes its bytes' <0xNN> tokens when they all exist,
+             * else the unknown token: without one, every byte needs its token. */
+            int missing = -1;
+            for (int b = 0; b < 256 && t->unk < 0 && missing < 0; b++)
+                if (t->byte_id[b] < 0) missing = b;
             if (t->unk < 0 && !t->byte_fallback) {
                 snprintf(err, errlen, "%s: neither byte_fallback nor an unk_token", name);
+                rc = -1;
+            } else if (missing >= 0) {
+                snprintf(err, errlen,
+                         "%s: byte_fallback without an unk_token needs all 256 <0xNN> tokens "
+                         "(<0x%02X> is missing)",
+                         name, missing);
                 rc = -1;
             } else {
                 rc = sp_build_decoded(t, name, err, errlen);
