@@ -174,6 +174,11 @@ int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T);
  * token's activations. */
 int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T);
 
+/* Layer l's weights as the parallel layers take them (layers.h): this rank's heads and K/V
+ * heads, q/k norms, the RoPE rows of the current pass (m->rope); the MLP's kind. */
+attention_weights model_layer_attention(const model_shard *m, int l);
+mlp_weights model_layer_mlp(const model_shard *m, int l);
+
 /* Checks token ids and length against the config; returns 0 or -1 with a message. */
 int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *err, size_t errlen);
 

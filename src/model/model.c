@@ -87,27 +87,42 @@ int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *
 
 /* ---- loading one rank's slices ------------------------------------------------------------ */
 
-static attention_weights layer_attention(const model_shard *m, const model_layer *L) {
+attention_weights model_layer_attention(const model_shard *m, int l) {
     const model_config *c = &m->cfg;
+    const model_layer *L = &m->layers[l];
     attention_weights aw = {.qkv_w = L->qkv_w,
                             .qkv_b = L->qkv_b,
                             .proj_w = L->proj_w,
                             .proj_b = L->proj_b,
                             .E = c->n_embd,
                             .D = c->head_dim,
-                            .h_local = m->heads.h_local};
-    aw.kv_local = m->heads.kv_local;
-    aw.group = c->n_head / c->n_kv_head;
-    aw.h0 = m->heads.h0;
-    aw.kv0 = m->heads.kv0;
-    aw.q_norm = L->q_norm_w;
-    aw.k_norm = L->k_norm_w;
-    aw.norm_eps = c->norm_eps;
+                            .h_local = m->heads.h_local,
+                            .kv_local = m->heads.kv_local,
+                            .group = c->n_head / c->n_kv_head,
+                            .h0 = m->heads.h0,
+                            .kv0 = m->heads.kv0,
+                            .q_norm = L->q_norm_w,
+                            .k_norm = L->k_norm_w,
+                            .norm_eps = c->norm_eps,
+                            .rope = m->rope};
     return aw;
 }
 
+mlp_weights model_layer_mlp(const model_shard *m, int l) {
+    const model_layer *L = &m->layers[l];
+    mlp_weights mw = {.fc_w = L->fc_w,
+                      .fc_b = L->fc_b,
+                      .proj_w = L->fcp_w,
+                      .proj_b = L->fcp_b,
+                      .E = m->cfg.n_embd,
+                      .f_local = m->f_local,
+                      .gelu = m->cfg.gelu,
+                      .gated = m->cfg.mlp == MLP_SWIGLU};
+    return mw;
+}
+
 static size_t scratch_floats(const model_shard *m, int T, int context) {
-    attention_weights aw = layer_attention(m, &m->layers[0]);
+    attention_weights aw = model_layer_attention(m, 0);
     size_t att = attention_scratch_floats(&aw, T, context);
     size_t mlp = (size_t)T * (size_t)m->f_local * (m->cfg.mlp == MLP_SWIGLU ? 2 : 1);
     return att > mlp ? att : mlp;
@@ -266,16 +281,8 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
     if (m->rope) rope_table(m->rope, pos0, T, c->head_dim, c->rope_theta, &c->rope_scaling);
     for (int l = 0; l < c->n_layer && !rc; l++) {
         const model_layer *L = &m->layers[l];
-        attention_weights aw = layer_attention(m, L);
-        aw.rope = m->rope;
-        mlp_weights mw = {.fc_w = L->fc_w,
-                          .fc_b = L->fc_b,
-                          .proj_w = L->fcp_w,
-                          .proj_b = L->fcp_b,
-                          .E = E,
-                          .f_local = m->f_local,
-                          .gelu = c->gelu};
-        mw.gated = c->mlp == MLP_SWIGLU;
+        attention_weights aw = model_layer_attention(m, l);
+        mlp_weights mw = model_layer_mlp(m, l);
         kv_cache *cache = m->caches ? &m->caches[l] : NULL;
 
         norm(m, m->ln, m->x, L->norm1_w, L->norm1_b, T);

@@ -136,7 +136,7 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
             targets[t] >= c->vocab_size)
             return comm_fail(comm, "train: token %d or target %d (position %d) outside [0, %d)",
                              tokens[t], targets[t], t, c->vocab_size);
-    int E = c->n_embd, D = c->head_dim, nL = c->n_layer;
+    int E = c->n_embd, nL = c->n_layer;
     size_t n = (size_t)T * (size_t)E, TE = (size_t)tr->max_T * (size_t)E;
     size_t Tf = (size_t)tr->max_T * (size_t)m->f_local;
     float eps = c->norm_eps;
@@ -147,20 +147,8 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
                                               m->wpe, E, "embed");
     for (int l = 0; l < nL && !rc; l++) {
         const model_layer *L = &m->layers[l];
-        attention_weights aw = {.qkv_w = L->qkv_w,
-                                .qkv_b = L->qkv_b,
-                                .proj_w = L->proj_w,
-                                .proj_b = L->proj_b,
-                                .E = E,
-                                .D = D,
-                                .h_local = m->h_local};
-        mlp_weights mw = {.fc_w = L->fc_w,
-                          .fc_b = L->fc_b,
-                          .proj_w = L->fcp_w,
-                          .proj_b = L->fcp_b,
-                          .E = E,
-                          .f_local = m->f_local,
-                          .gelu = c->gelu};
+        attention_weights aw = model_layer_attention(m, l);
+        mlp_weights mw = model_layer_mlp(m, l);
         const float *x_in = tr->resid + (size_t)(2 * l) * TE;
         float *x_mid = tr->resid + (size_t)(2 * l + 1) * TE;
         float *x_out = tr->resid + (size_t)(2 * l + 2) * TE;
@@ -210,20 +198,8 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
     for (int l = nL - 1; l >= 0 && !rc; l--) {
         const model_layer *L = &m->layers[l];
         model_layer G = layer_grads(tr, m, l);
-        attention_weights aw = {.qkv_w = L->qkv_w,
-                                .qkv_b = L->qkv_b,
-                                .proj_w = L->proj_w,
-                                .proj_b = L->proj_b,
-                                .E = E,
-                                .D = D,
-                                .h_local = m->h_local};
-        mlp_weights mw = {.fc_w = L->fc_w,
-                          .fc_b = L->fc_b,
-                          .proj_w = L->fcp_w,
-                          .proj_b = L->fcp_b,
-                          .E = E,
-                          .f_local = m->f_local,
-                          .gelu = c->gelu};
+        attention_weights aw = model_layer_attention(m, l);
+        mlp_weights mw = model_layer_mlp(m, l);
         attention_grads ag = {G.qkv_w, G.qkv_b, G.proj_w, G.proj_b};
         mlp_grads mg = {G.fc_w, G.fc_b, G.fcp_w, G.fcp_b};
         const float *x_in = tr->resid + (size_t)(2 * l) * TE;
