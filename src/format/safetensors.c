@@ -677,6 +677,10 @@ out:
 
 /* ---- shared with safetensors_set.c (see safetensors_internal.h) ---------------------------- */
 
+const char *st_internal_json_kind(const cJSON *j) {
+    return json_kind(j);
+}
+
 const char *st_internal_printable(const char *s, char *buf, size_t len) {
     return printable(s, buf, len);
 }

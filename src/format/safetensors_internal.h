@@ -10,6 +10,8 @@
 /* s with control bytes replaced by '?' (and "..." when cut), so a name read from a file cannot
  * break a one-line error. */
 const char *st_internal_printable(const char *s, char *buf, size_t len);
+/* "an array", "a string", ...: what a JSON value is, for "X is <kind>, not ..." errors. */
+const char *st_internal_json_kind(const cJSON *j);
 /* cJSON_ParseWithLengthOpts under the lock that st_open uses: cJSON's parser writes a global
  * error slot, and ranks run as threads. */
 cJSON *st_internal_parse_json(const char *text, size_t n, const char **end);

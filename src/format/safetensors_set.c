@@ -45,15 +45,6 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-static const char *json_kind(const cJSON *j) {
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsObject(j)) return "an object";
-    return "invalid";
-}
 
 /* Why name cannot be a shard file in the model directory, or NULL if it can. The index comes
  * from the internet: a name must not reach outside dir. Symlinks inside dir are followed (the
@@ -221,7 +212,7 @@ static int collect_pairs(const char *index, const cJSON *wm, index_pair **out, i
         const char *name = it->string ? it->string : "";
         if (!cJSON_IsString(it))
             return fail(err, errlen, "%s: \"weight_map\" entry '%s' is %s, not a string", index,
-                        st_internal_printable(name, a, sizeof(a)), json_kind(it));
+                        st_internal_printable(name, a, sizeof(a)), st_internal_json_kind(it));
         if (strlen(name) >= ST_NAME_MAX)
             return fail(err, errlen,
                         "%s: tensor name '%s' of %zu bytes is longer than the %d allowed", index,
@@ -341,11 +332,11 @@ static int open_indexed(st_set *s, const char *dir, const char *index, const cha
         fail(err, errlen, "%s: not valid JSON: unexpected data after the value at byte %td", index,
              q - text);
     else if (!cJSON_IsObject(root))
-        fail(err, errlen, "%s: is %s, not a JSON object", index, json_kind(root));
+        fail(err, errlen, "%s: is %s, not a JSON object", index, st_internal_json_kind(root));
     else if (!wm)
         fail(err, errlen, "%s: has no \"weight_map\" object", index);
     else if (!cJSON_IsObject(wm))
-        fail(err, errlen, "%s: \"weight_map\" is %s, not an object", index, json_kind(wm));
+        fail(err, errlen, "%s: \"weight_map\" is %s, not an object", index, st_internal_json_kind(wm));
     else if (collect_pairs(index, wm, &pairs, &n, err, errlen) == 0 &&
              collect_files(s, index, pairs, n, err, errlen) == 0 &&
              open_files(s, dir, index, err, errlen) == 0 &&
