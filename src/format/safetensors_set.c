@@ -45,7 +45,6 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-
 /* Why name cannot be a shard file in the model directory, or NULL if it can. The index comes
  * from the internet: a name must not reach outside dir. Symlinks inside dir are followed (the
  * Hugging Face cache is made of them); they are the directory owner's choice, not the index's. */
@@ -336,7 +335,8 @@ static int open_indexed(st_set *s, const char *dir, const char *index, const cha
     else if (!wm)
         fail(err, errlen, "%s: has no \"weight_map\" object", index);
     else if (!cJSON_IsObject(wm))
-        fail(err, errlen, "%s: \"weight_map\" is %s, not an object", index, st_internal_json_kind(wm));
+        fail(err, errlen, "%s: \"weight_map\" is %s, not an object", index,
+             st_internal_json_kind(wm));
     else if (collect_pairs(index, wm, &pairs, &n, err, errlen) == 0 &&
              collect_files(s, index, pairs, n, err, errlen) == 0 &&
              open_files(s, dir, index, err, errlen) == 0 &&
