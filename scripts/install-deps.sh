@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev                   # GEMM
   gnuplot-nox                       # train's loss.png
   libutf8proc-dev                   # Unicode categories for the GPT-2 tokenizer's pre-tokenisation
+  python3                           # tests: scripts/doc_outputs.py checks the docs' pasted outputs
 )
 missing=()
 for p in "${packages[@]}"; do
