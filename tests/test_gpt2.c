@@ -294,6 +294,22 @@ static void test_model_bf16(void **state) {
     remove_model(dir);
 }
 
+/* tie_word_embeddings false: the model's own lm_head.weight is the head (it was ignored, and
+ * the logits came from wte). The reference honours the flag too. */
+static void test_model_untied_head(void **state) {
+    (void)state;
+    model_config c = shape_a;
+    c.tied = 0;
+    char *dir = make_model(&c, ST_F32, 1, 1, 19);
+    model_config back;
+    char err[512];
+    assert_int_equal(model_config_load(dir, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.tied, 0); /* written and read back */
+    const int Ps[] = {1, 2, 3};
+    check_against_reference(dir, Ps, 3);
+    remove_model(dir);
+}
+
 /* The fused c_attn weight is [E, 3E] = [Q | K | V]: rank r's slice is three column blocks. */
 static void test_fused_qkv_slices_are_per_head(void **state) {
     (void)state;
@@ -480,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_model_f32_prefix_extras_erf),
         cmocka_unit_test(test_model_f16),
         cmocka_unit_test(test_model_bf16),
+        cmocka_unit_test(test_model_untied_head),
         cmocka_unit_test(test_fused_qkv_slices_are_per_head),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_weights_must_match_config),

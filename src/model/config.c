@@ -163,6 +163,9 @@ static int load_gpt2(const cJSON *root, model_config *cfg, const char *path, cha
                  path);
         return -1;
     }
+    /* An untied GPT-2 has its own lm_head.weight: ignoring the flag ran wte as the head and gave
+     * wrong logits without a word. */
+    if (get_bool(root, "tie_word_embeddings", 1, &cfg->tied, path, err, errlen)) return -1;
     const cJSON *inner = cJSON_GetObjectItemCaseSensitive(root, "n_inner");
     if (inner && !cJSON_IsNull(inner) &&
         !(cJSON_IsNumber(inner) && inner->valuedouble == 4.0 * cfg->n_embd)) {
@@ -442,7 +445,7 @@ static void add_gpt2_fields(cJSON *root, const model_config *cfg) {
     cJSON_AddNumberToObject(root, "n_layer", cfg->n_layer);
     cJSON_AddNumberToObject(root, "n_positions", cfg->n_positions);
     cJSON_AddNumberToObject(root, "vocab_size", cfg->vocab_size);
-    cJSON_AddBoolToObject(root, "tie_word_embeddings", 1);
+    cJSON_AddBoolToObject(root, "tie_word_embeddings", cfg->tied);
 }
 
 static void add_llama_fields(cJSON *root, const model_config *cfg) {
