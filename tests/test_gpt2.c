@@ -379,6 +379,12 @@ static void test_config_errors(void **state) {
     expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
                         "\"n_positions\": 8, \"activation_function\": \"relu\"}",
                         "unsupported \"activation_function\" 'relu'");
+    expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
+                        "\"n_positions\": 8, \"quantization_config\": {}}",
+                        "quantized checkpoints are not supported");
+    expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
+                        "\"n_positions\": 8, \"tie_word_embeddings\": 0}",
+                        "\"tie_word_embeddings\" must be true or false");
 }
 
 static void test_weights_must_match_config(void **state) {

@@ -314,6 +314,14 @@ static void test_config_refusals(void **state) {
     expect_config_error(LLAMA_JSON(", \"partial_rotary_factor\": 0.5"), "partial_rotary_factor");
     expect_config_error(LLAMA_JSON(", \"num_local_experts\": 8"), "mixtures of experts");
     expect_config_error(LLAMA_JSON(", \"head_dim\": 7"), "head_dim 7 is odd");
+    /* Issue 10: fields that change the answer are refused by name, never ignored. */
+    expect_config_error(LLAMA_JSON(", \"quantization_config\": {\"quant_method\": \"gptq\"}"),
+                        "\"quantization_config\": quantized checkpoints are not supported");
+    expect_config_error(
+        LLAMA_JSON(", \"layer_types\": [\"full_attention\", \"sliding_attention\"]"),
+        "\"layer_types\": only full_attention layers are supported");
+    expect_config_error(LLAMA_JSON(", \"rope_parameters\": {\"rope_type\": \"yarn\"}"),
+                        "unsupported \"rope_scaling\" type 'yarn'");
     expect_config_error("{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 48, "
                         "\"intermediate_size\": 80, \"num_hidden_layers\": 2, "
                         "\"num_attention_heads\": 6, \"vocab_size\": 101, "
@@ -390,7 +398,16 @@ static void test_config_round_trip(void **state) {
     model_config back;
     if (model_config_load(dir, &back, err, sizeof(err))) fail_msg("%s", err);
     assert_memory_equal(&back, &c, sizeof(c));
+    /* Newer transformers put rope_theta in "rope_parameters": read there, not defaulted. */
     snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(LLAMA_JSON(", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": "
+                     "500000}"),
+          f);
+    fclose(f);
+    if (model_config_load(dir, &back, err, sizeof(err))) fail_msg("%s", err);
+    assert_true(back.rope_theta == 500000.0);
     unlink(path);
     rmdir(dir);
 }
