@@ -284,6 +284,12 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
             rc = -1;
             break;
         }
+        if (!st_dtype_readable(t->dtype)) {
+            snprintf(err, errlen, "tensor '%s' has dtype %s: linshard reads F32, F16 and BF16",
+                     t->name, st_dtype_name(t->dtype));
+            rc = -1;
+            break;
+        }
         block_runs b = runs_of(s);
         if (s->transposed) {
             float *grown = realloc(tile, TILE * (b.run_len ? b.run_len : 1) * sizeof(float));
