@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "gpt2_reference.h"
 
 #define LOGIT_TOL 2e-5 /* of the largest |logit|: see test_gpt2.c for the justification */
@@ -41,10 +42,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "check_logits: %s\n", err);
         return 1;
     }
-    double scale = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
-    int ok = worst <= LOGIT_TOL * scale;
+    double scale = max_abs_d(ref, n), worst = max_diff_fd(got, ref, n);
+    int ok = within_tol(worst, LOGIT_TOL, scale);
     printf("check_logits: max |logit - reference| = %.3e (tolerance %.3e): %s\n", worst,
            LOGIT_TOL * scale, ok ? "ok" : "FAIL");
     free(ref);

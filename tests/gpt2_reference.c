@@ -25,6 +25,7 @@ typedef struct {
     int n_layer, n_embd, n_head, vocab, n_pos;
     double eps;
     int gelu_tanh; /* 1: "gelu_new" (tanh approximation), 0: "gelu" (exact, erf) */
+    int tied;      /* tie_word_embeddings (default true): the LM head is wte, else lm_head.weight */
 } ref_config;
 
 /* One transformer block, Conv1D weights in Hugging Face's [in, out] layout. */
@@ -134,8 +135,9 @@ static int read_config(const char *model_dir, ref_config *c, char *err, size_t e
         goto done;
     }
     c->eps = 1e-5; /* Hugging Face's default */
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "norm_eps");
-    if (eps) {
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon");
+    if (!eps) eps = cJSON_GetObjectItemCaseSensitive(root, "norm_eps");
+    if (eps && !cJSON_IsNull(eps)) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble >= 0) || !isfinite(eps->valuedouble)) {
             set_err(err, errlen, "%s: norm_eps must be a non-negative number", path);
             goto done;
@@ -154,6 +156,8 @@ static int read_config(const char *model_dir, ref_config *c, char *err, size_t e
             goto done;
         }
     }
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    c->tied = !cJSON_IsFalse(tie); /* GPT2LMHeadModel's default is tied */
     /* Hugging Face options that change the attention scale: refuse rather than be silently
      * wrong, since this is the oracle. */
     if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "scale_attn_weights")) ||
@@ -361,7 +365,7 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     const int E = c.n_embd, V = c.vocab;
     int rc = -1;
     ref_block blk = {0};
-    double *wte = NULL, *wpe = NULL, *normf_w = NULL, *normf_b = NULL;
+    double *wte = NULL, *wpe = NULL, *normf_w = NULL, *normf_b = NULL, *head = NULL;
     double *x = dalloc((size_t)T, (size_t)E);       /* residual stream */
     double *h = dalloc((size_t)T, (size_t)E);       /* layer-norm output */
     double *qkv = dalloc((size_t)T, 3 * (size_t)E); /* c_attn output */
@@ -376,8 +380,10 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
     if (!(wte = load(&f, st_path, -1, "wte.weight", 2, V, E, err, errlen)) ||
         !(wpe = load(&f, st_path, -1, "wpe.weight", 2, c.n_pos, E, err, errlen)) ||
         !(normf_w = load(&f, st_path, -1, "ln_f.weight", 1, E, 0, err, errlen)) ||
-        !(normf_b = load(&f, st_path, -1, "ln_f.bias", 1, E, 0, err, errlen)))
+        !(normf_b = load(&f, st_path, -1, "ln_f.bias", 1, E, 0, err, errlen)) ||
+        (!c.tied && !(head = load(&f, st_path, -1, "lm_head.weight", 2, V, E, err, errlen))))
         goto done;
+    const double *lm = c.tied ? wte : head;
 
     for (int t = 0; t < T; t++)
         for (int e = 0; e < E; e++)
@@ -401,19 +407,19 @@ int gpt2_reference_logits(const char *model_dir, const int *tokens, int T, doubl
         free_block(&blk);
     }
 
-    /* Tied LM head: logits[t][v] = ln_f(x)[t] . wte[v]. */
+    /* LM head: logits[t][v] = ln_f(x)[t] . lm[v], lm = wte when tied. */
     layer_norm(x, h, T, E, normf_w, normf_b, c.eps);
     for (int t = 0; t < T; t++) {
         for (int v = 0; v < V; v++) {
             double acc = 0;
-            for (int e = 0; e < E; e++) acc += h[(size_t)t * E + e] * wte[(size_t)v * E + e];
+            for (int e = 0; e < E; e++) acc += h[(size_t)t * E + e] * lm[(size_t)v * E + e];
             logits[(size_t)t * V + v] = acc;
         }
     }
     rc = 0;
 done:
     free_block(&blk);
-    free(wte), free(wpe), free(normf_w), free(normf_b);
+    free(wte), free(wpe), free(normf_w), free(normf_b), free(head);
     free(x), free(h), free(qkv), free(att), free(y), free(ff), free(scores);
     st_close(&f);
     return rc;

@@ -282,5 +282,28 @@ g3=$("$bin" generate --model "$tmp/l3" --tp 3 --seed 4 -n 12 2>/dev/null)
 if [ -n "$g1" ] && [ "$g1" = "$g3" ] && iconv -f UTF-8 -t UTF-8 <<<"$g1" >/dev/null; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: Llama 3 generation at P=3 differs from P=1 (or is not UTF-8)"; fi
 
+# ---- issue 10: non-finite weights are refused at load, by every command, naming the tensor ----
+# poison FILE TENSOR VALUE: writes VALUE (nan, inf) into element 0 of an F32/BF16 tensor.
+poison() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+path, name, value = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))[name]
+    f.seek(8 + n + t["data_offsets"][0])
+    f.write(struct.pack("<f", value) if t["dtype"] == "F32" else struct.pack("<f", value)[2:])
+PY
+}
+if command -v python3 >/dev/null; then
+  cp -r "$model" "$tmp/nan" && poison "$tmp/nan/model.safetensors" transformer.h.0.attn.c_proj.weight nan
+  expect 1 "tensor 'transformer.h.0.attn.c_proj.weight' holds a non-finite value \(nan" -- verify --model "$tmp/nan" --tp 1,2
+  expect_one_line 1 forward --model "$tmp/nan" --tokens 1,2
+  cp -r "$llama" "$tmp/llama_inf" && f=$(grep -l model.norm.weight "$tmp"/llama_inf/model-0000*.safetensors | head -1) &&
+    poison "$f" model.norm.weight inf
+  expect 1 "tensor 'model.norm.weight' holds a non-finite value \(inf" -- verify --model "$tmp/llama_inf" --tp 2
+  expect 1 "tensor 'model.norm.weight' holds a non-finite value \(inf" -- forward --model "$tmp/llama_inf" --tokens 1,2
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "../src/layers/fast_exp.h"
+#include "compare.h"
 #include "gpt2_reference.h"
+#include "poison.h"
 #include "linshard/model.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
@@ -165,7 +167,7 @@ static void test_fast_exp_accuracy(void **state) {
     double worst = 0;
     for (double x = -87.0; x <= 88.0; x += 1e-3) {
         float xf = (float)x;
-        worst = fmax(worst, fabs(fast_expf(xf) / exp((double)xf) - 1.0));
+        worst = max_keep_nan(worst, fabs(fast_expf(xf) / exp((double)xf) - 1.0));
     }
     assert_true(worst < 2e-7);
     assert_true(fast_expf(-1000.0f) > 0.0f && isfinite(fast_expf(1000.0f))); /* clamped */
@@ -237,8 +239,7 @@ static void check_against_reference(const char *dir, const int *Ps, int nP) {
     assert_non_null(ref);
     assert_non_null(got);
     if (gpt2_reference_logits(dir, tokens, T, ref, err, sizeof(err))) fail_msg("ref: %s", err);
-    double scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    double scale = max_abs_d(ref, n);
     st_set file;
     if (st_set_open(&file, dir, err, sizeof(err))) fail_msg("%s", err);
     if (model_check_weights(&cfg, &file, err, sizeof(err))) fail_msg("%s", err);
@@ -246,9 +247,8 @@ static void check_against_reference(const char *dir, const int *Ps, int nP) {
         model_job job = {&cfg, &file, tokens, T, got, ""};
         if (comm_launch(COMM_BACKEND_THREADS, Ps[i], model_rank, &job, err, sizeof(err)))
             fail_msg("P=%d: %s", Ps[i], err);
-        double worst = 0;
-        for (size_t j = 0; j < n; j++) worst = fmax(worst, fabs(got[j] - ref[j]));
-        if (worst > LOGIT_TOL * scale)
+        double worst = max_diff_fd(got, ref, n);
+        if (!within_tol(worst, LOGIT_TOL, scale))
             fail_msg("P=%d: max |logit - reference| = %.3e > %.1e * %.3f", Ps[i], worst, LOGIT_TOL,
                      scale);
     }
@@ -291,6 +291,22 @@ static void test_model_bf16(void **state) {
     char *dir = make_model(&shape_b, ST_BF16, 0, 0, 14);
     const int Ps[] = {1, 2, 5, 8};
     check_against_reference(dir, Ps, 4);
+    remove_model(dir);
+}
+
+/* tie_word_embeddings false: the model's own lm_head.weight is the head (it was ignored, and
+ * the logits came from wte). The reference honours the flag too. */
+static void test_model_untied_head(void **state) {
+    (void)state;
+    model_config c = shape_a;
+    c.tied = 0;
+    char *dir = make_model(&c, ST_F32, 1, 1, 19);
+    model_config back;
+    char err[512];
+    assert_int_equal(model_config_load(dir, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.tied, 0); /* written and read back */
+    const int Ps[] = {1, 2, 3};
+    check_against_reference(dir, Ps, 3);
     remove_model(dir);
 }
 
@@ -363,6 +379,12 @@ static void test_config_errors(void **state) {
     expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
                         "\"n_positions\": 8, \"activation_function\": \"relu\"}",
                         "unsupported \"activation_function\" 'relu'");
+    expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
+                        "\"n_positions\": 8, \"quantization_config\": {}}",
+                        "quantized checkpoints are not supported");
+    expect_config_error("{\"n_layer\": 2, \"n_embd\": 48, \"n_head\": 6, \"vocab_size\": 10, "
+                        "\"n_positions\": 8, \"tie_word_embeddings\": 0}",
+                        "\"tie_word_embeddings\" must be true or false");
 }
 
 static void test_weights_must_match_config(void **state) {
@@ -395,6 +417,79 @@ static void test_weights_must_match_config(void **state) {
     remove_model(dir);
 }
 
+/* The tests' NaN-aware max: fmax would drop the NaN and let a NaN logit pass. */
+static void test_max_keep_nan(void **state) {
+    (void)state;
+    assert_true(fmax(0.5, NAN) == 0.5); /* why the helper exists */
+    assert_true(isnan(max_keep_nan(0.5, NAN)));
+    assert_true(isnan(max_keep_nan(NAN, 0.5)));
+    assert_true(max_keep_nan(0.5, 2.0) == 2.0);
+    const double ref[3] = {1.0, -3.0, 2.0};
+    const float got[3] = {1.0f, NAN, 2.0f}, inf[3] = {1.0f, INFINITY, 2.0f};
+    assert_true(max_abs_d(ref, 3) == 3.0);
+    assert_true(isnan(max_diff_fd(got, ref, 3)));
+    assert_false(within_tol(max_diff_fd(got, ref, 3), 1.0, max_abs_d(ref, 3)));
+    assert_false(within_tol(max_diff_fd(inf, ref, 3), 1.0, max_abs_d(ref, 3)));
+    const float close[3] = {1.0f, -3.0f, 2.5f};
+    assert_true(within_tol(max_diff_fd(close, ref, 3), 0.2, max_abs_d(ref, 3)));
+    const double nan_ref[3] = {NAN, NAN, NAN};
+    const float nan_got[3] = {NAN, NAN, NAN};
+    assert_false(within_tol(max_diff_fd(nan_got, nan_ref, 3), 1.0, max_abs_d(nan_ref, 3)));
+}
+
+/* A checkpoint with one NaN (or infinity) in it loads as a model that runs to NaN logits:
+ * refused at load, naming the tensor, on the rank whose slice holds it. */
+static void test_non_finite_weight_refused(void **state) {
+    (void)state;
+    char *dir = make_model(&shape_a, ST_F32, 1, 0, 17);
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    /* c_fc is [48, 192]: element 5 of row 0 is column 5, rank 0's slice at P = 2. */
+    assert_int_equal(poison_f32(path, "transformer.h.1.mlp.c_fc.weight", 5, NAN), 0);
+    st_set w;
+    assert_int_equal(st_set_open(&w, dir, err, sizeof(err)), 0);
+    assert_int_equal(model_check_weights(&shape_a, &w, err, sizeof(err)), 0); /* shapes are fine */
+    model_shard m;
+    assert_int_not_equal(model_shard_load(&m, &shape_a, &w, 0, 2, 4, err, sizeof(err)), 0);
+    if (!strstr(err, "tensor 'transformer.h.1.mlp.c_fc.weight' holds a non-finite value (nan"))
+        fail_msg("unexpected message: %s", err);
+    assert_int_equal(model_shard_load(&m, &shape_a, &w, 1, 2, 4, err, sizeof(err)), 0);
+    model_shard_free(&m); /* rank 1 of 2 does not read column 5 */
+    st_set_close(&w);
+    assert_int_equal(poison_f32(path, "transformer.h.1.mlp.c_fc.weight", 5, 0.0f), 0);
+    assert_int_equal(poison_f32(path, "transformer.wte.weight", 100 * 48 + 3, -INFINITY), 0);
+    assert_int_equal(st_set_open(&w, dir, err, sizeof(err)), 0);
+    assert_int_not_equal(model_shard_load(&m, &shape_a, &w, 0, 1, 4, err, sizeof(err)), 0);
+    if (!strstr(err, "tensor 'transformer.wte.weight' holds a non-finite value (-inf at element "
+                     "4803)"))
+        fail_msg("unexpected message: %s", err);
+    st_set_close(&w);
+    remove_model(dir);
+}
+
+/* Finite weights that overflow float32 in the forward pass: model_forward fails, naming the
+ * position, rather than returning NaN logits. */
+static void test_forward_overflow_fails(void **state) {
+    (void)state;
+    char *dir = make_model(&shape_a, ST_F32, 0, 0, 18);
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    /* Token 1 at position 0: 3e38 + 3e38 overflows in the embedding's sum. */
+    assert_int_equal(poison_f32(path, "wte.weight", 48 + 7, 3e38f), 0);
+    assert_int_equal(poison_f32(path, "wpe.weight", 7, 3e38f), 0);
+    st_set w;
+    assert_int_equal(st_set_open(&w, dir, err, sizeof(err)), 0);
+    int tokens[3] = {1, 2, 3};
+    float logits[3 * 101];
+    model_job job = {&shape_a, &w, tokens, 3, logits, ""};
+    assert_int_not_equal(comm_launch(COMM_BACKEND_THREADS, 2, model_rank, &job, err, sizeof(err)),
+                         0);
+    if (!strstr(err, "hidden state of position 0 is not finite"))
+        fail_msg("unexpected message: %s", err);
+    st_set_close(&w);
+    remove_model(dir);
+}
+
 int main(void) {
     layers_set_blas_threads(1); /* one core per rank */
     shape_a = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
@@ -407,9 +502,13 @@ int main(void) {
         cmocka_unit_test(test_model_f32_prefix_extras_erf),
         cmocka_unit_test(test_model_f16),
         cmocka_unit_test(test_model_bf16),
+        cmocka_unit_test(test_model_untied_head),
         cmocka_unit_test(test_fused_qkv_slices_are_per_head),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_weights_must_match_config),
+        cmocka_unit_test(test_max_keep_nan),
+        cmocka_unit_test(test_non_finite_weight_refused),
+        cmocka_unit_test(test_forward_overflow_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,9 @@
 
 #include "linshard/ledger.h"
 #include "linshard/model.h"
+#include "compare.h"
 #include "llama_reference.h"
+#include "poison.h"
 
 #define LOGIT_TOL 2e-5
 #define CACHE_TOL 2e-5
@@ -119,8 +121,7 @@ static double check_against_reference(const char *dir, const int *Ps, int nP) {
     assert_non_null(ref);
     assert_non_null(got);
     if (llama_reference_logits(dir, tokens, T, ref, err, sizeof(err))) fail_msg("ref: %s", err);
-    double scale = 0, worst_all = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    double scale = max_abs_d(ref, n), worst_all = 0;
     st_set weights;
     if (st_set_open(&weights, dir, err, sizeof(err))) fail_msg("%s", err);
     if (model_check_weights(&cfg, &weights, err, sizeof(err))) fail_msg("%s", err);
@@ -128,14 +129,13 @@ static double check_against_reference(const char *dir, const int *Ps, int nP) {
         model_job job = {&cfg, &weights, tokens, T, got, 0};
         if (comm_launch(COMM_BACKEND_THREADS, Ps[i], model_rank, &job, err, sizeof(err)))
             fail_msg("P=%d: %s", Ps[i], err);
-        double worst = 0;
-        for (size_t j = 0; j < n; j++) worst = fmax(worst, fabs(got[j] - ref[j]));
-        if (worst > LOGIT_TOL * scale)
+        double worst = max_diff_fd(got, ref, n);
+        if (!within_tol(worst, LOGIT_TOL, scale))
             fail_msg("P=%d: max |logit - reference| = %.3e > %.1e * %.3f", Ps[i], worst, LOGIT_TOL,
                      scale);
         /* Whatever the family and P, replicated K/V included: 1 + 2 per layer. */
         assert_int_equal(job.allreduce_calls, 1 + 2 * cfg.n_layer);
-        worst_all = fmax(worst_all, worst / scale);
+        worst_all = max_keep_nan(worst_all, worst / scale);
     }
     st_set_close(&weights);
     free(ref);
@@ -240,10 +240,10 @@ static int cache_rank(comm_t *comm, void *arg) {
             for (int j = 0; j < vl; j++) {
                 float a = inc.logits[(size_t)t * (size_t)vl + (size_t)j];
                 float b = full.logits[(size_t)(done - step + t) * (size_t)vl + (size_t)j];
-                scale = fmax(scale, fabs(b));
-                worst = fmax(worst, fabs(a - b));
+                scale = max_keep_nan(scale, fabs(b));
+                worst = max_keep_nan(worst, fabs(a - b));
             }
-        job->worst[r] = fmax(job->worst[r], worst / scale);
+        job->worst[r] = max_keep_nan(job->worst[r], worst / scale);
     }
     model_shard_free(&full);
     model_shard_free(&inc);
@@ -266,9 +266,9 @@ static void test_cache_matches_full_forward(void **state) {
         if (comm_launch(COMM_BACKEND_THREADS, P, cache_rank, &job, err, sizeof(err)))
             fail_msg("P=%d: %s", P, err);
         for (int r = 0; r < P; r++) {
-            if (job.worst[r] > CACHE_TOL)
+            if (!(job.worst[r] <= CACHE_TOL)) /* NaN fails too */
                 fail_msg("P=%d rank %d: cached logits differ by %.3e of max", P, r, job.worst[r]);
-            worst = fmax(worst, job.worst[r]);
+            worst = max_keep_nan(worst, job.worst[r]);
             assert_int_equal(job.step_calls[r], 1 + 2 * c.n_layer);
         }
     }
@@ -314,6 +314,14 @@ static void test_config_refusals(void **state) {
     expect_config_error(LLAMA_JSON(", \"partial_rotary_factor\": 0.5"), "partial_rotary_factor");
     expect_config_error(LLAMA_JSON(", \"num_local_experts\": 8"), "mixtures of experts");
     expect_config_error(LLAMA_JSON(", \"head_dim\": 7"), "head_dim 7 is odd");
+    /* Issue 10: fields that change the answer are refused by name, never ignored. */
+    expect_config_error(LLAMA_JSON(", \"quantization_config\": {\"quant_method\": \"gptq\"}"),
+                        "\"quantization_config\": quantized checkpoints are not supported");
+    expect_config_error(
+        LLAMA_JSON(", \"layer_types\": [\"full_attention\", \"sliding_attention\"]"),
+        "\"layer_types\": only full_attention layers are supported");
+    expect_config_error(LLAMA_JSON(", \"rope_parameters\": {\"rope_type\": \"yarn\"}"),
+                        "unsupported \"rope_scaling\" type 'yarn'");
     expect_config_error("{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 48, "
                         "\"intermediate_size\": 80, \"num_hidden_layers\": 2, "
                         "\"num_attention_heads\": 6, \"vocab_size\": 101, "
@@ -390,7 +398,16 @@ static void test_config_round_trip(void **state) {
     model_config back;
     if (model_config_load(dir, &back, err, sizeof(err))) fail_msg("%s", err);
     assert_memory_equal(&back, &c, sizeof(c));
+    /* Newer transformers put rope_theta in "rope_parameters": read there, not defaulted. */
     snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(LLAMA_JSON(", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": "
+                     "500000}"),
+          f);
+    fclose(f);
+    if (model_config_load(dir, &back, err, sizeof(err))) fail_msg("%s", err);
+    assert_true(back.rope_theta == 500000.0);
     unlink(path);
     rmdir(dir);
 }
@@ -420,6 +437,34 @@ static void test_weights_refusals(void **state) {
     remove_model(dir);
 }
 
+/* One NaN or infinity in a checkpoint is refused at load, naming the tensor: in a stored
+ * [out, in] projection (read transposed, through the tile) and in the untied LM head. */
+static void test_non_finite_weight_refused(void **state) {
+    (void)state;
+    model_config c = small(FAMILY_LLAMA, 6, 2, 0);
+    char *dir = make_model(&c, ST_F32, 0, 31);
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    assert_int_equal(poison_f32(path, "model.layers.1.self_attn.k_proj.weight", 48 * 3 + 1, NAN),
+                     0);
+    st_set w;
+    model_shard m;
+    assert_int_equal(st_set_open(&w, dir, err, sizeof(err)), 0);
+    assert_int_not_equal(model_shard_load(&m, &c, &w, 0, 3, 4, err, sizeof(err)), 0);
+    if (!strstr(err, "tensor 'model.layers.1.self_attn.k_proj.weight' holds a non-finite value"))
+        fail_msg("unexpected message: %s", err);
+    st_set_close(&w);
+    assert_int_equal(poison_f32(path, "model.layers.1.self_attn.k_proj.weight", 48 * 3 + 1, 0.0f),
+                     0);
+    assert_int_equal(poison_f32(path, "lm_head.weight", 100 * 48, INFINITY), 0);
+    assert_int_equal(st_set_open(&w, dir, err, sizeof(err)), 0);
+    assert_int_not_equal(model_shard_load(&m, &c, &w, 2, 3, 4, err, sizeof(err)), 0);
+    if (!strstr(err, "tensor 'lm_head.weight' holds a non-finite value (inf at element 4800)"))
+        fail_msg("unexpected message: %s", err);
+    st_set_close(&w);
+    remove_model(dir);
+}
+
 int main(void) {
     layers_set_blas_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
@@ -433,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_config_refusals),
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_weights_refusals),
+        cmocka_unit_test(test_non_finite_weight_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

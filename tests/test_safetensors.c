@@ -310,8 +310,10 @@ static const bad_case bad_cases[] = {
     {"{\"t\": {\"dtype\": \"F32\", \"shape\": [2]}}", 8, "tensor 't': missing \"data_offsets\""},
     {"{\"t\": {\"dtype\": 4, \"shape\": [2], \"data_offsets\": [0, 8]}}", 8,
      "tensor 't': dtype is a number, not a string"},
-    {"{\"t\": {\"dtype\": \"I64\", \"shape\": [1], \"data_offsets\": [0, 8]}}", 8,
-     "tensor 't': unsupported dtype 'I64' (only F32, F16 and BF16 are supported)"},
+    {"{\"t\": {\"dtype\": \"Q4\", \"shape\": [1], \"data_offsets\": [0, 8]}}", 8,
+     "tensor 't': unknown dtype 'Q4' (not a safetensors dtype)"},
+    {"{\"t\": {\"dtype\": \"I64\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 8,
+     "bytes but shape [2] of I64 needs 16"},
     {"{\"t\": {\"dtype\": \"F32\", \"shape\": 2, \"data_offsets\": [0, 8]}}", 8,
      "tensor 't': shape is a number, not an array"},
     {"{\"t\": {\"dtype\": \"F32\", \"shape\": [2, -1], \"data_offsets\": [0, 8]}}", 8,
@@ -395,13 +397,13 @@ static void test_malformed_variants(void **state) {
         expect_open_error(path, "data_offsets is not an array of two non-negative integers", err,
                           sizeof(err));
     }
-    static const char *const dtypes[] = {"I64", "F64", "f32", "", "U8"};
+    static const char *const dtypes[] = {"Q4", "f32", "", "u8"};
     for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++) {
         snprintf(h, sizeof(h), "{\"t\":{\"dtype\":\"%s\",\"shape\":[2],\"data_offsets\":[0,8]}}",
                  dtypes[i]);
         write_raw(path, h, 8);
         char want[64];
-        snprintf(want, sizeof(want), "unsupported dtype '%s'", dtypes[i]);
+        snprintf(want, sizeof(want), "unknown dtype '%s'", dtypes[i]);
         expect_open_error(path, want, err, sizeof(err));
     }
     /* A NUL byte inside the header, an empty header, and a header of only spaces. */
@@ -484,7 +486,7 @@ static void test_write_errors(void **state) {
         {{{"a", ST_F32, 2, {4, -2}, v}}, 1, "tensor 'a': shape[1] is -2, negative"},
         {{{"a", ST_F32, 1, {4}, v}, {"a", ST_F16, 1, {4}, v}}, 2, "tensor 'a': name given twice"},
         {{{"__metadata__", ST_F32, 1, {4}, v}}, 1, "the name is reserved"},
-        {{{"a", (st_dtype)7, 1, {4}, v}}, 1, "tensor 'a': unknown dtype 7"},
+        {{{"a", (st_dtype)99, 1, {4}, v}}, 1, "tensor 'a': unknown dtype 99"},
         {{{"a", ST_F32, 1, {4}, NULL}}, 1, "tensor 'a': data is NULL"},
         {{{"a", ST_F32, 3, {INT64_C(1) << 40, INT64_C(1) << 40, 2}, v}}, 1, "overflows"},
     };
@@ -650,6 +652,42 @@ static void test_conversion_rounds_to_nearest(void **state) {
     }
 }
 
+/* Older transformers versions save BOOL/U8 buffers (attention masks) beside the weights: the
+ * file opens, every dtype's size is checked, and only reading such a tensor as floats fails. */
+static void test_buffer_dtypes_open_not_read(void **state) {
+    (void)state;
+    char path[128], err[512];
+    path_in("buffers.safetensors", path, sizeof(path));
+    write_raw(path,
+              "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"mask\":{\"dtype\":\"BOOL\",\"shape\":[2,2],\"data_offsets\":[8,12]},"
+              "\"ids\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[12,15]},"
+              "\"pos\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[16,24]},"
+              "\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[24,32]}}",
+              32);
+    st_file f;
+    if (st_open(&f, path, err, sizeof(err))) fail_msg("%s", err);
+    const st_tensor *mask = st_find(&f, "mask"), *ids = st_find(&f, "ids");
+    assert_non_null(mask);
+    assert_non_null(ids);
+    assert_string_equal(st_dtype_name(mask->dtype), "BOOL");
+    assert_string_equal(st_dtype_name(ids->dtype), "U8");
+    assert_int_equal(st_dtype_readable(ids->dtype), 0);
+    float out[4];
+    assert_int_equal(st_read_f32(&f, st_find(&f, "w"), 0, 2, out), 0);
+    assert_int_equal(st_read_f32(&f, mask, 0, 4, out), -1);
+    assert_int_equal(st_read_f32(&f, ids, 0, 3, out), -1);
+    st_close(&f);
+    /* Sizes are per dtype: an I64 of 2 elements in 8 bytes is refused. */
+    write_raw(path, "{\"pos\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    assert_int_not_equal(st_open(&f, path, err, sizeof(err)), 0);
+    /* The writer converts from float32, so it writes only float dtypes. */
+    float data[1] = {1};
+    st_write_tensor t = {"u", ST_U8, 1, {1}, data};
+    assert_int_not_equal(st_write(path, &t, 1, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "cannot write dtype U8"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_all_dtypes),
@@ -663,6 +701,7 @@ int main(void) {
         cmocka_unit_test(test_conversion_edge_cases),
         cmocka_unit_test(test_conversion_exhaustive_round_trip),
         cmocka_unit_test(test_conversion_rounds_to_nearest),
+        cmocka_unit_test(test_buffer_dtypes_open_not_read),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

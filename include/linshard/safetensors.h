@@ -19,7 +19,27 @@
 #define ST_MAX_DIMS 8
 #define ST_NAME_MAX 256
 
-typedef enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
+/* Every dtype of the safetensors format is accepted in a header (older transformers versions
+ * save BOOL/U8 buffers beside the weights); only F32, F16 and BF16 can be read as floats
+ * (st_dtype_readable). */
+typedef enum {
+    ST_F32 = 0,
+    ST_F16 = 1,
+    ST_BF16 = 2,
+    ST_BOOL,
+    ST_U8,
+    ST_I8,
+    ST_F8_E4M3,
+    ST_F8_E5M2,
+    ST_I16,
+    ST_U16,
+    ST_I32,
+    ST_U32,
+    ST_I64,
+    ST_U64,
+    ST_F64,
+    ST_N_DTYPES
+} st_dtype;
 
 typedef struct {
     char name[ST_NAME_MAX];
@@ -49,9 +69,12 @@ void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_dtype_name(st_dtype dtype);
 size_t st_dtype_size(st_dtype dtype);
+/* 1 for the dtypes st_read_f32 converts (F32, F16, BF16), else 0. */
+int st_dtype_readable(st_dtype dtype);
 
 /* Copies elements [start, start + count) of t (flat row-major index) into out as float32,
- * converting F16/BF16. Returns 0, or -1 if the range is outside the tensor. */
+ * converting F16/BF16. Returns 0, or -1 if the range is outside the tensor or t's dtype is not
+ * readable (st_dtype_readable). */
 int st_read_f32(const st_file *f, const st_tensor *t, size_t start, size_t count, float *out);
 
 /* A tensor to write: float32 data in memory, stored as dtype (F16/BF16 rounded to nearest even). */

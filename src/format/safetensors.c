@@ -107,35 +107,33 @@ static const char *json_kind(const cJSON *j) {
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
+/* The format's dtypes, in st_dtype order: name and bytes per element (sizes validate every
+ * tensor's data_offsets, whether or not linshard reads it). */
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[ST_N_DTYPES] = {
+    {"F32", 4}, {"F16", 2},     {"BF16", 2},    {"BOOL", 1}, {"U8", 1},
+    {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2},  {"U16", 2},
+    {"I32", 4}, {"U32", 4},     {"I64", 8},     {"U64", 8},  {"F64", 8},
+};
+
 const char *st_dtype_name(st_dtype dtype) {
-    switch (dtype) {
-    case ST_F32:
-        return "F32";
-    case ST_F16:
-        return "F16";
-    case ST_BF16:
-        return "BF16";
-    }
-    return "unknown";
+    return (unsigned)dtype < ST_N_DTYPES ? dtypes[dtype].name : "unknown";
 }
 
 size_t st_dtype_size(st_dtype dtype) {
-    switch (dtype) {
-    case ST_F32:
-        return 4;
-    case ST_F16:
-        return 2;
-    case ST_BF16:
-        return 2;
-    }
-    return 0;
+    return (unsigned)dtype < ST_N_DTYPES ? dtypes[dtype].size : 0;
+}
+
+int st_dtype_readable(st_dtype dtype) {
+    return dtype == ST_F32 || dtype == ST_F16 || dtype == ST_BF16;
 }
 
 static int parse_dtype(const char *s, st_dtype *out) {
-    static const st_dtype all[] = {ST_F32, ST_F16, ST_BF16};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        if (strcmp(s, st_dtype_name(all[i])) == 0) {
-            *out = all[i];
+    for (int i = 0; i < ST_N_DTYPES; i++) {
+        if (strcmp(s, dtypes[i].name) == 0) {
+            *out = (st_dtype)i;
             return 1;
         }
     }
@@ -190,7 +188,7 @@ static int parse_entry(const st_ctx *c, const cJSON *e, const char *name, size_t
     if (!cJSON_IsString(jd))
         return tensor_fail(c, name, "dtype is %s, not a string", json_kind(jd));
     if (!parse_dtype(jd->valuestring, &t->dtype))
-        return tensor_fail(c, name, "unsupported dtype '%s' (only F32, F16 and BF16 are supported)",
+        return tensor_fail(c, name, "unknown dtype '%s' (not a safetensors dtype)",
                            printable(jd->valuestring, buf, sizeof(buf)));
 
     if (!cJSON_IsArray(js)) return tensor_fail(c, name, "shape is %s, not an array", json_kind(js));
@@ -434,7 +432,7 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 }
 
 int st_read_f32(const st_file *f, const st_tensor *t, size_t start, size_t count, float *out) {
-    if (!f || !t) return -1;
+    if (!f || !t || !st_dtype_readable(t->dtype)) return -1;
     if (start > t->numel || count > t->numel - start) return -1; /* no start + count overflow */
     if (count == 0) return 0;
     size_t es = st_dtype_size(t->dtype);
@@ -461,6 +459,8 @@ int st_read_f32(const st_file *f, const st_tensor *t, size_t start, size_t count
             out[i] = st_bf16_to_f32(h);
         }
         break;
+    default: /* refused above */
+        return -1;
     }
     return 0;
 }
@@ -485,6 +485,9 @@ static int validate_write(const st_ctx *c, const st_write_tensor *tensors, int n
             return tensor_fail(c, t->name, "the name is reserved for the file's metadata");
         size_t es = st_dtype_size(t->dtype);
         if (es == 0) return tensor_fail(c, t->name, "unknown dtype %d", (int)t->dtype);
+        if (!st_dtype_readable(t->dtype)) /* the data is float32, converted on writing */
+            return tensor_fail(c, t->name, "cannot write dtype %s (only F32, F16 and BF16)",
+                               st_dtype_name(t->dtype));
         if (t->ndim < 0 || t->ndim > ST_MAX_DIMS)
             return tensor_fail(c, t->name, "ndim %d is outside [0, %d]", t->ndim, ST_MAX_DIMS);
         for (int d = 0; d < t->ndim; d++) {

@@ -129,6 +129,22 @@ model_config model_config_llama(model_family family, int n_layer, int n_embd, in
     return c;
 }
 
+/* A quantized checkpoint (GPTQ, AWQ, bitsandbytes...) stores other tensors and needs other
+ * kernels: refused by name, for every family, rather than failing on a missing tensor. */
+static int refuse_quantized(const cJSON *root, const char *path, char *err, size_t errlen) {
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    if (!q || cJSON_IsNull(q)) return 0;
+    snprintf(err, errlen, "%s: \"quantization_config\": quantized checkpoints are not supported",
+             path);
+    return -1;
+}
+
+/* GPT-2 fields deliberately ignored, because they cannot change the logits of a forward pass:
+ * attn_pdrop, embd_pdrop, resid_pdrop, summary_* (dropout and GPT2DoubleHeadsModel's head);
+ * reorder_and_upcast_attn (computes q.k in float32 with the scale applied first: the same
+ * math, and linshard computes in float32 anyway); add_cross_attention (the cross-attention
+ * layers are skipped without encoder states, so a decoder-only run is unchanged); use_cache,
+ * bos/eos_token_id, torch_dtype (the file's dtypes are read from the file). */
 static int load_gpt2(const cJSON *root, model_config *cfg, const char *path, char *err,
                      size_t errlen) {
     int n_layer = 0, n_embd = 0, n_head = 0, vocab = 0, n_pos = 0;
@@ -137,7 +153,7 @@ static int load_gpt2(const cJSON *root, model_config *cfg, const char *path, cha
     if (!rc) rc = get_int(root, "n_head", NULL, &n_head, path, err, errlen);
     if (!rc) rc = get_int(root, "vocab_size", NULL, &vocab, path, err, errlen);
     if (!rc) rc = get_int(root, "n_positions", "n_ctx", &n_pos, path, err, errlen);
-    if (rc) return rc;
+    if (rc || refuse_quantized(root, path, err, errlen)) return -1;
     *cfg = model_config_gpt2(n_layer, n_embd, n_head, vocab, n_pos, GELU_TANH);
     double eps = 1e-5;
     if (get_number(root, "layer_norm_epsilon", 0, 1, &eps, path, err, errlen)) return -1;
@@ -163,6 +179,9 @@ static int load_gpt2(const cJSON *root, model_config *cfg, const char *path, cha
                  path);
         return -1;
     }
+    /* An untied GPT-2 has its own lm_head.weight: ignoring the flag ran wte as the head and gave
+     * wrong logits without a word. */
+    if (get_bool(root, "tie_word_embeddings", 1, &cfg->tied, path, err, errlen)) return -1;
     const cJSON *inner = cJSON_GetObjectItemCaseSensitive(root, "n_inner");
     if (inner && !cJSON_IsNull(inner) &&
         !(cJSON_IsNumber(inner) && inner->valuedouble == 4.0 * cfg->n_embd)) {
@@ -176,6 +195,8 @@ static int load_gpt2(const cJSON *root, model_config *cfg, const char *path, cha
 static int load_rope_scaling(const cJSON *root, model_config *cfg, const char *path, char *err,
                              size_t errlen) {
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    /* Newer transformers write the same object as "rope_parameters" (with rope_theta in it). */
+    if (!rs || cJSON_IsNull(rs)) rs = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
     if (!rs || cJSON_IsNull(rs)) return 0;
     if (!cJSON_IsObject(rs)) {
         snprintf(err, errlen, "%s: \"rope_scaling\" must be an object or null", path);
@@ -214,6 +235,11 @@ static int load_rope_scaling(const cJSON *root, model_config *cfg, const char *p
                    err, errlen);
 }
 
+/* Llama-family fields deliberately ignored, because they cannot change the logits of a forward
+ * pass: attention_dropout (dropout); pretraining_tp (splits each projection into slices whose
+ * products are summed: the same math); initializer_range, use_cache, bos/eos/pad_token_id
+ * (generation reads the tokenizer's), torch_dtype (the file's dtypes are read from the file);
+ * max_window_layers (only with a sliding window, refused below). */
 static int load_llama(const cJSON *root, model_family family, model_config *cfg, const char *path,
                       char *err, size_t errlen) {
     int L = 0, E = 0, H = 0, KV = 0, F = 0, V = 0, N = 0, D = 0;
@@ -223,7 +249,7 @@ static int load_llama(const cJSON *root, model_family family, model_config *cfg,
     if (!rc) rc = get_int(root, "intermediate_size", NULL, &F, path, err, errlen);
     if (!rc) rc = get_int(root, "vocab_size", NULL, &V, path, err, errlen);
     if (!rc) rc = get_int(root, "max_position_embeddings", NULL, &N, path, err, errlen);
-    if (rc) return rc;
+    if (rc || refuse_quantized(root, path, err, errlen)) return -1;
     const cJSON *kv = cJSON_GetObjectItemCaseSensitive(root, "num_key_value_heads");
     KV = H;
     if (kv && !cJSON_IsNull(kv) &&
@@ -237,6 +263,9 @@ static int load_llama(const cJSON *root, model_family family, model_config *cfg,
     double eps = cfg->norm_eps, theta = cfg->rope_theta;
     if (get_number(root, "rms_norm_eps", 0, 1, &eps, path, err, errlen) ||
         get_number(root, "rope_theta", 0, 1e12, &theta, path, err, errlen))
+        return -1;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (cJSON_IsObject(rp) && get_number(rp, "rope_theta", 0, 1e12, &theta, path, err, errlen))
         return -1;
     cfg->norm_eps = (float)eps;
     cfg->rope_theta = theta;
@@ -279,6 +308,19 @@ static int load_llama(const cJSON *root, model_family family, model_config *cfg,
                  "%s: \"sliding_window\" shorter than the context (%d) is not supported", path,
                  cfg->n_positions);
         return -1;
+    }
+    /* Per-layer attention kinds (newer Qwen configs): anything but full attention is a
+     * sliding window on some layers. */
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
+    const cJSON *lt;
+    cJSON_ArrayForEach(lt, types) {
+        if (!(cJSON_IsString(lt) && !strcmp(lt->valuestring, "full_attention"))) {
+            snprintf(err, errlen,
+                     "%s: \"layer_types\": only full_attention layers are supported (sliding "
+                     "windows are not)",
+                     path);
+            return -1;
+        }
     }
     static const char *const moe[] = {"num_experts", "num_local_experts", "n_routed_experts"};
     for (size_t i = 0; i < sizeof(moe) / sizeof(moe[0]); i++) {
@@ -442,7 +484,7 @@ static void add_gpt2_fields(cJSON *root, const model_config *cfg) {
     cJSON_AddNumberToObject(root, "n_layer", cfg->n_layer);
     cJSON_AddNumberToObject(root, "n_positions", cfg->n_positions);
     cJSON_AddNumberToObject(root, "vocab_size", cfg->vocab_size);
-    cJSON_AddBoolToObject(root, "tie_word_embeddings", 1);
+    cJSON_AddBoolToObject(root, "tie_word_embeddings", cfg->tied);
 }
 
 static void add_llama_fields(cJSON *root, const model_config *cfg) {

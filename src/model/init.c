@@ -116,7 +116,7 @@ int model_init_random(const char *dir, const model_config *cfg, const model_init
             layer = -1;
         }
     }
-    if (gpt2 && opts->hf_extras && !b.failed) {
+    if (gpt2 && opts->hf_extras && cfg->tied && !b.failed) {
         /* A tied LM head, saved beside the embedding it equals. */
         const float *wte = b.list[0].data;
         float *copy = add(&b, "lm_head.weight", 2, cfg->vocab_size, cfg->n_embd, 0, 0);

@@ -2,6 +2,7 @@
  * the parameter table, the checks of a checkpoint, and the forward pass (see model.h). */
 #include "linshard/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,16 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
         add_inplace(m->x, m->tmp, n);
     }
     if (rc) return rc;
+    /* Finite weights can still overflow (activations past float's range in a diverged or
+     * mis-scaled model): say so rather than hand NaN logits to sampling or verify. The residual
+     * stream is the same on every rank (each layer ends in an AllReduce), so every rank fails
+     * together; checking it costs T * E compares, nothing next to the layers. */
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(m->x[i]))
+            return comm_fail(comm,
+                             "forward: the hidden state of position %zu is not finite (%g): "
+                             "the weights overflow float32",
+                             (size_t)pos0 + i / (size_t)E, (double)m->x[i]);
     norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
     vocab_parallel_lm_head_forward(m->logits, m->ln, m->lm_head, T, E, m->v_local);
     if (m->caches) m->cache_len = pos0 + T;

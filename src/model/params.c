@@ -251,9 +251,22 @@ static size_t local_index(const param_source *s, size_t ld, size_t k, size_t e) 
  * columns, written TILE floats at a time instead of one float per cache line. */
 #define TILE 64
 
+/* Index of the first NaN or infinity of x[0..n), or n. A model with one such weight runs to
+ * NaN logits and loss without any error, so loading refuses it; the block was just read, so
+ * the check costs a pass over data already in cache. */
+static size_t first_non_finite(const float *x, size_t n) {
+    int all = 1;
+    for (size_t i = 0; i < n; i++) all &= isfinite(x[i]) != 0; /* branch-free: vectorises */
+    if (all) return n;
+    size_t i = 0;
+    while (isfinite(x[i])) i++;
+    return i;
+}
+
 int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
                      const char *prefix, float *dst, char *err, size_t errlen) {
     float *tile = NULL;
+    size_t bad;
     int rc = 0;
     for (int i = 0; i < p->n_src && !rc; i++) {
         const param_source *s = &p->src[i];
@@ -268,6 +281,12 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
             (s->ndim == 2 && t->shape[1] != s->shape[1])) {
             snprintf(err, errlen, "tensor '%s' does not have the shape the config implies",
                      t->name);
+            rc = -1;
+            break;
+        }
+        if (!st_dtype_readable(t->dtype)) {
+            snprintf(err, errlen, "tensor '%s' has dtype %s: linshard reads F32, F16 and BF16",
+                     t->name, st_dtype_name(t->dtype));
             rc = -1;
             break;
         }
@@ -290,6 +309,12 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
                 if (st_read_f32(file, t, start, b.run_len, out) != 0) {
                     snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)",
                              t->name);
+                    rc = -1;
+                } else if ((bad = first_non_finite(out, b.run_len)) < b.run_len) {
+                    snprintf(err, errlen,
+                             "tensor '%s' holds a non-finite value (%g at element %zu): the "
+                             "checkpoint is corrupt or diverged",
+                             t->name, (double)out[bad], start + bad);
                     rc = -1;
                 }
             }
