@@ -427,6 +427,11 @@ static void test_shard_errors(void **state) {
     expect_set_error(dir, "neither " ST_SET_INDEX_NAME " nor " ST_SET_SINGLE_NAME, NULL);
     path_in(dir, "no-such-dir", p, sizeof(p));
     expect_set_error(p, "neither", NULL);
+    /* Only a PyTorch pickle: say that only safetensors is read, and how to convert. */
+    write_text(dir, "pytorch_model.bin", "PK");
+    expect_set_error(dir,
+                     "holds pytorch_model.bin, a PyTorch pickle: linshard reads only safetensors",
+                     "safe_serialization=True");
 }
 
 static void test_too_many_files(void **state) {

@@ -178,10 +178,23 @@ static int open_single(st_set *s, const char *dir, char *err, size_t errlen) {
     if (!path) return fail(err, errlen, "%s: out of memory", dir);
     int rc = -1;
     struct stat sb;
-    if (stat(path, &sb) != 0 && errno == ENOENT)
-        fail(err, errlen, "%s: neither " ST_SET_INDEX_NAME " nor " ST_SET_SINGLE_NAME " is there",
-             dir);
-    else
+    if (stat(path, &sb) != 0 && errno == ENOENT) {
+        /* A PyTorch pickle checkpoint: say so, and how to get safetensors from it. */
+        char *bin = join(dir, "pytorch_model.bin"),
+             *bin_index = join(dir, "pytorch_model.bin.index.json");
+        int pickle = (bin && stat(bin, &sb) == 0) || (bin_index && stat(bin_index, &sb) == 0);
+        free(bin);
+        free(bin_index);
+        if (pickle)
+            fail(err, errlen,
+                 "%s holds pytorch_model.bin, a PyTorch pickle: linshard reads only safetensors "
+                 "(convert it with transformers: AutoModelForCausalLM.from_pretrained(DIR)"
+                 ".save_pretrained(OUT, safe_serialization=True))",
+                 dir);
+        else
+            fail(err, errlen,
+                 "%s: neither " ST_SET_INDEX_NAME " nor " ST_SET_SINGLE_NAME " is there", dir);
+    } else
         rc = open_one(s, path, ST_SET_SINGLE_NAME, err, errlen);
     free(path);
     return rc;
