@@ -305,5 +305,22 @@ if command -v python3 >/dev/null; then
   expect 1 "tensor 'model.norm.weight' holds a non-finite value \(inf" -- forward --model "$tmp/llama_inf" --tokens 1,2
 fi
 
+# Started by an MPI launcher (its variables faked here; nothing reaches MPI_Init): a choice that
+# contradicts mpirun is one line naming the fix, threads-only commands refuse to run as copies,
+# and ranks other than 0 keep quiet about a usage error every rank finds.
+export OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0
+expect 2 "--backend threads under mpirun runs 2 separate jobs; drop --backend threads" -- forward --model "$model" --tokens 1 --backend threads
+expect_one_line 2 generate --model "$model" --backend threads
+expect 2 "mpirun -np 3 linshard verify|built without MPI" -- verify --model "$model" --tp 3
+expect 2 "run it without mpirun: linshard bench forward" -- bench forward --shape tiny
+expect_one_line 2 lab --tp 2
+out=$(OMPI_COMM_WORLD_RANK=1 "$bin" check comm --backend threads 2>&1)
+if [ $? -eq 2 ] && [ -z "$out" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: rank 1's copy of a usage error was printed: $out"; fi
+unset OMPI_COMM_WORLD_SIZE OMPI_COMM_WORLD_RANK
+PMI_SIZE=2 PMI_RANK=0 "$bin" train --data "$model/config.json" --out "$tmp/pmi" --tp 3 >/dev/null 2>&1
+if [ $? -eq 2 ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: under MPICH's PMI_SIZE=2, train --tp 3 was not refused"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

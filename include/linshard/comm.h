@@ -128,6 +128,9 @@ int comm_mpi_finalize(void);
 /* Size and rank of MPI_COMM_WORLD after comm_mpi_init (-1 if not initialised). */
 int comm_mpi_world_size(void);
 int comm_mpi_world_rank(void);
+/* Ends every process of the MPI job with exit status code (MPI_Abort on MPI_COMM_WORLD). Returns
+ * only when MPI is not running (not initialised, already finalised, or not built in). */
+void comm_mpi_abort(int code);
 /* 1 if this process looks like it was started by mpirun/mpiexec (OMPI/PMI env variables). */
 int comm_mpi_launched(void);
 

@@ -15,7 +15,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Prints "linshard: error: <message>" (once, from rank 0 under MPI); returns EXIT_JOB. */
+/* Prints "linshard: error: <message>"; returns EXIT_JOB. Under MPI (more than one process) rank
+ * 0 prints at once and other ranks keep the message for cli_end_job, which ends the job. */
 int cli_job_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -35,9 +36,25 @@ int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
 const char *cli_format_bytes(size_t bytes, char *buf, size_t len);
 /* Parses --backend and checks it was built in; returns 0 or prints a usage error (returns 2). */
 int cli_parse_backend(const char *cmd, const char *name, comm_backend_t *out);
+/* Under an MPI launcher with N > 1 processes (Open MPI's OMPI_COMM_WORLD_SIZE, MPICH's
+ * PMI_SIZE) chooses the mpi backend and P = N; --backend threads or a --tp other than N is a usage
+ * error saying what to type. With --backend mpi and no --tp elsewhere, P = MPI's world size.
+ * backend_given and tp_given: whether the flags were on the command line. Returns 0 or
+ * EXIT_USAGE after printing. */
+int cli_resolve_backend(const char *cmd, int backend_given, comm_backend_t *backend, int tp_given,
+                        long *P);
+/* For commands that run threads only: a usage error when mpirun started several copies. */
+int cli_refuse_launcher(const char *cmd);
+/* The process count an MPI launcher set in the environment, or 0. */
+int cli_launcher_size(void);
+/* main's last step: finalises MPI when status is EXIT_OK; otherwise, under MPI with more than one
+ * process, prints this rank's pending message (rank > 0, after giving rank 0 time to go first)
+ * and aborts the whole job with MPI_Abort, so no rank is left waiting. Returns status. */
+int cli_end_job(int status);
 /* Brings MPI up when backend is mpi and checks the world size equals P. Returns 0 or EXIT_JOB
  * after printing the problem. */
 int cli_start_backend(comm_backend_t backend, int P);
+/* Kept for the commands' symmetry; MPI is finalised (or the job aborted) by cli_end_job. */
 void cli_stop_backend(comm_backend_t backend);
 /* 1 if this process should print results: always for threads, rank 0 only under MPI. */
 int cli_is_printer(comm_backend_t backend);

@@ -6,8 +6,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* An MPI launcher's process count and this process's rank, read from the environment it sets
+ * (Open MPI's mpirun; MPICH/Hydra's mpiexec): known before MPI_Init, and in builds without MPI.
+ * -1 when absent. */
+static int launcher_env(const char *ompi, const char *pmi) {
+    const char *s = getenv(ompi);
+    if (!s) s = getenv(pmi);
+    long v;
+    return s && cli_parse_int(s, 0, 1 << 24, &v) == 0 ? (int)v : -1;
+}
+
+int cli_launcher_size(void) {
+    int n = launcher_env("OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
+    return n > 0 ? n : 0;
+}
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    /* Under mpirun every process parsed the same command line: one copy of the message will do. */
+    if (launcher_env("OMPI_COMM_WORLD_RANK", "PMI_RANK") > 0) return EXIT_USAGE;
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "linshard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
@@ -17,14 +35,46 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
+/* A failure on one MPI rank must end them all: a rank that just returned would wait in
+ * MPI_Finalize while the others wait for it in their next collective, forever. So under MPI
+ * cli_job_error only records the failure (rank 0 also prints it at once), and cli_end_job, given
+ * the command's status by main, aborts the job. Most failures (a bad --model, a prompt too
+ * long) are found by every rank alike: rank 0's message is then the only one, because the other
+ * ranks keep theirs for JOB_ERROR_GRACE_S and rank 0's MPI_Abort ends them first. A failure of
+ * one rank > 0 alone is printed by that rank when the wait is over. */
+enum { JOB_ERROR_GRACE_S = 3 };
+static char pending_error[1024];
+
 int cli_job_error(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "linshard: error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (comm_mpi_world_size() > 1 && comm_mpi_world_rank() > 0) {
+        if (!pending_error[0]) snprintf(pending_error, sizeof(pending_error), "%s", msg);
+    } else {
+        fprintf(stderr, "linshard: error: %s\n", msg);
+    }
     return EXIT_JOB;
+}
+
+int cli_end_job(int status) {
+    if (status == EXIT_OK || comm_mpi_world_size() <= 1) {
+        comm_mpi_finalize(); /* nothing when MPI was not started, or already finalised */
+        return status;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    int rank = comm_mpi_world_rank();
+    if (rank > 0) {
+        sleep(JOB_ERROR_GRACE_S); /* rank 0, failing too, prints and aborts meanwhile */
+        fprintf(stderr, "linshard: error: rank %d: %s\n", rank,
+                pending_error[0] ? pending_error : "failed");
+        fflush(stderr);
+    }
+    comm_mpi_abort(status); /* the launcher ends every other process */
+    return status;
 }
 
 int cli_parse_int(const char *s, long lo, long hi, long *out) {
@@ -116,7 +166,51 @@ int cli_start_backend(comm_backend_t backend, int P) {
 }
 
 void cli_stop_backend(comm_backend_t backend) {
-    if (backend == COMM_BACKEND_MPI) comm_mpi_finalize();
+    /* MPI ends in cli_end_job, once main knows whether this rank failed. */
+    (void)backend;
+}
+
+int cli_resolve_backend(const char *cmd, int backend_given, comm_backend_t *backend, int tp_given,
+                        long *P) {
+    int n = cli_launcher_size();
+    if (n > 1) {
+        if (backend_given && *backend == COMM_BACKEND_THREADS)
+            return cli_usage_error(cmd,
+                                   "--backend threads under mpirun runs %d separate jobs; drop "
+                                   "--backend threads (under mpirun -np %d the mpi backend is "
+                                   "used), or run without mpirun: linshard %s --tp %d",
+                                   n, n, cmd, n);
+        if (!comm_backend_available(COMM_BACKEND_MPI))
+            return cli_usage_error(cmd,
+                                   "mpirun started %d processes but this linshard was built "
+                                   "without MPI; run it without mpirun: linshard %s --tp %d",
+                                   n, cmd, n);
+        if (tp_given && *P != n)
+            return cli_usage_error(cmd,
+                                   "--tp %ld but mpirun started %d processes; drop --tp (under "
+                                   "mpirun P is the number of processes), or launch with: "
+                                   "mpirun -np %ld linshard %s ...",
+                                   *P, n, *P, cmd);
+        *backend = COMM_BACKEND_MPI;
+        *P = n;
+    } else if (*backend == COMM_BACKEND_MPI && !tp_given) {
+        /* A singleton, or a launcher whose variables we do not know: MPI itself says. */
+        if (n == 1)
+            *P = 1;
+        else if (comm_mpi_init(NULL, NULL) == COMM_OK)
+            *P = comm_mpi_world_size();
+    }
+    return 0;
+}
+
+int cli_refuse_launcher(const char *cmd) {
+    int n = cli_launcher_size();
+    if (n > 1)
+        return cli_usage_error(cmd,
+                               "runs its ranks as threads of one process, but mpirun started %d "
+                               "copies; run it without mpirun: linshard %s ...",
+                               n, cmd);
+    return 0;
 }
 
 int cli_is_printer(comm_backend_t backend) {

@@ -37,8 +37,8 @@ static const char bench_usage[] =
     "per allreduce, one memcpy's worth.\n"
     "\n"
     "  --tp P         ranks (default 2)\n"
-    "  --backend B    threads (default) or mpi (run under: mpirun -np P linshard bench comm\n"
-    "                 --backend mpi --tp P)\n"
+    "  --backend B    threads (default) or mpi, the default under mpirun -np P (where P is then\n"
+    "                 the number of processes)\n"
     "  --sizes LIST   message sizes in bytes, K/M/G suffixes (default 4K,64K,1M,16M,64M)\n"
     "  --json         one JSON object per line: backend, P, bytes, seconds, algbw_GBps,\n"
     "                 busbw_GBps, iters\n"
@@ -335,7 +335,7 @@ static int bench_comm(int argc, char **argv) {
     b.n_sizes = 5;
     memcpy(b.sizes, defaults, sizeof(defaults));
     long P = 2;
-    int c, rc;
+    int c, rc, backend_given = 0, tp_given = 0;
     const char *bad = NULL;
     opterr = 0;
     optind = 1;
@@ -345,10 +345,11 @@ static int bench_comm(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 256, &P))
                 return cli_usage_error("bench comm", "--tp must be an integer in 1..256, got '%s'",
                                        optarg);
-            b.P = (int)P;
+            tp_given = 1;
             break;
         case 'b':
             if ((rc = cli_parse_backend("bench comm", optarg, &b.backend))) return rc;
+            backend_given = 1;
             break;
         case 'z':
             b.n_sizes = cli_parse_sizes(optarg, b.sizes, MAX_SIZES, &bad);
@@ -382,6 +383,9 @@ static int bench_comm(int argc, char **argv) {
         if (b.sizes[s] % sizeof(float))
             return cli_usage_error("bench comm", "size %zu is not a multiple of 4 bytes (float32)",
                                    b.sizes[s]);
+    if ((rc = cli_resolve_backend("bench comm", backend_given, &b.backend, tp_given, &P)))
+        return rc;
+    b.P = (int)P;
     if ((rc = cli_start_backend(b.backend, b.P))) return rc;
     const char *name = comm_backend_name(b.backend);
     int printer = cli_is_printer(b.backend);

@@ -229,6 +229,7 @@ int cmd_bench_forward(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
+    if (cli_refuse_launcher("bench forward")) return EXIT_USAGE;
     if (!dir == !shape) return cli_usage_error("bench forward", "give --model DIR or --shape NAME");
 
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];

@@ -252,6 +252,7 @@ int cmd_bench_generate(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("bench generate", "unexpected argument '%s'", argv[optind]);
+    if (cli_refuse_launcher("bench generate")) return EXIT_USAGE;
     if (!dir == !shape)
         return cli_usage_error("bench generate", "give --model DIR or --shape NAME");
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];

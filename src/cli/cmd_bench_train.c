@@ -187,6 +187,7 @@ int cmd_bench_train(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    if (cli_refuse_launcher("bench train")) return EXIT_USAGE;
     char tmpdir[] = "/tmp/linshard-bench-XXXXXX", err[512];
     int made = 0, rc = EXIT_OK, file_open = 0;
     if (!dir) {

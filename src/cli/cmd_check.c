@@ -19,7 +19,7 @@ static const char check_usage[] =
     "exactly the calls and bytes made.\n"
     "\n"
     "  --tp P          number of ranks (default 2; under mpi, the number of MPI processes)\n"
-    "  --backend B     threads (default) or mpi (launch with: mpirun -np P linshard ...)\n"
+    "  --backend B     threads (default) or mpi, the default under mpirun -np P (--tp is P)\n"
     "  --quick         skip the 2^20+3 size (for slow sanitizer builds)\n"
     "  --fail-rank R   drill: rank R fails on purpose midway; the run must end on every rank\n"
     "                  with one error message and exit status 1\n"
@@ -51,7 +51,7 @@ static int check_comm(int argc, char **argv) {
     long P = 2, fail_rank = -1;
     comm_backend_t backend = COMM_BACKEND_THREADS;
     check_job job = {.opts = {0, -1}};
-    int c, rc;
+    int c, rc, backend_given = 0, tp_given = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -60,9 +60,11 @@ static int check_comm(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 256, &P))
                 return cli_usage_error("check comm", "--tp must be an integer in 1..256, got '%s'",
                                        optarg);
+            tp_given = 1;
             break;
         case 'b':
             if ((rc = cli_parse_backend("check comm", optarg, &backend))) return rc;
+            backend_given = 1;
             break;
         case 'q':
             job.opts.max_count = 1000;
@@ -86,6 +88,7 @@ static int check_comm(int argc, char **argv) {
     }
     if (optind < argc)
         return cli_usage_error("check comm", "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_resolve_backend("check comm", backend_given, &backend, tp_given, &P))) return rc;
     if (fail_rank >= P)
         return cli_usage_error("check comm", "--fail-rank %ld is not a rank of --tp %ld", fail_rank,
                                P);

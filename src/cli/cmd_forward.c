@@ -21,7 +21,7 @@ static const char forward_usage[] =
     "  --model DIR          the checkpoint directory\n"
     "  --tokens LIST        comma-separated token ids (at most n_positions of them)\n"
     "  --tp P               ranks (default 1; at most the number of attention heads)\n"
-    "  --backend B          threads (default) or mpi (run under: mpirun -np P linshard ...)\n"
+    "  --backend B          threads (default) or mpi, the default under mpirun -np P (--tp is P)\n"
     "  --dump-logits FILE   write the float32 logits [T, vocab] (row-major, little-endian,\n"
     "                       nothing else) to FILE, atomically\n"
     "  --comm-stats         print rank 0's comm ledger of the forward pass\n"
@@ -48,7 +48,7 @@ int cmd_forward(int argc, char **argv) {
     job.P = 1;
     job.top_k = 5;
     const char *dump = NULL, *bad = NULL, *tokens_arg = NULL;
-    int *tokens = NULL, comm_stats = 0, c, rc;
+    int *tokens = NULL, comm_stats = 0, c, rc, backend_given = 0, tp_given = 0;
     long P = 1;
     opterr = 0;
     optind = 1;
@@ -64,10 +64,11 @@ int cmd_forward(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 256, &P))
                 return cli_usage_error("forward", "--tp must be an integer in 1..256, got '%s'",
                                        optarg);
-            job.P = (int)P;
+            tp_given = 1;
             break;
         case 'b':
             if ((rc = cli_parse_backend("forward", optarg, &job.backend))) return rc;
+            backend_given = 1;
             break;
         case 'd':
             dump = optarg;
@@ -86,6 +87,8 @@ int cmd_forward(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("forward", "unexpected argument '%s'", argv[optind]);
     if (!job.model_dir) return cli_usage_error("forward", "--model DIR is required");
+    if ((rc = cli_resolve_backend("forward", backend_given, &job.backend, tp_given, &P))) return rc;
+    job.P = (int)P;
     if (!tokens_arg) return cli_usage_error("forward", "--tokens is required");
     if ((job.T = cli_parse_tokens(tokens_arg, &tokens, &bad)) < 0)
         return cli_usage_error("forward", "bad token id at '%s' in --tokens", bad);

@@ -35,7 +35,7 @@ static const char generate_usage[] =
     "                    vocabulary) trained by linshard on the King James Bible (public\n"
     "                    domain): see data/default-model/README.md\n"
     "  --tp P            ranks (default 1)\n"
-    "  --backend B       threads (default) or mpi (run under: mpirun -np P linshard ...)\n"
+    "  --backend B       threads (default) or mpi, the default under mpirun -np P (--tp is P)\n"
     "  --prompt TEXT     the prompt (default \"And it came to pass\"); special tokens in it\n"
     "                    (<|begin_of_text|>, <|im_start|>, ...) are matched; empty: start from\n"
     "                    BOS (GPT-2: <|endoftext|>)\n"
@@ -179,7 +179,7 @@ int cmd_generate(int argc, char **argv) {
     const char *prompt = "And it came to pass";
     long P = 1, v;
     comm_backend_t backend = COMM_BACKEND_THREADS;
-    int c, rc;
+    int c, rc, backend_given = 0, tp_given = 0;
     char *end;
     opterr = 0;
     optind = 1;
@@ -192,9 +192,11 @@ int cmd_generate(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 256, &P))
                 return cli_usage_error("generate", "--tp must be an integer in 1..256, got '%s'",
                                        optarg);
+            tp_given = 1;
             break;
         case 'b':
             if ((rc = cli_parse_backend("generate", optarg, &backend))) return rc;
+            backend_given = 1;
             break;
         case 'P':
             prompt = optarg;
@@ -241,6 +243,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_resolve_backend("generate", backend_given, &backend, tp_given, &P))) return rc;
     if ((rc = cli_start_backend(backend, (int)P))) return rc;
     int printer = cli_is_printer(backend);
     char err[512], tmpdir[] = "/tmp/linshard-default-XXXXXX";
@@ -267,7 +270,7 @@ int cmd_generate(int argc, char **argv) {
         model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
         load_tokenizer(made_model ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
-        rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
+        rc = cli_job_error("%s", err);
         goto done;
     }
     if (tokenizer_vocab_size(tok) > job.cfg.vocab_size) {
@@ -298,7 +301,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (cli_open_weights(job.model_dir, &job.cfg, &file, err, sizeof(err))) {
-        rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
+        rc = cli_job_error("%s", err);
         goto done;
     }
     file_open = 1;

@@ -125,6 +125,7 @@ int cmd_lab(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("lab", "unexpected argument '%s'", argv[optind]);
+    if (cli_refuse_launcher("lab")) return EXIT_USAGE;
 
     lab_row rows[LAB_ROWS];
     char err[256];

@@ -43,7 +43,7 @@ static const char train_usage[] =
     "  --model DIR         start from this checkpoint; else a seeded random GPT-2 of\n"
     "  --layers L --embd E --heads H --ctx C   (default 2, 64, 4, 64; GPT-2 vocabulary)\n"
     "  --tp P              ranks (default 1)\n"
-    "  --backend B         threads (default) or mpi (run under: mpirun -np P linshard ...);\n"
+    "  --backend B         threads (default) or mpi, the default under mpirun -np P (--tp is P);\n"
     "                      rank 0 prints and writes the log and the checkpoints\n"
     "  --steps N           train until step N (default 100)\n"
     "  --batch B           sequences per step (default 4)\n"
@@ -472,10 +472,12 @@ int cmd_train(int argc, char **argv) {
         return cli_usage_error("train", "--resume takes the model from --out; drop --model and "
                                         "the shape flags");
 
-    int urc = cli_start_backend(backend, (int)P);
+    int urc = cli_resolve_backend("train", given[O_BACKEND], &backend, given[O_TP], &P);
+    if (!urc) urc = cli_start_backend(backend, (int)P);
     if (urc) return urc;
     int printer = cli_is_printer(backend);
-#define JOB_ERROR(...) (printer ? cli_job_error(__VA_ARGS__) : EXIT_JOB)
+/* cli_job_error decides which rank prints (and under MPI the job then ends in cli_end_job). */
+#define JOB_ERROR(...) cli_job_error(__VA_ARGS__)
 
     train_job job;
     memset(&job, 0, sizeof(job));

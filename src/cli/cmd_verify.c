@@ -37,8 +37,8 @@ static const char verify_usage[] =
     "                  that is removed afterwards)\n"
     "  --tp LIST       the P values to check (default 1,2,3,4,5,6)\n"
     "  --tokens IDS    comma-separated token ids (default: 16 ids spread over the vocabulary)\n"
-    "  --backend B     threads (default) or mpi: under mpirun -np P, LIST must be P alone and\n"
-    "                  the P = 1 reference runs inside rank 0\n"
+    "  --backend B     threads (default) or mpi, the default under mpirun -np P: LIST is then P\n"
+    "                  alone, --model is needed, and the P = 1 reference runs inside rank 0\n"
     "  --comm-stats    print rank 0's full ledger for every P\n"
     "  -h, --help      this text\n";
 
@@ -107,6 +107,7 @@ int cmd_verify(int argc, char **argv) {
                                              {0, 0, 0, 0}};
     const char *model_dir = NULL, *tokens_arg = NULL;
     int tps[MAX_TP] = {1, 2, 3, 4, 5, 6}, n_tp = 6, comm_stats = 0, c, rc;
+    int backend_given = 0, tp_given = 0;
     comm_backend_t backend = COMM_BACKEND_THREADS;
     opterr = 0;
     optind = 1;
@@ -122,12 +123,14 @@ int cmd_verify(int argc, char **argv) {
                                        "--tp must be a list like 1,2,4 of up to %d "
                                        "integers in 1..256, got '%s'",
                                        MAX_TP, optarg);
+            tp_given = 1;
             break;
         case 't':
             tokens_arg = optarg;
             break;
         case 'b':
             if ((rc = cli_parse_backend("verify", optarg, &backend))) return rc;
+            backend_given = 1;
             break;
         case 's':
             comm_stats = 1;
@@ -142,10 +145,20 @@ int cmd_verify(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("verify", "unexpected argument '%s'", argv[optind]);
+    long P = tps[0];
+    if ((rc = cli_resolve_backend("verify", backend_given, &backend, tp_given, &P))) return rc;
+    if (backend == COMM_BACKEND_MPI && !tp_given) {
+        tps[0] = (int)P;
+        n_tp = 1;
+    }
     if (backend == COMM_BACKEND_MPI && n_tp != 1)
         return cli_usage_error(
             "verify", "with --backend mpi give one P, the number of MPI "
                       "processes (e.g. mpirun -np 4 linshard verify --backend mpi --tp 4)");
+    /* The default model is built by rank 0 alone, in its own temporary directory. */
+    if (backend == COMM_BACKEND_MPI && tps[0] > 1 && !model_dir)
+        return cli_usage_error("verify", "with the mpi backend give --model DIR (a checkpoint "
+                                         "every process can read)");
     int *tokens = NULL, T = 0;
     const char *bad = NULL;
     if (tokens_arg && (T = cli_parse_tokens(tokens_arg, &tokens, &bad)) < 0)
@@ -160,13 +173,6 @@ int cmd_verify(int argc, char **argv) {
     char tmpdir[] = "/tmp/linshard-verify-XXXXXX", err[512];
     int made_model = 0;
     if (!model_dir) {
-        int world_rank = comm_mpi_world_rank();
-        if (backend == COMM_BACKEND_MPI && world_rank > 0) {
-            free(tokens);
-            cli_stop_backend(backend);
-            return cli_job_error("verify --backend mpi needs --model DIR (a file every process "
-                                 "can read)");
-        }
         model_config tiny = cli_shape_gpt2_tiny();
         if (cli_temp_model(tmpdir, &tiny, 1, err, sizeof(err))) {
             free(tokens);
@@ -180,7 +186,7 @@ int cmd_verify(int argc, char **argv) {
     }
     model_config cfg;
     if (model_config_load(model_dir, &cfg, err, sizeof(err))) {
-        rc = printer ? cli_job_error("%s", err) : EXIT_JOB;
+        rc = cli_job_error("%s", err);
         goto done;
     }
     if (printer && !made_model) {

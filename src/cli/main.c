@@ -28,11 +28,11 @@ static const char usage[] =
     "  bench train   GPT-2 training-step tokens/s for each P, beside P=1 and PyTorch\n"
     "  check comm    run the communicator's conformance checks on P ranks (threads or mpi)\n"
     "\n"
-    "Run 'linshard COMMAND --help' for a command's options.\n"
+    "Run 'linshard COMMAND --help' for a command's options. Under mpirun -np P (Open MPI or\n"
+    "MPICH) the commands that take --backend use the mpi backend with --tp P by themselves.\n"
     "exit status: 0 success, 1 the job failed, 2 bad usage.\n";
 
-int main(int argc, char **argv) {
-    cli_choose_blas_kernels(argv);
+static int run_command(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -61,4 +61,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv) {
+    cli_choose_blas_kernels(argv);
+    /* Under MPI, how this rank ended decides whether the job finalises or is aborted. */
+    return cli_end_job(run_command(argc, argv));
 }

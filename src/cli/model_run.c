@@ -78,16 +78,15 @@ static int run_rank(comm_t *comm, void *arg) {
 
 int model_run_job(model_run *job) {
     char err[512];
-    int printer = cli_is_printer(job->backend);
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
         return cli_job_error("top-k of %d: at most 16 are reported", job->top_k);
     if (model_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
         model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
         model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
-        return printer ? cli_job_error("%s", err) : EXIT_JOB;
+        return cli_job_error("%s", err);
     st_set file;
     if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
-        return printer ? cli_job_error("%s", err) : EXIT_JOB;
+        return cli_job_error("%s", err);
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};

@@ -176,6 +176,10 @@ int comm_mpi_world_rank(void) {
     return r;
 }
 
+void comm_mpi_abort(int code) {
+    if (mpi_ready()) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 int comm_mpi_launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
 }
