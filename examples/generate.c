@@ -7,7 +7,8 @@
  * as two threads of this process (comm_launch, threads backend): each rank loads only its own
  * slices of the weights, prefills a short prompt into its KV cache with model_forward, and
  * decodes N tokens (default 8) one at a time with model_extend, choosing each with greedy
- * sampling. Rank 0 prints the token ids. Build it with either of:
+ * sampling. Rank 0 prints the token ids, beside those of the same run unsplit (P = 1). Build it
+ * with either of:
  *
  *   cc generate.c $(pkg-config --cflags --libs linshard)
  *   find_package(linshard) and target_link_libraries(generate PRIVATE linshard::linshard) */
@@ -115,14 +116,31 @@ int main(int argc, char **argv) {
     if (j.n_prompt + j.n_new > j.cfg.n_positions) j.n_new = j.cfg.n_positions - j.n_prompt;
     j.out = calloc((size_t)j.n_new, sizeof(int));
 
-    int rc = j.out ? comm_launch(COMM_BACKEND_THREADS, P, rank_main, &j, err, sizeof(err)) : 1;
-    if (rc) {
-        fprintf(stderr, "generate: %s\n", j.out ? err : "out of memory");
-    } else {
-        printf("generated (P=%d):", P);
-        for (int i = 0; i < j.n_new; i++) printf(" %d", j.out[i]);
-        printf("\n");
+    /* The same decoding unsplit (P = 1), then split (P = 2). Both compute the same logits up to
+     * float rounding (~1e-7 of the largest), so greedy picks the same tokens unless two logits
+     * tie that closely: with the random model they must agree. */
+    int *unsplit = calloc((size_t)j.n_new, sizeof(int));
+    int rc = !j.out || !unsplit;
+    if (!rc) rc = comm_launch(COMM_BACKEND_THREADS, 1, rank_main, &j, err, sizeof(err));
+    if (!rc) {
+        memcpy(unsplit, j.out, (size_t)j.n_new * sizeof(int));
+        rc = comm_launch(COMM_BACKEND_THREADS, P, rank_main, &j, err, sizeof(err));
     }
+    if (rc) {
+        fprintf(stderr, "generate: %s\n", j.out && unsplit ? err : "out of memory");
+    } else {
+        const int *runs[2] = {unsplit, j.out};
+        for (int k = 0; k < 2; k++) {
+            printf("generated (P=%d):", k == 0 ? 1 : P);
+            for (int i = 0; i < j.n_new; i++) printf(" %d", runs[k][i]);
+            printf("\n");
+        }
+        if (dir == tmp && memcmp(unsplit, j.out, (size_t)j.n_new * sizeof(int))) {
+            fprintf(stderr, "generate: P=1 and P=%d chose different tokens\n", P);
+            rc = 1;
+        }
+    }
+    free(unsplit);
     free(j.out);
     st_set_close(&weights);
     if (dir == tmp) { /* remove the random model */
