@@ -27,11 +27,20 @@ if grep -l -e '-march=native' -e '-mtune=native' \
   exit 1
 fi
 
-echo "test-install: find_package(linshard)"
+echo "test-install: find_package(linshard): linshard::linshard, then linshard::linshard_static"
 cmake -S examples -B "$prefix/build-examples" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/build-examples" >/dev/null
 "$prefix/build-examples/generate"
 "$prefix/build-examples/generate_cpp"
+cmake -S examples -B "$prefix/build-examples-static" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DLINSHARD_EXAMPLES_LINK=linshard::linshard_static >/dev/null
+cmake --build "$prefix/build-examples-static" >/dev/null
+if ldd "$prefix/build-examples-static/generate" | grep -q liblinshard; then
+  echo "test-install: linshard::linshard_static linked the shared library" >&2
+  exit 1
+fi
+"$prefix/build-examples-static/generate"
+"$prefix/build-examples-static/generate_cpp"
 
 echo "test-install: pkg-config"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
