@@ -53,3 +53,15 @@ lint: build
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
+
+# ---- install (issue 10) ---------------------------------------------------------------------
+#   make install [PREFIX=/usr/local]   the libraries, headers, program, linshard.pc, CMake package
+#   make test-install                  install into a temporary prefix, build and run examples/
+PREFIX ?= /usr/local
+.PHONY: install test-install
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+test-install: build
+	bash scripts/test-install.sh $(BUILD)

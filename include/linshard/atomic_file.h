@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     FILE *fp;
     char tmp_path[4096];
@@ -24,4 +28,7 @@ void atomic_file_abort(atomic_file *f);
 /* The whole file at once: n bytes of data to path, atomically. Returns 0, or -1 with err. */
 int atomic_file_write(const char *path, const void *data, size_t n, char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -28,6 +28,10 @@
 #include "linshard/model.h"
 #include "linshard/train.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     long step;      /* training steps completed */
     long adam_step; /* the trainer's AdamW step (bias correction) */
@@ -60,4 +64,7 @@ int checkpoint_load_state(const char *dir, train_state *state, char *err, size_t
 int checkpoint_load_optimizer(const model_shard *m, model_trainer *tr, const char *dir, char *err,
                               size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -11,6 +11,10 @@
 
 #include "linshard/comm.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- linear layers ------------------------------------------------------------------------ */
 
 /* Threads the BLAS may use inside each GEMM call. With the threads backend each rank is a
@@ -168,4 +172,7 @@ int vocab_parallel_gather_logits(comm_t *comm, float *logits, float *scratch,
 int vocab_parallel_topk(comm_t *comm, const float *row_local, int v0, int v_local, int V, int k,
                         int *ids, float *values, const char *tag);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -24,6 +24,10 @@
 #include "linshard/comm.h"
 #include "linshard/layers.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- activations and normalisation -------------------------------------------------------- */
 
 /* dx[i] = GELU'(x[i]) * dy[i] for the tanh ("gelu_new") or the erf form; x is the input of the
@@ -145,4 +149,7 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
                                 const attention_weights *w, const float *dy, int T,
                                 const attention_saved *saved, float *scratch, const char *tag);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -36,6 +36,10 @@
 #include "linshard/layers.h"
 #include "linshard/safetensors_set.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- the transformer, described by data --------------------------------------------------- */
 
 typedef enum {
@@ -213,4 +217,7 @@ typedef struct {
 int model_init_random(const char *dir, const model_config *cfg, const model_init_opts *opts,
                       char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

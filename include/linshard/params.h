@@ -20,6 +20,10 @@
 
 #include "linshard/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     char name[96];         /* the checkpoint tensor, as the family names it */
     int ndim;              /* 1 or 2 */
@@ -69,4 +73,7 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
  * (full holds shape[0] * shape[1] floats): the inverse of reading. */
 void model_param_place(const param_source *s, const model_param *p, const float *src, float *full);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

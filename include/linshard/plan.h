@@ -28,6 +28,10 @@
 
 #include "linshard/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { PLAN_REPLICATE = 0, PLAN_SHARD, PLAN_PARTIAL } plan_kind;
 typedef enum { PLAN_DIM_NONE = 0, PLAN_DIM_FEATURES, PLAN_DIM_HEADS, PLAN_DIM_VOCAB } plan_dim;
 
@@ -188,4 +192,7 @@ const char *plan_placement_str(plan_placement p, char *buf, size_t len);
 /* "Replicate", "col Shard(heads)", "row Shard(features)", "Shard(vocab)" into buf. */
 const char *plan_weight_str(const plan_op *op, char *buf, size_t len);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ST_MAX_DIMS 8
 #define ST_NAME_MAX 256
 
@@ -97,4 +101,7 @@ float st_bf16_to_f32(uint16_t b);
 uint16_t st_f32_to_f16(float f);
 uint16_t st_f32_to_bf16(float f);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -23,6 +23,10 @@
 
 #include "linshard/safetensors.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ST_SET_INDEX_NAME "model.safetensors.index.json"
 #define ST_SET_SINGLE_NAME "model.safetensors"
 /* The largest public checkpoints ship a few hundred shards; each open shard is one mapping. */
@@ -69,4 +73,7 @@ const st_tensor *st_set_find(const st_set *s, const char *name, const st_file **
 int st_write_sharded(const char *dir, const st_write_tensor *tensors, int n, size_t max_file_bytes,
                      char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

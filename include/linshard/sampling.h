@@ -18,6 +18,10 @@
 
 #include "linshard/comm.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float temperature; /* 0: greedy */
     int top_k;         /* 0: no limit */
@@ -41,4 +45,7 @@ int sampling_opts_check(const sampling_opts *o, int vocab, char *err, size_t err
 int sample_next_token(comm_t *comm, const float *row_local, int v0, int v_local, int V,
                       const sampling_opts *opts, sampler_rng *rng, float *scratch, int *token);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -6,6 +6,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Number of units rank r (0 <= r < P) owns. */
 static inline size_t split_count(size_t n, int P, int r) {
     size_t p = (size_t)P, q = n / p, rem = n % p;
@@ -18,4 +22,7 @@ static inline size_t split_offset(size_t n, int P, int r) {
     return rr * q + (rr < rem ? rr : rem);
 }
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -4,10 +4,15 @@
 
 #include <time.h>
 
-static inline double timer_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#ifdef __cplusplus
+extern "C" {
+#endif
 
+/* Seconds on CLOCK_MONOTONIC. A function of the library (src/util/timer.c), not an inline one,
+ * so that the public headers need no POSIX feature macro: they compile with -std=c11 too. */
+double timer_seconds(void);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

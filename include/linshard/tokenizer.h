@@ -22,6 +22,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tokenizer tokenizer;
 
 /* Loads from a directory holding encoder.json + vocab.bpe (OpenAI's names), or vocab.json +
@@ -104,4 +108,7 @@ int tokenizer_stream_push(tokenizer_stream *s, int id, char *out, size_t cap);
  * resets the stream for a new text. Returns the count, or -1 when cap is too small. */
 int tokenizer_stream_flush(tokenizer_stream *s, char *out, size_t cap);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

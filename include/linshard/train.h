@@ -33,6 +33,10 @@
 #include "linshard/comm.h"
 #include "linshard/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int max_T;
     size_t n_params;
@@ -94,4 +98,7 @@ int model_grad_norm(comm_t *comm, const model_shard *m, const model_trainer *tr,
 void model_adamw_step(model_shard *m, model_trainer *tr, float lr, float beta1, float beta2,
                       float eps, float weight_decay, float clip_scale);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
