@@ -282,5 +282,20 @@ g3=$("$bin" generate --model "$tmp/l3" --tp 3 --seed 4 -n 12 2>/dev/null)
 if [ -n "$g1" ] && [ "$g1" = "$g3" ] && iconv -f UTF-8 -t UTF-8 <<<"$g1" >/dev/null; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: Llama 3 generation at P=3 differs from P=1 (or is not UTF-8)"; fi
 
+# Peers run without a shell: a model directory named like a command substitution stays a name.
+# The PyTorch peer is a fake (LINSHARD_PYTHON=/bin/sh) that prints one valid line, so no torch.
+evil="$tmp/q'\$(touch \"$tmp/PWNED\")'"
+mkdir -p "$(dirname "$evil")"
+expect 0 "wrote" -- init --out "$evil" --layers 1 --embd 12 --heads 2 --vocab 20 --ctx 16
+printf '%s\n' 'echo "{\"T\":4,\"seconds\":0.001}"' >"$tmp/fake_torch.sh"
+export LINSHARD_PYTHON=/bin/sh LINSHARD_TORCH_BENCH="$tmp/fake_torch.sh"
+expect 0 "pytorch 1 thread" -- bench forward --model "$evil" --tp 1 --tokens-count 4
+if [ ! -e "$tmp/PWNED" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: bench forward ran a shell command hidden in the model path"; fi
+# A peer that fails is reported in one line with its exit status.
+printf 'exit 3\n' >"$tmp/fake_torch.sh"
+expect 0 "the PyTorch peer failed \(/bin/sh .*fake_torch.sh exited with 3" -- bench forward --model "$evil" --tp 1 --tokens-count 4
+unset LINSHARD_PYTHON LINSHARD_TORCH_BENCH
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -48,6 +48,14 @@ void cli_choose_blas_kernels(char **argv);
 /* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", ...). */
 const char *cli_blas_description(void);
 
+/* Called with each line of a spawned program's stdout (newline included, NUL-terminated). */
+typedef void (*cli_line_fn)(const char *line, void *ctx);
+/* Runs argv[0] (looked up in PATH) with the NULL-terminated argv, without a shell, and hands
+ * every line of its stdout to on_line (may be NULL); its stderr stays ours unless
+ * stderr_to_stdout. Returns its exit status, 127 if it could not be started (errno says why),
+ * 128 + the signal that killed it, or -1 if a pipe or wait failed. */
+int cli_spawn(const char *const *argv, int stderr_to_stdout, cli_line_fn on_line, void *ctx);
+
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);

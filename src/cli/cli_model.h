@@ -3,6 +3,7 @@
 #ifndef LINSHARD_CLI_MODEL_H
 #define LINSHARD_CLI_MODEL_H
 
+#include "cli.h"
 #include "linshard/model.h"
 #include "linshard/ledger.h"
 
@@ -66,9 +67,10 @@ int cli_default_model(char *dir, char *err, size_t errlen);
 /* Removes a directory cli_temp_model or cli_default_model made. */
 void cli_remove_temp_model(const char *dir);
 
-/* The PyTorch peer's command prefix, "'PYTHON' 'SCRIPT'" (LINSHARD_PYTHON, default
- * /usr/bin/python3; LINSHARD_TORCH_BENCH, default the repository's
- * bench/torch_gpt2_forward.py). Returns the script path, for messages. */
-const char *cli_torch_command(char *buf, size_t len);
+/* Runs the PyTorch peer, LINSHARD_PYTHON (default /usr/bin/python3, else python3 from PATH) on
+ * LINSHARD_TORCH_BENCH (default the repository's bench/torch_gpt2_forward.py), with the
+ * NULL-terminated args after them, without a shell; its stdout lines go to on_line. Prints one
+ * note if it does not exit 0. Returns its exit status as cli_spawn does. */
+int cli_torch_peer(const char *const *args, cli_line_fn on_line, void *ctx);
 
 #endif

@@ -160,32 +160,33 @@ typedef struct {
     int tokens[1024], n_tokens;
 } torch_result;
 
-static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
-    char torch[8192], cmd[8192 + 256];
-    const char *script = cli_torch_command(torch, sizeof(torch));
-    snprintf(cmd, sizeof(cmd), "%s '%s' --decode %d --prompt-count %d --threads %d --repeats %d",
-             torch, dir, N, T, threads, REPEATS);
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    static char line[65536];
-    while (fgets(line, sizeof(line), p)) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
-        const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
-        if (cJSON_IsNumber(s)) {
-            out->threads = threads;
-            out->seconds = s->valuedouble;
-            out->valid = 1;
-            const cJSON *t;
-            out->n_tokens = 0;
-            cJSON_ArrayForEach(t, toks) if (out->n_tokens < 1024 && cJSON_IsNumber(t))
-                out->tokens[out->n_tokens++] = t->valueint;
-        }
-        cJSON_Delete(o);
+/* The PyTorch peer's line: {"seconds": ..., "tokens": [...]}; other lines are ignored. */
+static void take_torch_line(const char *line, void *arg) {
+    torch_result *out = arg;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    if (cJSON_IsNumber(s)) {
+        out->seconds = s->valuedouble;
+        out->valid = 1;
+        const cJSON *t;
+        out->n_tokens = 0;
+        cJSON_ArrayForEach(t, toks) if (out->n_tokens < 1024 && cJSON_IsNumber(t))
+            out->tokens[out->n_tokens++] = t->valueint;
     }
-    if (pclose(p) != 0)
-        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
-                script);
+    cJSON_Delete(o);
+}
+
+static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
+    char n[16], t[16], th[16], reps[16];
+    snprintf(n, sizeof(n), "%d", N);
+    snprintf(t, sizeof(t), "%d", T);
+    snprintf(th, sizeof(th), "%d", threads);
+    snprintf(reps, sizeof(reps), "%d", REPEATS);
+    const char *args[] = {dir,         "--decode", n,   "--prompt-count", t, "--threads", th,
+                          "--repeats", reps,       NULL};
+    out->threads = threads;
+    cli_torch_peer(args, take_torch_line, out);
 }
 
 /* ---- the command -------------------------------------------------------------------------- */

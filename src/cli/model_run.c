@@ -177,14 +177,25 @@ int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err,
     return 0;
 }
 
-const char *cli_torch_command(char *buf, size_t len) {
+int cli_torch_peer(const char *const *args, cli_line_fn on_line, void *ctx) {
     const char *python = getenv("LINSHARD_PYTHON");
     if (!python || !*python)
         python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     const char *script = getenv("LINSHARD_TORCH_BENCH");
     if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
-    snprintf(buf, len, "'%s' '%s'", python, script);
-    return script;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = python;
+    argv[n++] = script;
+    while (*args && n < (int)(sizeof(argv) / sizeof(argv[0])) - 1) argv[n++] = *args++;
+    argv[n] = NULL;
+    int rc = cli_spawn(argv, 0, on_line, ctx);
+    if (rc != 0)
+        fprintf(stderr,
+                "linshard: note: the PyTorch peer failed (%s %s exited with %d; needs "
+                "python3-torch)\n",
+                python, script, rc);
+    return rc;
 }
 
 void model_run_free(model_run *job) {
