@@ -297,5 +297,15 @@ printf 'exit 3\n' >"$tmp/fake_torch.sh"
 expect 0 "the PyTorch peer failed \(/bin/sh .*fake_torch.sh exited with 3" -- bench forward --model "$evil" --tp 1 --tokens-count 4
 unset LINSHARD_PYTHON LINSHARD_TORCH_BENCH
 
+# Columns for runs that did not happen read "-", not a made-up 0.00x.
+expect 0 "linshard P=1 .*1\.00x +-$" -- bench generate --model "$evil" --tp 1 -n 2 --prompt-count 4 --no-peers
+expect 0 "linshard P=1 .*% +-$" -- bench forward --model "$evil" --tp 1 --tokens-count 4 --no-peers
+# bench comm shows measurements, not the developers' targets.
+if ! "$bin" bench comm --tp 2 --sizes 4K 2>&1 | grep -qi "target"; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: bench comm prints internal targets"; fi
+# plan prints bytes as whole numbers (at P=5 the per-rank share used to read 4915.2 and 122880.0).
+if ! "$bin" plan --shape gpt2 --tp 5 | grep -qE "[0-9]\.[0-9]+ ?(bytes|/rank)"; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: plan prints a fractional byte count"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -3,6 +3,7 @@
 #define LINSHARD_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "linshard/comm.h"
 
@@ -33,6 +34,15 @@ int cli_parse_tokens(const char *s, int **out, const char **bad);
 int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
 /* Formats a byte count as "4 KiB", "16 MiB"... */
 const char *cli_format_bytes(size_t bytes, char *buf, size_t len);
+/* A speed-up column: "1.23x", or "-" when ratio is 0 because the run it compares with (P = 1,
+ * the PyTorch peer) did not happen; a made-up 0.00x reads as a measurement. */
+static inline const char *cli_format_speedup(double ratio, char *buf, size_t len) {
+    if (ratio > 0)
+        snprintf(buf, len, "%.2fx", ratio);
+    else
+        snprintf(buf, len, "-");
+    return buf;
+}
 /* Parses --backend and checks it was built in; returns 0 or prints a usage error (returns 2). */
 int cli_parse_backend(const char *cmd, const char *name, comm_backend_t *out);
 /* Brings MPI up when backend is mpi and checks the world size equals P. Returns 0 or EXIT_JOB

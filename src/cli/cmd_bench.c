@@ -284,18 +284,11 @@ static void print_table(const bench_t *b) {
         print_row(&b->copy[s], NULL);
     }
     for (int s = 0; s < b->n_sizes; s++) {
-        const result_t *t = &b->mine[s], *m = &b->mpi[s], *c = &b->copy[s];
+        const result_t *t = &b->mine[s], *c = &b->copy[s];
         if (t->valid && c->valid && b->sizes[s] >= (1u << 20))
             printf("%zu MiB: threads algbw = %.2fx memcpy's (each rank moves one memcpy's "
                    "worth of bytes per allreduce)\n",
                    b->sizes[s] >> 20, c->seconds / t->seconds);
-        if (!t->valid || !m->valid) continue;
-        if (b->sizes[s] == 16u << 20)
-            printf("16 MiB: threads busbw = %.2fx MPI's (target >= 1.5x)\n",
-                   m->seconds / t->seconds);
-        if (b->sizes[s] == 4096)
-            printf("4 KiB: threads latency = %.2fx MPI's (target <= 1.0x)\n",
-                   t->seconds / m->seconds);
     }
 }
 

@@ -175,7 +175,11 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
         printf(" %6.1f%%", 100.0 * r->comm_seconds / r->seconds);
     else
         printf(" %7s", "");
-    if (torch1 && torch1->valid && r != torch1) printf(" %7.2fx", torch1->seconds / r->seconds);
+    char vt[32];
+    if (r != torch1)
+        printf(" %8s",
+               cli_format_speedup(torch1 && torch1->valid ? torch1->seconds / r->seconds : 0, vt,
+                                  sizeof(vt)));
     printf("\n");
 }
 

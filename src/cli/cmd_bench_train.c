@@ -250,10 +250,11 @@ int cmd_bench_train(int argc, char **argv) {
                 tps[i], B, T, per_step, tokens / per_step, jobs[i].comm_seconds / jobs[i].seconds,
                 jobs[i].first_loss);
         else {
-            char what[32];
+            char what[32], v1[32], vt[32];
             snprintf(what, sizeof(what), "linshard P=%d", tps[i]);
-            printf("  %-22s %10.1f %11.1f %7.1f%% %7.2fx %9.2fx %9.4f\n", what, tokens / per_step,
-                   per_step * 1e3, 100 * jobs[i].comm_seconds / jobs[i].seconds, vs1, vst,
+            printf("  %-22s %10.1f %11.1f %7.1f%% %8s %10s %9.4f\n", what, tokens / per_step,
+                   per_step * 1e3, 100 * jobs[i].comm_seconds / jobs[i].seconds,
+                   cli_format_speedup(vs1, v1, sizeof(v1)), cli_format_speedup(vst, vt, sizeof(vt)),
                    jobs[i].first_loss);
         }
     }
@@ -264,10 +265,14 @@ int cmd_bench_train(int argc, char **argv) {
             printf("{\"backend\":\"pytorch\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
                    "\"seconds_per_step\":%g,\"tokens_per_s\":%g,\"first_loss\":%g}\n",
                    torch[k].threads, B, T, per_step, tokens / per_step, torch[k].first_loss);
-        else
-            printf("  pytorch %d thread%-8s %10.1f %11.1f %8s %8s %9.2fx %9.4f\n", torch[k].threads,
+        else {
+            char vt[32];
+            printf("  pytorch %d thread%-8s %10.1f %11.1f %8s %8s %10s %9.4f\n", torch[k].threads,
                    torch[k].threads > 1 ? "s" : "", tokens / per_step, per_step * 1e3, "", "",
-                   torch[0].seconds_per_step / per_step, torch[k].first_loss);
+                   cli_format_speedup(torch[0].valid ? torch[0].seconds_per_step / per_step : 0, vt,
+                                      sizeof(vt)),
+                   torch[k].first_loss);
+        }
     }
 done:
     if (file_open) st_set_close(&file);
