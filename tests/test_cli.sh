@@ -306,6 +306,13 @@ if ! "$bin" bench comm --tp 2 --sizes 4K 2>&1 | grep -qi "target"; then passed=$
 # plan prints bytes as whole numbers (at P=5 the per-rank share used to read 4915.2 and 122880.0).
 if ! "$bin" plan --shape gpt2 --tp 5 | grep -qE "[0-9]\.[0-9]+ ?(bytes|/rank)"; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: plan prints a fractional byte count"; fi
+# forward on a vocabulary smaller than 5 prints its whole top-3.
+expect 0 "wrote" -- init --out "$tmp/v3" --layers 1 --embd 12 --heads 2 --vocab 3 --ctx 8
+expect 0 "top-3 next tokens" -- forward --model "$tmp/v3" --tokens 0,1,2 --tp 2
+# tokenize --model picks the tokenizer generate does: GPT-2 without files is the built-in one,
+# another family without tokenizer.json is an error.
+expect 0 "^15496,995$" -- tokenize --model "$tmp/v3" "Hello world"
+expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokenizer it was trained with" -- tokenize --model "$llama" "Hello world"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "linshard/model.h"
 #include "linshard/ledger.h"
+#include "linshard/tokenizer.h"
 
 typedef struct {
     /* in */
@@ -58,6 +59,12 @@ double cli_forward_flops(const model_config *cfg, int T);
 int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err, size_t errlen);
 /* Opens dir's weights (model.safetensors, or the files model.safetensors.index.json names) and
  * checks they hold every tensor cfg implies. Returns 0 (weights open), or -1 with err (closed). */
+/* The tokenizer of a model directory, the one rule generate and tokenize share: its own files
+ * (encoder.json, vocab.json or tokenizer.json) when it has them; else GPT-2's built-in one for a
+ * GPT-2 checkpoint, and an error for any other family, whose ids would mean other text. cfg may
+ * be NULL (then DIR/config.json says the family); model_dir NULL means the built-in one. */
+int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok, char *err,
+                       size_t errlen);
 int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen);
 

@@ -85,6 +85,8 @@ int model_run_job(model_run *job) {
         model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
         model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
+    /* Top-5 of a 3-token vocabulary is its top 3. */
+    if (job->top_k > job->cfg.vocab_size) job->top_k = job->cfg.vocab_size;
     st_set file;
     if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
         return printer ? cli_job_error("%s", err) : EXIT_JOB;
@@ -152,6 +154,31 @@ int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, 
         return -1;
     }
     return 0;
+}
+
+int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok, char *err,
+                       size_t errlen) {
+    if (model_dir) {
+        static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", model_dir, names[i]);
+            if (access(path, R_OK) == 0) return tokenizer_load_dir(tok, model_dir, err, errlen);
+        }
+        model_config own;
+        if (!cfg) {
+            if (model_config_load(model_dir, &own, err, errlen)) return -1;
+            cfg = &own;
+        }
+        if (cfg->family != FAMILY_GPT2) {
+            snprintf(err, errlen,
+                     "%s has no tokenizer.json: a %s checkpoint needs the tokenizer it was "
+                     "trained with",
+                     model_dir, model_family_architecture(cfg->family));
+            return -1;
+        }
+    }
+    return tokenizer_load_builtin(tok, err, errlen);
 }
 
 void cli_remove_temp_model(const char *dir) {
