@@ -322,5 +322,37 @@ PMI_SIZE=2 PMI_RANK=0 "$bin" train --data "$model/config.json" --out "$tmp/pmi" 
 if [ $? -eq 2 ]; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: under MPICH's PMI_SIZE=2, train --tp 3 was not refused"; fi
 
+# Peers run without a shell: a model directory named like a command substitution stays a name.
+# The PyTorch peer is a fake (LINSHARD_PYTHON=/bin/sh) that prints one valid line, so no torch.
+evil="$tmp/q'\$(touch \"$tmp/PWNED\")'"
+mkdir -p "$(dirname "$evil")"
+expect 0 "wrote" -- init --out "$evil" --layers 1 --embd 12 --heads 2 --vocab 20 --ctx 16
+printf '%s\n' 'echo "{\"T\":4,\"seconds\":0.001}"' >"$tmp/fake_torch.sh"
+export LINSHARD_PYTHON=/bin/sh LINSHARD_TORCH_BENCH="$tmp/fake_torch.sh"
+expect 0 "pytorch 1 thread" -- bench forward --model "$evil" --tp 1 --tokens-count 4
+if [ ! -e "$tmp/PWNED" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: bench forward ran a shell command hidden in the model path"; fi
+# A peer that fails is reported in one line with its exit status.
+printf 'exit 3\n' >"$tmp/fake_torch.sh"
+expect 0 "the PyTorch peer failed \(/bin/sh .*fake_torch.sh exited with 3" -- bench forward --model "$evil" --tp 1 --tokens-count 4
+unset LINSHARD_PYTHON LINSHARD_TORCH_BENCH
+
+# Columns for runs that did not happen read "-", not a made-up 0.00x.
+expect 0 "linshard P=1 .*1\.00x +-$" -- bench generate --model "$evil" --tp 1 -n 2 --prompt-count 4 --no-peers
+expect 0 "linshard P=1 .*% +-$" -- bench forward --model "$evil" --tp 1 --tokens-count 4 --no-peers
+# bench comm shows measurements, not the developers' targets.
+if ! "$bin" bench comm --tp 2 --sizes 4K 2>&1 | grep -qi "target"; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: bench comm prints internal targets"; fi
+# plan prints bytes as whole numbers (at P=5 the per-rank share used to read 4915.2 and 122880.0).
+if ! "$bin" plan --shape gpt2 --tp 5 | grep -qE "[0-9]\.[0-9]+ ?(bytes|/rank)"; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: plan prints a fractional byte count"; fi
+# forward on a vocabulary smaller than 5 prints its whole top-3.
+expect 0 "wrote" -- init --out "$tmp/v3" --layers 1 --embd 12 --heads 2 --vocab 3 --ctx 8
+expect 0 "top-3 next tokens" -- forward --model "$tmp/v3" --tokens 0,1,2 --tp 2
+# tokenize --model picks the tokenizer generate does: GPT-2 without files is the built-in one,
+# another family without tokenizer.json is an error.
+expect 0 "^15496,995$" -- tokenize --model "$tmp/v3" "Hello world"
+expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokenizer it was trained with" -- tokenize --model "$llama" "Hello world"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

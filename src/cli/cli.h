@@ -3,6 +3,7 @@
 #define LINSHARD_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "linshard/comm.h"
 
@@ -34,6 +35,15 @@ int cli_parse_tokens(const char *s, int **out, const char **bad);
 int cli_parse_int_list(const char *s, int *out, int max, long lo, long hi);
 /* Formats a byte count as "4 KiB", "16 MiB"... */
 const char *cli_format_bytes(size_t bytes, char *buf, size_t len);
+/* A speed-up column: "1.23x", or "-" when ratio is 0 because the run it compares with (P = 1,
+ * the PyTorch peer) did not happen; a made-up 0.00x reads as a measurement. */
+static inline const char *cli_format_speedup(double ratio, char *buf, size_t len) {
+    if (ratio > 0)
+        snprintf(buf, len, "%.2fx", ratio);
+    else
+        snprintf(buf, len, "-");
+    return buf;
+}
 /* Parses --backend and checks it was built in; returns 0 or prints a usage error (returns 2). */
 int cli_parse_backend(const char *cmd, const char *name, comm_backend_t *out);
 /* Under an MPI launcher with N > 1 processes (Open MPI's OMPI_COMM_WORLD_SIZE, MPICH's
@@ -64,6 +74,14 @@ int cli_is_printer(comm_backend_t backend);
 void cli_choose_blas_kernels(char **argv);
 /* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", ...). */
 const char *cli_blas_description(void);
+
+/* Called with each line of a spawned program's stdout (newline included, NUL-terminated). */
+typedef void (*cli_line_fn)(const char *line, void *ctx);
+/* Runs argv[0] (looked up in PATH) with the NULL-terminated argv, without a shell, and hands
+ * every line of its stdout to on_line (may be NULL); its stderr stays ours unless
+ * stderr_to_stdout. Returns its exit status, 127 if it could not be started (errno says why),
+ * 128 + the signal that killed it, or -1 if a pipe or wait failed. */
+int cli_spawn(const char *const *argv, int stderr_to_stdout, cli_line_fn on_line, void *ctx);
 
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);

@@ -3,8 +3,10 @@
 #ifndef LINSHARD_CLI_MODEL_H
 #define LINSHARD_CLI_MODEL_H
 
+#include "cli.h"
 #include "linshard/model.h"
 #include "linshard/ledger.h"
+#include "linshard/tokenizer.h"
 
 typedef struct {
     /* in */
@@ -57,6 +59,12 @@ double cli_forward_flops(const model_config *cfg, int T);
 int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err, size_t errlen);
 /* Opens dir's weights (model.safetensors, or the files model.safetensors.index.json names) and
  * checks they hold every tensor cfg implies. Returns 0 (weights open), or -1 with err (closed). */
+/* The tokenizer of a model directory, the one rule generate and tokenize share: its own files
+ * (encoder.json, vocab.json or tokenizer.json) when it has them; else GPT-2's built-in one for a
+ * GPT-2 checkpoint, and an error for any other family, whose ids would mean other text. cfg may
+ * be NULL (then DIR/config.json says the family); model_dir NULL means the built-in one. */
+int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok, char *err,
+                       size_t errlen);
 int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen);
 
@@ -66,9 +74,10 @@ int cli_default_model(char *dir, char *err, size_t errlen);
 /* Removes a directory cli_temp_model or cli_default_model made. */
 void cli_remove_temp_model(const char *dir);
 
-/* The PyTorch peer's command prefix, "'PYTHON' 'SCRIPT'" (LINSHARD_PYTHON, default
- * /usr/bin/python3; LINSHARD_TORCH_BENCH, default the repository's
- * bench/torch_gpt2_forward.py). Returns the script path, for messages. */
-const char *cli_torch_command(char *buf, size_t len);
+/* Runs the PyTorch peer, LINSHARD_PYTHON (default /usr/bin/python3, else python3 from PATH) on
+ * LINSHARD_TORCH_BENCH (default the repository's bench/torch_gpt2_forward.py), with the
+ * NULL-terminated args after them, without a shell; its stdout lines go to on_line. Prints one
+ * note if it does not exit 0. Returns its exit status as cli_spawn does. */
+int cli_torch_peer(const char *const *args, cli_line_fn on_line, void *ctx);
 
 #endif

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -159,21 +158,20 @@ static int bench_memcpy(bench_t *b) {
 
 /* ---- the MPI peer: this binary under mpirun ----------------------------------------------- */
 
+static void find_open_mpi(const char *line, void *open_mpi) {
+    if (strstr(line, "Open MPI") || strstr(line, "OpenRTE")) *(int *)open_mpi = 1;
+}
+
 static int is_open_mpi(const char *mpirun) {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s --version 2>&1", mpirun);
-    FILE *f = popen(cmd, "r");
-    if (!f) return 0;
-    char line[256];
+    const char *argv[] = {mpirun, "--version", NULL};
     int open_mpi = 0;
-    while (fgets(line, sizeof(line), f))
-        if (strstr(line, "Open MPI") || strstr(line, "OpenRTE")) open_mpi = 1;
-    pclose(f);
+    cli_spawn(argv, 1, find_open_mpi, &open_mpi);
     return open_mpi;
 }
 
 /* Parses one JSON line of the child's output into the matching result slot. */
-static void take_mpi_line(bench_t *b, const char *line) {
+static void take_mpi_line(const char *line, void *arg) {
+    bench_t *b = arg;
     cJSON *o = cJSON_Parse(line);
     if (!o) return;
     const cJSON *be = cJSON_GetObjectItemCaseSensitive(o, "backend");
@@ -230,34 +228,14 @@ static int bench_mpi_peer(bench_t *b) {
     for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) argv[a++] = rest[i];
     argv[a] = NULL;
 
-    int fds[2];
-    if (pipe(fds) != 0) return 1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
+    int rc = cli_spawn(argv, 0, take_mpi_line, b);
+    if (rc == 127) {
+        fprintf(stderr, "linshard: note: MPI peer skipped: cannot run '%s'\n", mpirun);
         return 1;
     }
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execvp(mpirun, (char *const *)argv);
-        fprintf(stderr, "linshard: note: MPI peer skipped: cannot run '%s'\n", mpirun);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *in = fdopen(fds[0], "r");
-    char line[1024];
-    while (in && fgets(line, sizeof(line), in)) take_mpi_line(b, line);
-    if (in) fclose(in);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 127))
-            fprintf(stderr, "linshard: note: the MPI peer measurement failed (%s exited with %d)\n",
-                    mpirun, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    if (rc != 0) {
+        fprintf(stderr, "linshard: note: the MPI peer measurement failed (%s exited with %d)\n",
+                mpirun, rc);
         return 1;
     }
     return 0;
@@ -306,18 +284,11 @@ static void print_table(const bench_t *b) {
         print_row(&b->copy[s], NULL);
     }
     for (int s = 0; s < b->n_sizes; s++) {
-        const result_t *t = &b->mine[s], *m = &b->mpi[s], *c = &b->copy[s];
+        const result_t *t = &b->mine[s], *c = &b->copy[s];
         if (t->valid && c->valid && b->sizes[s] >= (1u << 20))
             printf("%zu MiB: threads algbw = %.2fx memcpy's (each rank moves one memcpy's "
                    "worth of bytes per allreduce)\n",
                    b->sizes[s] >> 20, c->seconds / t->seconds);
-        if (!t->valid || !m->valid) continue;
-        if (b->sizes[s] == 16u << 20)
-            printf("16 MiB: threads busbw = %.2fx MPI's (target >= 1.5x)\n",
-                   m->seconds / t->seconds);
-        if (b->sizes[s] == 4096)
-            printf("4 KiB: threads latency = %.2fx MPI's (target <= 1.0x)\n",
-                   t->seconds / m->seconds);
     }
 }
 

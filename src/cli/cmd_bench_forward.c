@@ -102,32 +102,35 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
     return rc;
 }
 
+typedef struct {
+    const int *Ts;
+    int nT, threads;
+    fwd_result *out;
+} torch_lines;
+
+/* One line of the PyTorch peer's output: {"T": ..., "seconds": ...}; other lines are ignored. */
+static void take_torch_line(const char *line, void *arg) {
+    torch_lines *t = arg;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *T = cJSON_GetObjectItemCaseSensitive(o, "T");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+    if (cJSON_IsNumber(T) && cJSON_IsNumber(s))
+        for (int i = 0; i < t->nT; i++)
+            if (t->Ts[i] == T->valueint)
+                t->out[i] = (fwd_result){"pytorch", 1, t->threads, t->Ts[i], s->valuedouble, 0, 1};
+    cJSON_Delete(o);
+}
+
 /* Runs the PyTorch peer for every T with `threads` threads; fills results it reports. */
 static void run_pytorch(const char *dir, const int *Ts, int nT, int threads, fwd_result *out) {
-    char torch[8192];
-    const char *script = cli_torch_command(torch, sizeof(torch));
-    char ts[128] = "", cmd[8192 + 256];
+    char ts[128] = "", th[16], reps[16];
     for (int i = 0; i < nT; i++)
         snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), "%s%d", i ? "," : "", Ts[i]);
-    snprintf(cmd, sizeof(cmd), "%s '%s' --tokens-count %s --threads %d --repeats %d", torch, dir,
-             ts, threads, REPEATS);
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    char line[1024];
-    while (fgets(line, sizeof(line), p)) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *T = cJSON_GetObjectItemCaseSensitive(o, "T");
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
-        if (cJSON_IsNumber(T) && cJSON_IsNumber(s))
-            for (int i = 0; i < nT; i++)
-                if (Ts[i] == T->valueint)
-                    out[i] = (fwd_result){"pytorch", 1, threads, Ts[i], s->valuedouble, 0, 1};
-        cJSON_Delete(o);
-    }
-    int status = pclose(p);
-    if (status != 0)
-        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
-                script);
+    snprintf(th, sizeof(th), "%d", threads);
+    snprintf(reps, sizeof(reps), "%d", REPEATS);
+    const char *args[] = {dir, "--tokens-count", ts, "--threads", th, "--repeats", reps, NULL};
+    torch_lines t = {Ts, nT, threads, out};
+    cli_torch_peer(args, take_torch_line, &t);
 }
 
 static void print_json_row(const fwd_result *r, const fwd_result *base, double flops) {
@@ -172,7 +175,11 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
         printf(" %6.1f%%", 100.0 * r->comm_seconds / r->seconds);
     else
         printf(" %7s", "");
-    if (torch1 && torch1->valid && r != torch1) printf(" %7.2fx", torch1->seconds / r->seconds);
+    char vt[32];
+    if (r != torch1)
+        printf(" %8s",
+               cli_format_speedup(torch1 && torch1->valid ? torch1->seconds / r->seconds : 0, vt,
+                                  sizeof(vt)));
     printf("\n");
 }
 

@@ -160,32 +160,33 @@ typedef struct {
     int tokens[1024], n_tokens;
 } torch_result;
 
-static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
-    char torch[8192], cmd[8192 + 256];
-    const char *script = cli_torch_command(torch, sizeof(torch));
-    snprintf(cmd, sizeof(cmd), "%s '%s' --decode %d --prompt-count %d --threads %d --repeats %d",
-             torch, dir, N, T, threads, REPEATS);
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    static char line[65536];
-    while (fgets(line, sizeof(line), p)) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
-        const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
-        if (cJSON_IsNumber(s)) {
-            out->threads = threads;
-            out->seconds = s->valuedouble;
-            out->valid = 1;
-            const cJSON *t;
-            out->n_tokens = 0;
-            cJSON_ArrayForEach(t, toks) if (out->n_tokens < 1024 && cJSON_IsNumber(t))
-                out->tokens[out->n_tokens++] = t->valueint;
-        }
-        cJSON_Delete(o);
+/* The PyTorch peer's line: {"seconds": ..., "tokens": [...]}; other lines are ignored. */
+static void take_torch_line(const char *line, void *arg) {
+    torch_result *out = arg;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    if (cJSON_IsNumber(s)) {
+        out->seconds = s->valuedouble;
+        out->valid = 1;
+        const cJSON *t;
+        out->n_tokens = 0;
+        cJSON_ArrayForEach(t, toks) if (out->n_tokens < 1024 && cJSON_IsNumber(t))
+            out->tokens[out->n_tokens++] = t->valueint;
     }
-    if (pclose(p) != 0)
-        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
-                script);
+    cJSON_Delete(o);
+}
+
+static void run_torch_decode(const char *dir, int T, int N, int threads, torch_result *out) {
+    char n[16], t[16], th[16], reps[16];
+    snprintf(n, sizeof(n), "%d", N);
+    snprintf(t, sizeof(t), "%d", T);
+    snprintf(th, sizeof(th), "%d", threads);
+    snprintf(reps, sizeof(reps), "%d", REPEATS);
+    const char *args[] = {dir,         "--decode", n,   "--prompt-count", t, "--threads", th,
+                          "--repeats", reps,       NULL};
+    out->threads = threads;
+    cli_torch_peer(args, take_torch_line, out);
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
@@ -327,11 +328,13 @@ int cmd_bench_generate(int argc, char **argv) {
                    tps[i], T, N, j->seconds, tps_, j->comm_seconds / j->seconds, j->weight_bytes,
                    bw[i] / 1e9, ceiling, same);
         } else {
-            char label[32];
+            char label[32], v1[32], vt[32];
             snprintf(label, sizeof(label), "linshard P=%d", tps[i]);
-            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %7.2fx %8.2fx\n", label,
-                   tps_, 1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds,
-                   j->weight_bytes / 1e6, bw[i] / 1e9, ceiling, 100 * tps_ / ceiling, vs1, vst);
+            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %8s %9s\n", label, tps_,
+                   1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds, j->weight_bytes / 1e6,
+                   bw[i] / 1e9, ceiling, 100 * tps_ / ceiling,
+                   cli_format_speedup(vs1, v1, sizeof(v1)),
+                   cli_format_speedup(vst, vt, sizeof(vt)));
         }
     }
     for (int k = 0; k < 2; k++) {
@@ -342,11 +345,15 @@ int cmd_bench_generate(int argc, char **argv) {
             printf("{\"backend\":\"pytorch\",\"threads\":%d,\"T\":%d,\"new_tokens\":%d,"
                    "\"seconds\":%g,\"tokens_per_s\":%g,\"tokens_agree_with_linshard\":%d}\n",
                    t->threads, T, N, t->seconds, N / t->seconds, same);
-        else
-            printf("  pytorch %d thread%-8s %10.1f %9.2f %50s %8.2fx   (greedy tokens equal "
+        else {
+            char vt[32];
+            printf("  pytorch %d thread%-8s %10.1f %9.2f %50s %9s   (greedy tokens equal "
                    "linshard's for the first %d of %d)\n",
                    t->threads, t->threads > 1 ? "s" : "", N / t->seconds, 1e3 * t->seconds / N, "",
-                   torch[0].seconds / t->seconds, same, n_check);
+                   cli_format_speedup(torch[0].valid ? torch[0].seconds / t->seconds : 0, vt,
+                                      sizeof(vt)),
+                   same, n_check);
+        }
     }
     if (!json)
         for (int i = 1; i < n_tp; i++)

@@ -109,27 +109,29 @@ typedef struct {
     double seconds_per_step, first_loss;
 } torch_train;
 
+/* The PyTorch peer's line: {"seconds_per_step": ..., "first_loss": ...}; others are ignored. */
+static void take_torch_line(const char *line, void *arg) {
+    torch_train *out = arg;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds_per_step");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "first_loss");
+    if (cJSON_IsNumber(s))
+        *out =
+            (torch_train){out->threads, 1, s->valuedouble, cJSON_IsNumber(l) ? l->valuedouble : 0};
+    cJSON_Delete(o);
+}
+
 static void run_torch_train(const char *dir, int B, int T, int N, int threads, torch_train *out) {
-    char torch[8192], cmd[8192 + 256];
-    const char *script = cli_torch_command(torch, sizeof(torch));
-    snprintf(cmd, sizeof(cmd),
-             "%s '%s' --train-steps %d --batch %d --seq %d --threads %d --repeats %d", torch, dir,
-             N, B, T, threads, REPEATS);
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    char line[4096];
-    while (fgets(line, sizeof(line), p)) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seconds_per_step");
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "first_loss");
-        if (cJSON_IsNumber(s))
-            *out =
-                (torch_train){threads, 1, s->valuedouble, cJSON_IsNumber(l) ? l->valuedouble : 0};
-        cJSON_Delete(o);
-    }
-    if (pclose(p) != 0)
-        fprintf(stderr, "linshard: note: the PyTorch peer failed (%s; needs python3-torch)\n",
-                script);
+    char n[16], b[16], t[16], th[16], reps[16];
+    snprintf(n, sizeof(n), "%d", N);
+    snprintf(b, sizeof(b), "%d", B);
+    snprintf(t, sizeof(t), "%d", T);
+    snprintf(th, sizeof(th), "%d", threads);
+    snprintf(reps, sizeof(reps), "%d", REPEATS);
+    const char *args[] = {dir, "--train-steps", n,  "--batch",   b,    "--seq",
+                          t,   "--threads",     th, "--repeats", reps, NULL};
+    out->threads = threads;
+    cli_torch_peer(args, take_torch_line, out);
 }
 
 int cmd_bench_train(int argc, char **argv) {
@@ -249,10 +251,11 @@ int cmd_bench_train(int argc, char **argv) {
                 tps[i], B, T, per_step, tokens / per_step, jobs[i].comm_seconds / jobs[i].seconds,
                 jobs[i].first_loss);
         else {
-            char what[32];
+            char what[32], v1[32], vt[32];
             snprintf(what, sizeof(what), "linshard P=%d", tps[i]);
-            printf("  %-22s %10.1f %11.1f %7.1f%% %7.2fx %9.2fx %9.4f\n", what, tokens / per_step,
-                   per_step * 1e3, 100 * jobs[i].comm_seconds / jobs[i].seconds, vs1, vst,
+            printf("  %-22s %10.1f %11.1f %7.1f%% %8s %10s %9.4f\n", what, tokens / per_step,
+                   per_step * 1e3, 100 * jobs[i].comm_seconds / jobs[i].seconds,
+                   cli_format_speedup(vs1, v1, sizeof(v1)), cli_format_speedup(vst, vt, sizeof(vt)),
                    jobs[i].first_loss);
         }
     }
@@ -263,10 +266,14 @@ int cmd_bench_train(int argc, char **argv) {
             printf("{\"backend\":\"pytorch\",\"threads\":%d,\"batch\":%d,\"seq\":%d,"
                    "\"seconds_per_step\":%g,\"tokens_per_s\":%g,\"first_loss\":%g}\n",
                    torch[k].threads, B, T, per_step, tokens / per_step, torch[k].first_loss);
-        else
-            printf("  pytorch %d thread%-8s %10.1f %11.1f %8s %8s %9.2fx %9.4f\n", torch[k].threads,
+        else {
+            char vt[32];
+            printf("  pytorch %d thread%-8s %10.1f %11.1f %8s %8s %10s %9.4f\n", torch[k].threads,
                    torch[k].threads > 1 ? "s" : "", tokens / per_step, per_step * 1e3, "", "",
-                   torch[0].seconds_per_step / per_step, torch[k].first_loss);
+                   cli_format_speedup(torch[0].valid ? torch[0].seconds_per_step / per_step : 0, vt,
+                                      sizeof(vt)),
+                   torch[k].first_loss);
+        }
     }
 done:
     if (file_open) st_set_close(&file);

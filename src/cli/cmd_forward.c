@@ -100,9 +100,9 @@ int cmd_forward(int argc, char **argv) {
     }
     rc = model_run_job(&job);
     if (rc == EXIT_OK && cli_is_printer(job.backend)) {
-        printf("top-5 next tokens after position %d (P=%d, %s):\n", job.T - 1, job.P,
+        printf("top-%d next tokens after position %d (P=%d, %s):\n", job.top_k, job.T - 1, job.P,
                comm_backend_name(job.backend));
-        for (int i = 0; i < 5 && i < job.cfg.vocab_size; i++)
+        for (int i = 0; i < job.top_k; i++)
             printf("  %d  %8d  logit %.6f\n", i + 1, job.top_ids[i], job.top_values[i]);
         if (dump) {
             rc = write_logits(dump, job.logits, (size_t)job.T * (size_t)job.cfg.vocab_size);

@@ -139,26 +139,6 @@ static int generate_rank(comm_t *comm, void *arg) {
 
 /* Loads the tokenizer: the model directory's files if it has them, else (GPT-2 only) the
  * built-in one — any other family needs the tokenizer it was trained with. */
-static int load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok,
-                          char *err, size_t errlen) {
-    if (model_dir) {
-        static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", model_dir, names[i]);
-            if (access(path, R_OK) == 0) return tokenizer_load_dir(tok, model_dir, err, errlen);
-        }
-        if (cfg->family != FAMILY_GPT2) {
-            snprintf(err, errlen,
-                     "%s has no tokenizer.json: a %s checkpoint needs the tokenizer it was "
-                     "trained with",
-                     model_dir, model_family_architecture(cfg->family));
-            return -1;
-        }
-    }
-    return tokenizer_load_builtin(tok, err, errlen);
-}
-
 int cmd_generate(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"tp", required_argument, 0, 'p'},
@@ -269,7 +249,7 @@ int cmd_generate(int argc, char **argv) {
     if (model_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
         model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
-        load_tokenizer(made_model ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
+        cli_load_tokenizer(made_model ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }

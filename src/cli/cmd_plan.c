@@ -68,12 +68,11 @@ static void mlp_name(const plan_options *o, char *buf, size_t len) {
     snprintf(buf, len, "%s,%s", plan_split_name(o->mlp_fc), plan_split_name(o->mlp_proj));
 }
 
-/* "4608" or "4096.7": bytes are whole for P dividing 2 * payload. */
+/* Bytes are whole numbers. The bandwidth-optimal share per rank, 2(P-1)/P of the payload, is
+ * fractional when P does not divide it, and the whole-model sum of doubles lands a hair off an
+ * integer ("122880.0"): round to the nearest byte. */
 static const char *fmt_bytes(double b, char *buf, size_t len) {
-    if (fabs(b - floor(b)) < 1e-9)
-        snprintf(buf, len, "%.0f", b);
-    else
-        snprintf(buf, len, "%.1f", b);
+    snprintf(buf, len, "%.0f", round(b));
     return buf;
 }
 
@@ -367,7 +366,8 @@ static cJSON *comm_json(const plan_t *p, const plan_op *op, plan_comm c, plan_pl
     cJSON_AddStringToObject(o, "to", plan_placement_str(to, b, sizeof(b)));
     cJSON_AddNumberToObject(o, "floats_per_token", op->width);
     cJSON_AddNumberToObject(o, "bytes_per_token", plan_comm_bytes(c, op->width));
-    cJSON_AddNumberToObject(o, "rank_bytes_per_token", plan_comm_rank_bytes(c, op->width, p->P));
+    cJSON_AddNumberToObject(o, "rank_bytes_per_token",
+                            round(plan_comm_rank_bytes(c, op->width, p->P)));
     return o;
 }
 
@@ -377,9 +377,9 @@ static cJSON *pass_json(const plan_t *p, const plan_totals *t, int backward) {
     add_counts(o, "embedding", t->embed);
     add_counts(o, "head", t->head);
     add_counts(o, "total", t->total);
-    cJSON_AddNumberToObject(o, "bytes_per_token", t->bytes_per_token);
-    cJSON_AddNumberToObject(o, "bytes_per_token_per_layer", t->layer_bytes_per_token);
-    cJSON_AddNumberToObject(o, "rank_bytes_per_token", t->rank_bytes_per_token);
+    cJSON_AddNumberToObject(o, "bytes_per_token", round(t->bytes_per_token));
+    cJSON_AddNumberToObject(o, "bytes_per_token_per_layer", round(t->layer_bytes_per_token));
+    cJSON_AddNumberToObject(o, "rank_bytes_per_token", round(t->rank_bytes_per_token));
     if (backward) cJSON_AddNumberToObject(o, "weight_grad_allreduce", t->weight_grad_reduce);
     cJSON *list = cJSON_AddArrayToObject(o, "communication");
     for (int i = 0; i < p->n_ops; i++) {

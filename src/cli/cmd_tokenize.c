@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "linshard/tokenizer.h"
 
 static const char tokenize_usage[] =
@@ -19,7 +20,8 @@ static const char tokenize_usage[] =
     "\n"
     "  --model DIR      load the tokenizer from DIR: encoder.json + vocab.bpe, vocab.json +\n"
     "                   merges.txt, or tokenizer.json (+ tokenizer_config.json): GPT-2,\n"
-    "                   Llama 3, Qwen2/Qwen3, Llama 2 / Mistral (default: GPT-2's, built in)\n"
+    "                   Llama 3, Qwen2/Qwen3, Llama 2 / Mistral; a GPT-2 checkpoint without\n"
+    "                   them uses GPT-2's, built in, as generate does (default: built in)\n"
     "  --decode LIST    comma-separated token ids to decode\n"
     "  -h, --help       this text\n"
     "\n"
@@ -126,8 +128,8 @@ int cmd_tokenize(int argc, char **argv) {
 
     tokenizer *tok = NULL;
     char err[512];
-    int rc = model_dir ? tokenizer_load_dir(&tok, model_dir, err, sizeof(err))
-                       : tokenizer_load_builtin(&tok, err, sizeof(err));
+    /* The same tokenizer generate would use for this directory. */
+    int rc = cli_load_tokenizer(model_dir, NULL, &tok, err, sizeof(err));
     if (rc) {
         free(ids);
         return cli_job_error("%s", err);

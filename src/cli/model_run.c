@@ -84,6 +84,8 @@ int model_run_job(model_run *job) {
         model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
         model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
         return cli_job_error("%s", err);
+    /* Top-5 of a 3-token vocabulary is its top 3. */
+    if (job->top_k > job->cfg.vocab_size) job->top_k = job->cfg.vocab_size;
     st_set file;
     if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
         return cli_job_error("%s", err);
@@ -153,6 +155,31 @@ int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, 
     return 0;
 }
 
+int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok, char *err,
+                       size_t errlen) {
+    if (model_dir) {
+        static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", model_dir, names[i]);
+            if (access(path, R_OK) == 0) return tokenizer_load_dir(tok, model_dir, err, errlen);
+        }
+        model_config own;
+        if (!cfg) {
+            if (model_config_load(model_dir, &own, err, errlen)) return -1;
+            cfg = &own;
+        }
+        if (cfg->family != FAMILY_GPT2) {
+            snprintf(err, errlen,
+                     "%s has no tokenizer.json: a %s checkpoint needs the tokenizer it was "
+                     "trained with",
+                     model_dir, model_family_architecture(cfg->family));
+            return -1;
+        }
+    }
+    return tokenizer_load_builtin(tok, err, errlen);
+}
+
 void cli_remove_temp_model(const char *dir) {
     /* What cli_temp_model and cli_default_model write: config.json and one weights file. */
     char path[4096];
@@ -176,14 +203,25 @@ int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err,
     return 0;
 }
 
-const char *cli_torch_command(char *buf, size_t len) {
+int cli_torch_peer(const char *const *args, cli_line_fn on_line, void *ctx) {
     const char *python = getenv("LINSHARD_PYTHON");
     if (!python || !*python)
         python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     const char *script = getenv("LINSHARD_TORCH_BENCH");
     if (!script || !*script) script = LINSHARD_SOURCE_DIR "/bench/torch_gpt2_forward.py";
-    snprintf(buf, len, "'%s' '%s'", python, script);
-    return script;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = python;
+    argv[n++] = script;
+    while (*args && n < (int)(sizeof(argv) / sizeof(argv[0])) - 1) argv[n++] = *args++;
+    argv[n] = NULL;
+    int rc = cli_spawn(argv, 0, on_line, ctx);
+    if (rc != 0)
+        fprintf(stderr,
+                "linshard: note: the PyTorch peer failed (%s %s exited with %d; needs "
+                "python3-torch)\n",
+                python, script, rc);
+    return rc;
 }
 
 void model_run_free(model_run *job) {
