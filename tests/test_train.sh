@@ -210,7 +210,8 @@ fi
 expect_one_line 2 --data "$tmp/data.txt" --out "$tmp/ow" --resume --overwrite
 
 # (j) an unwritable --out is refused before the training (one line: no progress lines).
-expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/data.txt" "${shape[@]}" --steps 1 --overwrite
+expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/data.txt" "${shape[@]}" --steps 1
+if grep -q 'cannot write' "$tmp/err"; then ok; else fail "--out FILE: $(cat "$tmp/err")"; fi
 if [ "$(id -u)" -ne 0 ]; then
   mkdir "$tmp/ro" && chmod 555 "$tmp/ro"
   expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/ro" "${shape[@]}" --steps 1

@@ -360,7 +360,7 @@ static int load_old_log(train_job *job, long upto) {
  * of this job may be probing it at the same moment). */
 static int dir_has_files(const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return errno != ENOENT; /* a file, or unreadable: not a directory to start in */
+    if (!d) return 0; /* missing, or not a directory: mkdir or the write probe says so */
     const struct dirent *e;
     int found = 0;
     while (!found && (e = readdir(d)) != NULL)
