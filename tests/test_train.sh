@@ -142,5 +142,141 @@ expect_one_line 2 --data "$tmp/data.txt" --out "$tmp/e5" --resume --layers 2
 expect_one_line 2 --data "$tmp/data.txt" --out "$tmp/e5" --steps
 expect_one_line 2 --data "$tmp/data.txt" --out "$tmp/e5" extra
 
+# (g) trainer_state.json is range-checked field by field: an edited or damaged value is refused
+# with a one-line error naming it (a val_fraction of 1.5 crashed; a seed of 1e30 was undefined
+# behaviour). A state from before "steps" and "save_every" were kept still resumes.
+# set_state DIR FIELD VALUE: replaces FIELD's value in DIR/trainer_state.json.
+set_state() {
+  sed -i -E "s/(\"$2\":[[:space:]]*)[^,}]*/\1$3/" "$1/trainer_state.json"
+}
+bad_state() {
+  rm -rf "$tmp/bad"
+  cp -r "$tmp/b3" "$tmp/bad"
+  set_state "$tmp/bad" "$1" "$2"
+  expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/bad" --resume --steps 6
+  if grep -q "\"$1\"" "$tmp/err"; then ok; else fail "$1 = $2: the error does not name it"; fi
+}
+bad_state val_fraction 1.5
+bad_state val_fraction -0.1
+bad_state val_fraction 1
+bad_state seed 1e3091
+bad_state seed 1e30
+bad_state seed -1
+bad_state step 2.5
+bad_state step 1e30
+bad_state adam_step -3
+bad_state batch 0
+bad_state batch 1e9
+bad_state seq 100000
+bad_state lr 0
+bad_state lr -1e-3
+bad_state min_lr 1e999
+bad_state warmup -1
+bad_state decay_steps -2
+bad_state weight_decay -0.1
+bad_state clip -1
+bad_state save_every -1
+bad_state steps 0
+cp -r "$tmp/b3" "$tmp/old"
+sed -i -E '/"(steps|save_every)"/d; s/("val_fraction":[^,]*),/\1/' "$tmp/old/trainer_state.json"
+train "$tmp/old" --resume --steps 6 --tp 2
+agree "$tmp/a/train_log.csv" "$tmp/old/train_log.csv" 1 6
+
+# (h) --resume restores --steps and --save-every: a run of 4 steps saving every step, killed
+# after step 2 (its state, with steps 4), resumes to step 4 and still saves (and validates) at
+# steps 3 and 4.
+train "$tmp/se" "${shape[@]}" --steps 2 --save-every 1 --decay-steps 4
+set_state "$tmp/se" steps 4
+train "$tmp/se" --resume
+if grep -qE '"step":[[:space:]]*4,' "$tmp/se/trainer_state.json" &&
+  awk -F, 'NR > 1 && $3 != "" { n++ } END { exit !(NR == 5 && n == 4) }' "$tmp/se/train_log.csv"; then
+  ok
+else
+  fail "--resume without --steps/--save-every did not restore them"
+  cat "$tmp/se/trainer_state.json" "$tmp/se/train_log.csv"
+fi
+
+# (i) a non-empty --out is not replaced without --resume unless --overwrite is given.
+cp -r "$tmp/b3" "$tmp/ow"
+expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/ow" "${shape[@]}" --steps 1
+if grep -qE '"step":[[:space:]]*3,' "$tmp/ow/trainer_state.json"; then ok; else
+  fail "a refused run changed the checkpoint"
+fi
+train "$tmp/ow" "${shape[@]}" --steps 1 --overwrite
+if grep -qE '"step":[[:space:]]*1,' "$tmp/ow/trainer_state.json" &&
+  [ "$(wc -l <"$tmp/ow/train_log.csv")" -eq 2 ]; then ok; else
+  fail "--overwrite did not start afresh"
+fi
+expect_one_line 2 --data "$tmp/data.txt" --out "$tmp/ow" --resume --overwrite
+
+# (j) an unwritable --out is refused before the training (one line: no progress lines).
+expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/data.txt" "${shape[@]}" --steps 1
+if grep -q 'cannot write' "$tmp/err"; then ok; else fail "--out FILE: $(cat "$tmp/err")"; fi
+if [ "$(id -u)" -ne 0 ]; then
+  mkdir "$tmp/ro" && chmod 555 "$tmp/ro"
+  expect_one_line 1 --data "$tmp/data.txt" --out "$tmp/ro" "${shape[@]}" --steps 1
+  chmod 755 "$tmp/ro"
+fi
+
+# (k) debris of killed runs: the writers' temporaries whose pid is gone are removed on the next
+# start (a live pid's are kept), and a fresh run's temporary model directory is gone as soon as
+# the model is loaded, so a kill cannot leave it.
+sleep 0 &
+dead=$!
+wait "$dead"
+cp -r "$tmp/b3" "$tmp/debris"
+for f in model.safetensors.next.tmp.$dead train_log.csv.tmp.$dead .write-probe.tmp.$dead \
+  config.json.tmp.$$; do
+  printf 'x' >"$tmp/debris/$f"
+done
+train "$tmp/debris" --resume --steps 4
+left=$(find "$tmp/debris" -name "*.tmp.$dead")
+if [ -z "$left" ] && [ -e "$tmp/debris/config.json.tmp.$$" ]; then
+  ok
+else
+  fail "temporaries of dead writers left (or a live one removed):"
+  ls -A "$tmp/debris"
+fi
+mkdir "$tmp/tmpdir"
+TMPDIR="$tmp/tmpdir" "$bin" train --data "$tmp/data.txt" --out "$tmp/kill" "${shape[@]}" \
+  --steps 100000 2>"$tmp/kill.err" &
+pid=$!
+for _ in $(seq 600); do
+  grep -q 'train: step 1/' "$tmp/kill.err" && break
+  sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+if grep -q 'train: step 1/' "$tmp/kill.err" && [ -z "$(ls -A "$tmp/tmpdir")" ]; then ok; else
+  fail "a killed fresh run left its temporary model directory:"
+  ls -A "$tmp/tmpdir"
+  cat "$tmp/kill.err"
+fi
+
+# (l) the log and the checkpoint agree after a kill: the log is written before the commit, so a
+# run stopped between the two has logged rows beyond its checkpoint, which resuming drops and
+# computes again. A log that cannot be written stops the run where a kill would: the
+# checkpoint must not have moved past the log.
+cp -r "$tmp/b3" "$tmp/lk"
+awk -F, 'BEGIN { OFS = "," } NR > 1 && $1 > 3 { $2 = 99 } { print }' "$tmp/a/train_log.csv" \
+  >"$tmp/lk/train_log.csv"
+cp "$tmp/a/model.safetensors" "$tmp/lk/model.safetensors.next"
+train "$tmp/lk" --resume --steps 6 --tp 2
+agree "$tmp/a/train_log.csv" "$tmp/lk/train_log.csv" 1 6
+if [ "$(wc -l <"$tmp/lk/train_log.csv")" -eq 7 ]; then ok; else
+  fail "the resumed log has duplicate or missing rows:"
+  cat "$tmp/lk/train_log.csv"
+fi
+cp -r "$tmp/b3" "$tmp/lf"
+rm "$tmp/lf/train_log.csv"
+mkdir -p "$tmp/lf/train_log.csv/x"
+"$bin" train --data "$tmp/data.txt" --out "$tmp/lf" --resume --steps 6 2>"$tmp/lf.err"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q 'train_log.csv' "$tmp/lf.err" &&
+  grep -qE '"step":[[:space:]]*3,' "$tmp/lf/trainer_state.json"; then ok; else
+  fail "the checkpoint was committed although its log row was not written (exit $rc)"
+  tail -1 "$tmp/lf.err"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

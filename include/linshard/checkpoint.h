@@ -41,6 +41,11 @@ typedef struct {
     long warmup;       /* linear warm-up steps */
     long decay_steps;  /* cosine decay ends here */
     double weight_decay, clip, val_fraction;
+    /* The run's options that `train --resume` restores when not given again. Checkpoints
+     * written before they were kept read as steps = 100 and save_every = 0 (the options'
+     * defaults: train to step 100, save only at the end). */
+    long steps;      /* train until this step */
+    long save_every; /* checkpoint every this many steps (0: at the end) */
 } train_state;
 
 /* Collective (every rank calls it with its own shard and trainer): writes the checkpoint into
@@ -49,13 +54,15 @@ typedef struct {
 int checkpoint_save(comm_t *comm, const model_shard *m, const model_trainer *tr, const char *dir,
                     const train_state *state, char *err, size_t errlen);
 
-/* Brings dir to a complete checkpoint after an interrupted save (see above). Idempotent; call
- * before reading a checkpoint for resuming (checkpoint_load_state does). Returns 0, or -1
- * with a message. */
+/* Brings dir to a complete checkpoint after an interrupted save (see above), and removes the
+ * debris of killed writers: atomic_file / st_write temporaries ("NAME.tmp.<pid>") whose pid is
+ * no longer alive. Idempotent; call before reading a checkpoint for resuming
+ * (checkpoint_load_state does). Returns 0, or -1 with a message. */
 int checkpoint_recover(const char *dir, char *err, size_t errlen);
 
-/* Reads dir/trainer_state.json (after checkpoint_recover). Returns 0, or -1 with a message
- * (missing file included). */
+/* Reads dir/trainer_state.json (after checkpoint_recover), checking every field's range (an
+ * edited or corrupt file is refused, naming the field, rather than trusted). Returns 0, or -1
+ * with a message (missing file included). */
 int checkpoint_load_state(const char *dir, train_state *state, char *err, size_t errlen);
 
 /* Reads this rank's slices of the moments from dir/optimizer.safetensors into tr->m and tr->v

@@ -4,8 +4,11 @@
  * Every rank runs the same loop and draws the same batches: step s's B sequences start at
  * positions drawn from an RNG seeded with (seed, s), so a run's data order is the same at every
  * P and continues unchanged after --resume. Rank 0 prints progress, keeps the loss log and
- * writes OUT/train_log.csv (and OUT/loss.png with gnuplot, if installed) at each checkpoint. */
+ * writes OUT/train_log.csv (and OUT/loss.png with gnuplot, if installed) at each checkpoint,
+ * just before committing it. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +32,8 @@ static const char train_usage[] =
     "usage: linshard train --data FILE --out DIR [--model DIR | --layers L --embd E --heads H\n"
     "                      --ctx C] [--tp P] [--steps N] [--batch B] [--seq T] [--lr X]\n"
     "                      [--warmup W] [--decay-steps D] [--weight-decay D] [--clip C]\n"
-    "                      [--save-every K] [--resume] [--seed S] [--val-fraction F]\n"
+    "                      [--save-every K] [--resume | --overwrite] [--seed S]\n"
+    "                      [--val-fraction F]\n"
     "\n"
     "Trains GPT-2 on the text in FILE (GPT-2 tokenizer) with the model split over P ranks\n"
     "(threads): per step B sequences of T+1 tokens (gradient accumulation), AdamW, warm-up and\n"
@@ -39,7 +43,8 @@ static const char train_usage[] =
     "(if gnuplot is installed).\n"
     "\n"
     "  --data FILE         training text; the last F of its tokens are held out for validation\n"
-    "  --out DIR           checkpoint directory (created if missing)\n"
+    "  --out DIR           checkpoint directory (created if missing; a non-empty DIR needs\n"
+    "                      --resume or --overwrite)\n"
     "  --model DIR         start from this checkpoint; else a seeded random GPT-2 of\n"
     "  --layers L --embd E --heads H --ctx C   (default 2, 64, 4, 64; GPT-2 vocabulary)\n"
     "  --tp P              ranks (default 1)\n"
@@ -54,8 +59,9 @@ static const char train_usage[] =
     "  --weight-decay D    AdamW decoupled weight decay (default 0.1)\n"
     "  --clip C            clip the gradient to global norm C (default 1; 0 = off)\n"
     "  --save-every K      checkpoint and validation loss every K steps (default 0: at the end)\n"
-    "  --resume            continue from DIR's checkpoint (any P); options not given are taken\n"
-    "                      from the checkpoint\n"
+    "  --resume            continue from DIR's checkpoint (any P); options not given (--steps\n"
+    "                      and --save-every included) are taken from the checkpoint\n"
+    "  --overwrite         start afresh in a non-empty DIR, replacing its checkpoint and log\n"
     "  --seed S            initial weights and batches (default 1): the same at every P\n"
     "  --val-fraction F    share of the tokens held out (default 0.1)\n"
     "  -h, --help          this text\n";
@@ -79,6 +85,7 @@ enum {
     O_CLIP,
     O_SAVE,
     O_RESUME,
+    O_OVERWRITE,
     O_SEED,
     O_VAL,
     O_BACKEND,
@@ -273,16 +280,21 @@ static int train_rank(comm_t *comm, void *arg) {
         }
         if (rc) break;
         if (save) {
+            /* The log is written before the checkpoint is committed, never after: a run killed
+             * between the two leaves rows beyond the checkpoint's step, which --resume drops
+             * (load_old_log keeps rows up to the checkpoint's step) and computes again, whereas
+             * the other order would lose the rows of a committed step for good. Every rank
+             * waits for the log, so none starts the save (or the next step) on a failed one. */
+            if (r == 0 && write_log(job, err, sizeof(err))) rc = comm_fail(comm, "%s", err);
+            int b = comm_barrier(comm, "train.logged");
+            if (!rc) rc = b;
+            if (rc) break;
             st.step = done;
             st.adam_step = tr.step;
             if (checkpoint_save(comm, &m, &tr, job->out, &st, err, sizeof(err))) {
                 rc = comm_fail(comm, "%s", err);
                 break;
             }
-            if (r == 0 && write_log(job, err, sizeof(err))) rc = comm_fail(comm, "%s", err);
-            /* every rank waits for the log, so no rank starts the next step on a failed save */
-            int b = comm_barrier(comm, "train.saved");
-            if (!rc) rc = b;
         }
     }
     free(scratch);
@@ -323,7 +335,9 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
     return 0;
 }
 
-/* Keeps the rows of an earlier OUT/train_log.csv up to step `upto` (resume). */
+/* Keeps the rows of an earlier OUT/train_log.csv up to step `upto` (resume): rows beyond it
+ * were logged by a run killed before it committed their checkpoint (see train_rank), and are
+ * trained again; the next save rewrites the file without them. */
 static int load_old_log(train_job *job, long upto) {
     char path[4096], line[512];
     snprintf(path, sizeof(path), "%s/train_log.csv", job->out);
@@ -337,6 +351,41 @@ static int load_old_log(train_job *job, long upto) {
     }
     fclose(fp);
     return rc;
+}
+
+/* The probe's name ends in ".tmp.<pid>", so checkpoint_recover removes it if a kill leaves it. */
+#define PROBE_PREFIX ".write-probe.tmp."
+
+/* Whether dir exists and holds anything but "." / ".." and write probes (another MPI process
+ * of this job may be probing it at the same moment). */
+static int dir_has_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* missing, or not a directory: mkdir or the write probe says so */
+    const struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL)
+        found = strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                strncmp(e->d_name, PROBE_PREFIX, strlen(PROBE_PREFIX));
+    closedir(d);
+    return found;
+}
+
+/* Creates and removes a file in dir, so an unwritable --out is found before the training
+ * rather than at the first save, after the work. */
+static int probe_writable(const char *dir, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/" PROBE_PREFIX "%ld", dir, (long)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write to %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    if (unlink(path) != 0) {
+        snprintf(err, errlen, "cannot remove the probe file in %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out) {
@@ -367,6 +416,7 @@ int cmd_train(int argc, char **argv) {
                                              {"clip", required_argument, 0, O_CLIP},
                                              {"save-every", required_argument, 0, O_SAVE},
                                              {"resume", no_argument, 0, O_RESUME},
+                                             {"overwrite", no_argument, 0, O_OVERWRITE},
                                              {"seed", required_argument, 0, O_SEED},
                                              {"val-fraction", required_argument, 0, O_VAL},
                                              {"backend", required_argument, 0, O_BACKEND},
@@ -443,6 +493,7 @@ int cmd_train(int argc, char **argv) {
             bad = parse_double(optarg, 0, 0.9, &valf);
             break;
         case O_RESUME:
+        case O_OVERWRITE:
             break;
         case O_BACKEND: {
             int urc = cli_parse_backend("train", optarg, &backend);
@@ -471,6 +522,8 @@ int cmd_train(int argc, char **argv) {
     if (resume && (model || shape))
         return cli_usage_error("train", "--resume takes the model from --out; drop --model and "
                                         "the shape flags");
+    if (resume && given[O_OVERWRITE])
+        return cli_usage_error("train", "--resume and --overwrite exclude each other");
 
     int urc = cli_resolve_backend("train", given[O_BACKEND], &backend, given[O_TP], &P);
     if (!urc) urc = cli_start_backend(backend, (int)P);
@@ -487,7 +540,11 @@ int cmd_train(int argc, char **argv) {
     job.resume = resume;
     job.png = on_path("gnuplot");
     train_state *st = &job.st;
-    char err[512], tmpdir[] = "/tmp/linshard-train-XXXXXX";
+    char err[512], tmpdir[4096];
+    /* the initial model of a fresh run goes to $TMPDIR (default /tmp) until it is loaded */
+    const char *tmp_root = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/linshard-train-XXXXXX",
+             tmp_root && *tmp_root ? tmp_root : "/tmp");
     int rc = EXIT_OK, made_model = 0, file_open = 0;
     st_set file;
     tokenizer *tok = NULL;
@@ -511,6 +568,10 @@ int cmd_train(int argc, char **argv) {
         if (given[O_WD]) st->weight_decay = wd;
         if (given[O_CLIP]) st->clip = clip;
         if (given[O_VAL]) st->val_fraction = valf;
+        if (given[O_STEPS]) st->steps = steps;
+        if (given[O_SAVE]) st->save_every = save_every;
+        steps = job.steps = st->steps;
+        job.save_every = st->save_every;
         if (st->step >= steps) {
             rc = JOB_ERROR("the checkpoint in %s is at step %ld: --steps %ld leaves nothing "
                            "to do",
@@ -529,9 +590,21 @@ int cmd_train(int argc, char **argv) {
         st->weight_decay = wd;
         st->clip = clip;
         st->val_fraction = valf;
+        st->steps = steps;
+        st->save_every = save_every;
+        if (!given[O_OVERWRITE] && dir_has_files(out)) {
+            rc = JOB_ERROR("%s is not empty (a checkpoint?): --resume continues it, --overwrite "
+                           "replaces it",
+                           out);
+            goto done;
+        }
     }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         rc = JOB_ERROR("cannot create %s: %s", out, strerror(errno));
+        goto done;
+    }
+    if (probe_writable(out, err, sizeof(err))) {
+        rc = JOB_ERROR("%s", err);
         goto done;
     }
 
@@ -564,6 +637,12 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     file_open = 1;
+    if (made_model) {
+        /* The weights are mapped and the config read: the directory is no longer needed, and
+         * removing it now means a run killed later cannot leave it in /tmp. */
+        cli_remove_temp_model(tmpdir);
+        made_model = 0;
+    }
     if (read_file(data, &text, &n_text, err, sizeof(err)) ||
         tokenizer_load_builtin(&tok, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);
@@ -578,7 +657,10 @@ int cmd_train(int argc, char **argv) {
         rc = JOB_ERROR("out of memory tokenising %s", data);
         goto done;
     }
+    /* val_fraction < 1 (option and checkpoint are range-checked), but the product is rounded:
+     * never let n_val exceed n_ids, so n_train cannot wrap around */
     job.n_val = (size_t)((double)n_ids * st->val_fraction);
+    if (job.n_val > n_ids) job.n_val = n_ids;
     job.n_train = n_ids - job.n_val;
     job.train = ids;
     job.val = ids + job.n_train;

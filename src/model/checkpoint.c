@@ -3,7 +3,10 @@
 #include "linshard/checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <float.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +181,38 @@ static int roll_forward(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
+/* The pid of a writer's temporary "NAME.tmp.<pid>" (atomic_file, st_write), or 0. */
+static long temp_pid(const char *name) {
+    const char *tmp = strstr(name, ".tmp."), *next;
+    if (!tmp) return 0;
+    while ((next = strstr(tmp + 1, ".tmp.")) != NULL) tmp = next;
+    const char *digits = tmp + 5;
+    if (!*digits || strlen(digits) > 9) return 0;
+    for (const char *p = digits; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return strtol(digits, NULL, 10);
+}
+
+/* Removes the temporaries of writers that were killed: their pid is gone (ESRCH). A live pid
+ * (this process, another rank's, or an unrelated process that reused it) keeps its file: a
+ * stray temporary is harmless, removing one being written is not. */
+static void remove_dead_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        long pid = temp_pid(e->d_name);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        file_path(path, sizeof(path), dir, e->d_name, "");
+        unlink(path);
+    }
+    closedir(d);
+}
+
 int checkpoint_recover(const char *dir, char *err, size_t errlen) {
     char marker[4096], next[4096];
+    remove_dead_temps(dir);
     file_path(marker, sizeof(marker), dir, "checkpoint.commit", "");
     if (access(marker, F_OK) == 0) return roll_forward(dir, err, errlen); /* committed */
     for (size_t i = 0; i < N_CHECKPOINT_FILES; i++) { /* a save that never committed */
@@ -210,6 +243,8 @@ static int write_state(const char *dir, const train_state *st, char *err, size_t
     cJSON_AddNumberToObject(root, "weight_decay", st->weight_decay);
     cJSON_AddNumberToObject(root, "clip", st->clip);
     cJSON_AddNumberToObject(root, "val_fraction", st->val_fraction);
+    cJSON_AddNumberToObject(root, "steps", (double)st->steps);
+    cJSON_AddNumberToObject(root, "save_every", (double)st->save_every);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {
@@ -285,14 +320,58 @@ int checkpoint_save(comm_t *comm, const model_shard *m, const model_trainer *tr,
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static int get_num(const cJSON *root, const char *key, double *out, const char *path, char *err,
-                   size_t errlen) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+/* What trainer_state.json may hold: a file edited by hand or damaged must be refused, not
+ * trusted: a val_fraction of 1.5 underflows the training share, and converting an
+ * out-of-range double (a seed of 1e30) to an integer is undefined behaviour, so each range is
+ * checked on the double before any conversion. Integers must be whole numbers; the bounds are
+ * train's option limits. Optional fields (added later) take their default when missing. */
+typedef struct {
+    const char *key;
+    double lo, hi;
+    int lo_open, hi_open, integer, optional;
+    double dflt;
+    const char *want; /* for the message */
+} state_field;
+
+#define MAX_STEPS 1073741824.0 /* 2^30, train's --steps limit */
+static const state_field state_fields[] = {
+    {"step", 0, MAX_STEPS, 0, 0, 1, 0, 0, "an integer in [0, 2^30]"},
+    {"adam_step", 0, 2147483647.0, 0, 0, 1, 0, 0, "an integer in [0, 2^31)"},
+    {"seed", 0, 2147483647.0, 0, 0, 1, 0, 0, "an integer in [0, 2^31)"},
+    {"batch", 1, 65536, 0, 0, 1, 0, 0, "an integer in [1, 65536]"},
+    {"seq", 1, 65536, 0, 0, 1, 0, 0, "an integer in [1, 65536]"},
+    {"lr", 0, DBL_MAX, 1, 0, 0, 0, 0, "a finite number > 0"},
+    {"min_lr", 0, DBL_MAX, 1, 0, 0, 0, 0, "a finite number > 0"},
+    {"warmup", 0, MAX_STEPS, 0, 0, 1, 0, 0, "an integer in [0, 2^30]"},
+    {"decay_steps", 0, MAX_STEPS, 0, 0, 1, 0, 0, "an integer in [0, 2^30]"},
+    {"weight_decay", 0, DBL_MAX, 0, 0, 0, 0, 0, "a finite number >= 0"},
+    {"clip", 0, DBL_MAX, 0, 0, 0, 0, 0, "a finite number >= 0"},
+    {"val_fraction", 0, 1, 0, 1, 0, 0, 0, "a number in [0, 1)"},
+    {"steps", 1, MAX_STEPS, 0, 0, 1, 1, 100, "an integer in [1, 2^30]"},
+    {"save_every", 0, MAX_STEPS, 0, 0, 1, 1, 0, "an integer in [0, 2^30]"},
+};
+#define N_STATE_FIELDS (sizeof(state_fields) / sizeof(state_fields[0]))
+
+static int get_field(const cJSON *root, const state_field *f, double *out, const char *path,
+                     char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, f->key);
+    if (!v && f->optional) {
+        *out = f->dflt;
+        return 0;
+    }
     if (!cJSON_IsNumber(v)) {
-        snprintf(err, errlen, "%s: missing or non-numeric \"%s\"", path, key);
+        snprintf(err, errlen, "%s: missing or non-numeric \"%s\"", path, f->key);
         return -1;
     }
-    *out = v->valuedouble;
+    double x = v->valuedouble;
+    /* NaN and the infinities fail every comparison, so they land here too */
+    int in = (f->lo_open ? x > f->lo : x >= f->lo) && (f->hi_open ? x < f->hi : x <= f->hi);
+    if (in && f->integer && x != (double)(long long)x) in = 0; /* in range: the cast is defined */
+    if (!in) {
+        snprintf(err, errlen, "%s: \"%s\" is %g, not %s", path, f->key, x, f->want);
+        return -1;
+    }
+    *out = x;
     return 0;
 }
 
@@ -322,18 +401,12 @@ int checkpoint_load_state(const char *dir, train_state *st, char *err, size_t er
         snprintf(err, errlen, "%s: not a JSON object", path);
         return -1;
     }
-    double v[12];
-    static const char *const keys[12] = {"step",        "adam_step",    "seed",   "batch",
-                                         "seq",         "lr",           "min_lr", "warmup",
-                                         "decay_steps", "weight_decay", "clip",   "val_fraction"};
+    double v[N_STATE_FIELDS];
     int rc = 0;
-    for (int i = 0; i < 12 && !rc; i++) rc = get_num(root, keys[i], &v[i], path, err, errlen);
+    for (size_t i = 0; i < N_STATE_FIELDS && !rc; i++)
+        rc = get_field(root, &state_fields[i], &v[i], path, err, errlen);
     cJSON_Delete(root);
     if (rc) return -1;
-    if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 1 || v[4] < 1) {
-        snprintf(err, errlen, "%s: step, adam_step, seed, batch or seq out of range", path);
-        return -1;
-    }
     memset(st, 0, sizeof(*st));
     st->step = (long)v[0];
     st->adam_step = (long)v[1];
@@ -347,6 +420,8 @@ int checkpoint_load_state(const char *dir, train_state *st, char *err, size_t er
     st->weight_decay = v[9];
     st->clip = v[10];
     st->val_fraction = v[11];
+    st->steps = (long)v[12];
+    st->save_every = (long)v[13];
     return 0;
 }
 
