@@ -167,24 +167,27 @@ static int write_log(train_job *job, char *err, size_t errlen) {
     if (job->log) fputs(job->log, f.fp);
     if (atomic_file_commit(&f, err, errlen)) return -1;
     if (!job->png || strchr(job->out, '\'') || strchr(job->out, '\n')) return 0;
-    FILE *gp = popen("gnuplot >/dev/null 2>&1", "w");
+    /* gnuplot reads a script file: started with an argument vector, never through a shell. */
+    char script[4200], tmp[4200], png[4200];
+    snprintf(script, sizeof(script), "%s/loss.gp.tmp", job->out);
+    snprintf(tmp, sizeof(tmp), "%s/loss.png.tmp", job->out);
+    snprintf(png, sizeof(png), "%s/loss.png", job->out);
+    FILE *gp = fopen(script, "w");
     if (!gp) return 0;
     fprintf(gp,
-            "set terminal png size 800,500\nset output '%s/loss.png.tmp'\n"
+            "set terminal png size 800,500\nset output '%s'\n"
             "set datafile separator ','\nset xlabel 'step'\nset ylabel 'loss'\nset key top right\n"
             "plot '%s' using 1:2 skip 1 with lines title 'train', "
             "'' using 1:3 skip 1 with linespoints title 'validation'\n",
-            job->out, path);
-    if (pclose(gp) == 0) {
-        char tmp[4200], png[4200];
-        snprintf(tmp, sizeof(tmp), "%s/loss.png.tmp", job->out);
-        snprintf(png, sizeof(png), "%s/loss.png", job->out);
-        if (rename(tmp, png) != 0) unlink(tmp);
-    } else {
-        char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s/loss.png.tmp", job->out);
-        unlink(tmp);
+            tmp, path);
+    int wrote = fclose(gp) == 0;
+    const char *argv[] = {"gnuplot", script, NULL};
+    if (wrote && cli_spawn(argv, 1, NULL, NULL) == 0 && rename(tmp, png) == 0) {
+        unlink(script);
+        return 0;
     }
+    unlink(tmp);
+    unlink(script);
     return 0;
 }
 
