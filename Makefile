@@ -1,9 +1,12 @@
 # A thin wrapper over CMake/CTest. The two set-up commands of the README:
-#   make run    install what is missing, build, run the main job (linshard generate)
+#   make run    install what is missing, build, run the main job (linshard generate, split
+#               over 2 ranks)
 #   make test   install what is missing, build, run every test
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+# No "Entering directory" lines from the make that CMake runs underneath.
+MAKEFLAGS += --no-print-directory
 # CI (which sets CI=true) builds with warnings as errors.
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DLINSHARD_WERROR=ON
@@ -20,8 +23,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# The default model split over 2 ranks: the same text as 1 rank, the split shown by the figures.
 run: build
-	./$(BUILD)/linshard generate
+	@./$(BUILD)/linshard generate --tp 2
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

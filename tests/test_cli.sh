@@ -354,5 +354,9 @@ expect 0 "top-3 next tokens" -- forward --model "$tmp/v3" --tokens 0,1,2 --tp 2
 expect 0 "^15496,995$" -- tokenize --model "$tmp/v3" "Hello world"
 expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokenizer it was trained with" -- tokenize --model "$llama" "Hello world"
 
+# A bad value names its option, however it was spelled.
+expect 2 "bad value '0' for --tp" -- train --tp 0 --data "$model/config.json" --out "$tmp/tp0"
+expect 2 "bad value 'x' for --steps" -- train --steps=x --data "$model/config.json" --out "$tmp/tp0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -435,7 +435,6 @@ int cmd_train(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (c > 0 && c < O_COUNT) given[c] = 1;
-        const char *name = c > 0 && c < O_COUNT && c != O_HELP ? argv[optind - 1] : "";
         int bad = 0;
         switch (c) {
         case O_DATA:
@@ -512,7 +511,12 @@ int cmd_train(int argc, char **argv) {
         default:
             return cli_usage_error("train", "unknown option '%s'", argv[optind - 1]);
         }
-        if (bad) return cli_usage_error("train", "bad value '%s' for %s", optarg, name);
+        if (bad) {
+            const char *name = "?"; /* the long option's own name: argv may hold "--tp=0" or "0" */
+            for (const struct option *o = longopts; o->name; o++)
+                if (o->val == c) name = o->name;
+            return cli_usage_error("train", "bad value '%s' for --%s", optarg, name);
+        }
     }
     (void)v;
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
