@@ -2,9 +2,10 @@
  * trainer_state.json in a temporary directory (made once per process) and is loaded, as
  * `linshard train --resume` does. A refusal must be one non-empty line; an accepted state must
  * have come through without UB (clang's -fsanitize=undefined checks the double -> integer
- * conversions) and hold what checkpoint_load_state promises: step and adam_step >= 0, batch
- * and seq >= 1.
+ * conversions) and hold what checkpoint_load_state promises: every field in its range
+ * (checkpoint.c's state_fields: steps up to 2^30, batch and seq in [1, 65536], rates finite).
  * Build and run: see fuzz/CMakeLists.txt. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!err[0] || strchr(err, '\n') || strchr(err, '\r')) abort();
         return 0;
     }
-    if (st.step < 0 || st.adam_step < 0 || st.batch < 1 || st.seq < 1) abort();
+    const long max_steps = 1L << 30;
+    if (st.step < 0 || st.step > max_steps || st.adam_step < 0 || st.adam_step > INT32_MAX) abort();
+    if (st.seed > INT32_MAX || st.batch < 1 || st.batch > 65536 || st.seq < 1 || st.seq > 65536)
+        abort();
+    if (!(isfinite(st.lr) && st.lr > 0) || !(isfinite(st.min_lr) && st.min_lr > 0)) abort();
+    if (st.warmup < 0 || st.warmup > max_steps || st.decay_steps < 0 || st.decay_steps > max_steps)
+        abort();
+    if (!(isfinite(st.weight_decay) && st.weight_decay >= 0) ||
+        !(isfinite(st.clip) && st.clip >= 0) || !(st.val_fraction >= 0 && st.val_fraction < 1))
+        abort();
+    if (st.steps < 1 || st.steps > max_steps || st.save_every < 0 || st.save_every > max_steps)
+        abort();
     return 0;
 }
