@@ -53,7 +53,7 @@ format-check:
 
 lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 -Iinclude src tests
+	  --inline-suppr --std=c11 -Iinclude src tests fuzz
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
@@ -69,3 +69,27 @@ install: build
 
 test-install: build
 	bash scripts/test-install.sh $(BUILD)
+
+# ---- fuzzing (fuzz/; clang + libFuzzer) -----------------------------------------------------
+# Builds every harness in build-fuzz and runs each for FUZZ_SECONDS over its committed seeds
+# (fuzz/corpus/<name>, read only) and dictionary (fuzz/<name>.dict); new inputs collect in
+# build-fuzz/corpus/<name>, a crashing input is written to build-fuzz/artifacts/ and stops the
+# run. `make test` replays the seeds and fuzz/regressions/ without clang (label "fuzz").
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= safetensors:safetensors safetensors_index:index model_config:config \
+  tokenizer:tokenizer trainer_state:trainer_state tokenizer_text:tokenizer_text
+
+.PHONY: fuzz
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DLINSHARD_FUZZ=ON -DLINSHARD_MPI=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(foreach h,$(FUZZ_HARNESSES),fuzz_$(firstword $(subst :, ,$(h))))
+	@mkdir -p build-fuzz/artifacts
+	@set -e; for pair in $(FUZZ_HARNESSES); do \
+	  h=$${pair%%:*}; c=$${pair#*:}; mkdir -p build-fuzz/corpus/$$c; \
+	  echo "== fuzz_$$h: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -dict=fuzz/$$c.dict -artifact_prefix=build-fuzz/artifacts/fuzz_$$h- \
+	    build-fuzz/corpus/$$c fuzz/corpus/$$c 2>build-fuzz/fuzz_$$h.log \
+	    || { tail -n 40 build-fuzz/fuzz_$$h.log; echo "fuzz_$$h found a bug: build-fuzz/artifacts/"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' build-fuzz/fuzz_$$h.log || true; \
+	done
