@@ -171,6 +171,7 @@ static void test_fast_exp_accuracy(void **state) {
     }
     assert_true(worst < 2e-7);
     assert_true(fast_expf(-1000.0f) > 0.0f && isfinite(fast_expf(1000.0f))); /* clamped */
+    assert_true(isnan(fast_expf(NAN))); /* NaN propagates (and converts no NaN to an integer) */
 }
 
 /* ---- the model against the double-precision reference ------------------------------------ */
