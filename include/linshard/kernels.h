@@ -1,0 +1,133 @@
+/* kernels.h — every matrix product and every weight type behind one interface.
+ *
+ * The parallel layers (layers.h) decide WHAT each rank computes and where it communicates; the
+ * kernels decide HOW one rank computes it on this CPU. Nothing outside src/kernels/ calls the
+ * BLAS or knows how a weight type is laid out in memory. The model is ggml's type-traits table:
+ * one row per weight type (block size, bytes per block, convert to and from F32, dot product
+ * against an activation row), and one matrix-product entry point that dispatches on the type.
+ *
+ * Weight types. F32 and F16/BF16 are one value per element. Q8_0 and Q4_0 are GGUF's block
+ * formats, bit for bit: 32 consecutive values along the input dimension (K) share one F16 scale d.
+ *   Q8_0 block (34 bytes): f16 d; int8 q[32];        value i = d * q[i]
+ *   Q4_0 block (18 bytes): f16 d; uint8 qs[16];      value i = d * ((nibble i) - 8), where
+ *        nibble i < 16 is qs[i] & 0x0F and nibble i + 16 is qs[i] >> 4 (GGUF's order).
+ * Activations stay F32. The int8 dot products quantise each activation row to Q8_0 blocks on
+ * the fly (as llama.cpp does) and accumulate in int32 per block, F32 across blocks.
+ *
+ * Layout of a weight W that maps K inputs to N outputs (y = x · W):
+ *   KERNEL_IN_OUT  [K][N] row-major (GPT-2's Conv1D, what the trainer updates): F32 only.
+ *   KERNEL_OUT_IN  [N][K] row-major: each output's K weights contiguous, so a row is a run of
+ *                  blocks along K (nn.Linear's and GGUF's layout; also a tied embedding used as
+ *                  the LM head). Every type. A row holds kernel_row_bytes(type, K) bytes; for
+ *                  block types K must be a multiple of the block (32).
+ * A tensor-parallel split of an OUT_IN weight by outputs (column-parallel) takes whole rows; a
+ * split by inputs (row-parallel) must fall on block boundaries.
+ *
+ * Ownership: the caller owns weights, activations and outputs (host memory). A kernel may keep
+ * per-thread scratch of its own (quantised activation rows, dequantised tiles), never pointers
+ * to the caller's memory across calls. A GPU backend later implements this same interface over
+ * device memory, with its own upload of weights: keep every entry point free of assumptions
+ * that the data is host-addressable beyond the call.
+ *
+ * Threads: every entry point is safe to call from several ranks (threads) at once. F32 GEMMs run
+ * on the BLAS with kernel_set_threads() threads; the typed kernels run on the calling thread. */
+#ifndef LINSHARD_KERNELS_H
+#define LINSHARD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- weight types ---------------------------------------------------------------------------- */
+
+typedef enum {
+    KERNEL_F32 = 0,
+    KERNEL_F16 = 1,
+    KERNEL_BF16 = 2,
+    KERNEL_Q8_0 = 3,
+    KERNEL_Q4_0 = 4,
+    KERNEL_TYPE_COUNT
+} kernel_type;
+
+#define KERNEL_QK 32 /* values per block of Q8_0 and Q4_0 */
+
+typedef struct {
+    const char *name;   /* "f32", "f16", "bf16", "q8_0", "q4_0" (GGUF's and convert's names) */
+    int block;          /* values per block: 1 for F32/F16/BF16, 32 for Q8_0/Q4_0 */
+    size_t block_bytes; /* bytes per block: 4, 2, 2, 34, 18 */
+    /* n values (a multiple of block) from this type to F32, and from F32 to this type. The
+     * F32 -> type direction rounds as GGUF's reference quantiser does (round to nearest even for
+     * F16/BF16; Q8_0: d = max|x| / 127, q = round(x / d); Q4_0: d = x_maxabs_signed / -8,
+     * q = min(15, (int8)(x / d + 8.5))). */
+    void (*to_f32)(const void *src, float *dst, size_t n);
+    void (*from_f32)(const float *src, void *dst, size_t n);
+} kernel_type_traits;
+
+/* The traits row of a type; NULL for a value outside the enum. */
+const kernel_type_traits *kernel_type_info(kernel_type t);
+/* The type named s ("f32", "bf16", "q8_0", ...), case-insensitive; -1 if none. */
+int kernel_type_from_name(const char *s);
+/* Bytes of n values of type t (n a multiple of the block; 0 otherwise). */
+size_t kernel_row_bytes(kernel_type t, size_t n);
+
+/* F16 and BF16 scalars (IEEE binary16 / bfloat16 bits), exact conversions with
+ * round-to-nearest-even on the way down. */
+float kernel_f16_to_f32(uint16_t h);
+uint16_t kernel_f32_to_f16(float f);
+float kernel_bf16_to_f32(uint16_t h);
+uint16_t kernel_f32_to_bf16(float f);
+
+/* ---- a weight ------------------------------------------------------------------------------ */
+
+typedef enum { KERNEL_IN_OUT = 0, KERNEL_OUT_IN = 1 } kernel_layout;
+
+typedef struct {
+    kernel_type type;
+    kernel_layout layout; /* KERNEL_IN_OUT only for F32 */
+    int K;                /* inputs (the reduction dimension) */
+    int N;                /* outputs */
+    const void *data;     /* see the layouts above; ld is N (IN_OUT) or the row bytes (OUT_IN) */
+} kernel_weight;
+
+/* ---- matrix products ------------------------------------------------------------------------- */
+
+/* out[T][N] = in[T][K] · W  (accumulate = 0), or out += in · W (accumulate = 1).
+ * Any type and layout; T = 1 (decoding) runs a matrix-vector product that reads each weight
+ * byte once; T > 1 may dequantise tiles into an F32 GEMM where that is faster. K = 0 gives zeros
+ * (or leaves out unchanged when accumulating). */
+void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, int accumulate);
+
+/* The F32 GEMM every other product uses (attention scores and values, the backward pass):
+ * C[M][N] = alpha * op(A) · op(B) + beta * C, row-major, op = transpose when trans_x is 1.
+ * lda/ldb/ldc are the row strides of A, B and C as stored. */
+void kernel_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* y[M] = alpha * op(A) · x + beta * y, A row-major [M'][N'] with row stride lda; op(A) is A
+ * (trans = 0, M = rows) or its transpose (trans = 1). */
+void kernel_sgemv(int trans, int rows, int cols, float alpha, const float *A, int lda,
+                  const float *x, float beta, float *y);
+
+/* ---- the CPU ------------------------------------------------------------------------------- */
+
+/* Threads each F32 BLAS call may use. With the threads backend every rank is a thread with a
+ * core of its own, so ranks set 1: a multi-threaded BLAS called from P ranks at once
+ * oversubscribes the cores. */
+void kernel_set_threads(int n);
+
+/* Which instruction set the typed kernels run on this CPU: "avx512-vnni", "avx512", "avx2" or
+ * "portable". Chosen once, at the first call, from cpuid; LINSHARD_KERNELS=portable|avx2|avx512
+ * forces a lower one (for tests and for measuring). */
+const char *kernel_isa(void);
+
+/* The BLAS's kernel name (OpenBLAS's corename, e.g. "SkylakeX"). */
+const char *kernel_blas_description(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
