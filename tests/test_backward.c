@@ -229,16 +229,16 @@ static int block_rank(comm_t *comm, void *arg) {
         for (int j = 0; j < hd; j++)
             b->qkv_b[part * hd + j] = th[poff[QKVB] + part * E_ + h0 * D_ + j];
     memcpy(b->ap_w, th + poff[APW] + (size_t)h0 * D_ * E_, (size_t)hd * E_ * sizeof(float));
-    mlp_weights mw = {.fc_w = b->fc_w,
+    mlp_weights mw = {.fc = kernel_weight_f32(b->fc_w, E_, fl),
                       .fc_b = b->fc_b,
-                      .proj_w = b->mp_w,
+                      .proj = kernel_weight_f32(b->mp_w, fl, E_),
                       .proj_b = th + poff[MPB],
                       .E = E_,
                       .f_local = fl,
                       .gelu = job->gelu};
-    attention_weights aw = {.qkv_w = b->qkv_w,
+    attention_weights aw = {.qkv = kernel_weight_f32(b->qkv_w, E_, 3 * hd),
                             .qkv_b = b->qkv_b,
-                            .proj_w = b->ap_w,
+                            .proj = kernel_weight_f32(b->ap_w, hd, E_),
                             .proj_b = th + poff[APB],
                             .E = E_,
                             .D = D_,

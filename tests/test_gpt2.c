@@ -60,8 +60,9 @@ static int linear_rank(comm_t *comm, void *arg) {
     for (int i = 0; i < IN_; i++)
         for (size_t j = 0; j < nc; j++) wl[i * nc + j] = job->w[i * OUT_ + c0 + j];
     for (size_t j = 0; j < nc; j++) bl[j] = job->b[c0 + j];
-    int rc = column_parallel_forward_gather(comm, job->col[r], scratch, job->x, wl, bl, T_, IN_,
-                                            (int)nc, OUT_, "col");
+    kernel_weight kw = kernel_weight_f32(wl, IN_, (int)nc);
+    int rc = column_parallel_forward_gather(comm, job->col[r], scratch, job->x, &kw, bl, T_, OUT_,
+                                            "col");
     if (rc) return rc;
     /* Row-parallel: x's feature block [k0, k0 + nk) times rows [k0, k0 + nk) of a [IN, OUT]
      * weight; output [T, OUT]... reuse: y = x_blk · w_rows + b, compared in the test. */
@@ -69,8 +70,8 @@ static int linear_rank(comm_t *comm, void *arg) {
     float xl[T_ * IN_];
     for (int t = 0; t < T_; t++)
         for (size_t k = 0; k < nk; k++) xl[t * nk + k] = job->x[t * IN_ + k0 + k];
-    return row_parallel_forward(comm, job->row[r], xl, job->w + k0 * OUT_, job->b, T_, (int)nk,
-                                OUT_, "row");
+    kernel_weight kr = kernel_weight_f32(job->w + k0 * OUT_, (int)nk, OUT_);
+    return row_parallel_forward(comm, job->row[r], xl, &kr, job->b, T_, "row");
 }
 
 static void test_linear_layers_match_unsplit(void **state) {

@@ -92,6 +92,18 @@ typedef struct {
     const void *data;     /* see the layouts above; ld is N (IN_OUT) or the row bytes (OUT_IN) */
 } kernel_weight;
 
+/* An F32 weight as the trainer and the F32 layers hold it: [K][N] (y = x · W). */
+static inline kernel_weight kernel_weight_f32(const float *w, int K, int N) {
+    kernel_weight kw = {KERNEL_F32, KERNEL_IN_OUT, K, N, w};
+    return kw;
+}
+
+/* An F32 weight stored [N][K] (a tied embedding used as the LM head). */
+static inline kernel_weight kernel_weight_f32_out_in(const float *w, int K, int N) {
+    kernel_weight kw = {KERNEL_F32, KERNEL_OUT_IN, K, N, w};
+    return kw;
+}
+
 /* ---- matrix products ------------------------------------------------------------------------- */
 
 /* out[T][N] = in[T][K] · W  (accumulate = 0), or out += in · W (accumulate = 1).

@@ -3,13 +3,16 @@
  *
  * Shapes are row-major; T is the number of tokens (rows). "Replicated" activations are the
  * same on every rank; "split by features" means each rank holds its own block of columns.
- * Weights follow GPT-2's Conv1D convention, [in, out], so y = x · W + b. */
+ * A matrix weight is a kernel_weight (kernels.h): its type (F32, F16, BF16, Q8_0, Q4_0), its
+ * layout ([in, out] as GPT-2's Conv1D, or [out, in] rows) and its shape K = in, N = out, so
+ * y = x · W + b whatever the storage; the kernel layer computes every product. */
 #ifndef LINSHARD_LAYERS_H
 #define LINSHARD_LAYERS_H
 
 #include <stddef.h>
 
 #include "linshard/comm.h"
+#include "linshard/kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,27 +25,27 @@ extern "C" {
  * called from P ranks at once oversubscribes the cores (and OpenBLAS serialises such calls). */
 void layers_set_blas_threads(int n);
 
-/* Column-parallel linear. Rank i holds W_i = the columns [c0, c0 + n_local) of W ([in_dim,
- * n_local], contiguous) and the matching bias slice b_i (n_local; NULL for none).
+/* Column-parallel linear. Rank i holds W_i = the output features [c0, c0 + n_local) of W
+ * (w_local: K = in_dim, N = n_local) and the matching bias slice b_i (n_local; NULL for none).
  * out[T, n_local] = in[T, in_dim] · W_i + b_i. Input replicated, output split by features.
  * Communication: none. */
-void column_parallel_forward(float *out, const float *in, const float *w_local,
-                             const float *b_local, int T, int in_dim, int n_local);
+void column_parallel_forward(float *out, const float *in, const kernel_weight *w_local,
+                             const float *b_local, int T);
 
 /* Column-parallel linear whose output every rank needs whole: the forward above, then one
  * all-gather (uneven column counts allowed). out_full[T, n_total] is replicated; scratch holds
  * T * n_total floats. Communication: one allgather of T * n_total floats, tagged `tag`. */
 int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch, const float *in,
-                                   const float *w_local, const float *b_local, int T, int in_dim,
-                                   int n_local, int n_total, const char *tag);
+                                   const kernel_weight *w_local, const float *b_local, int T,
+                                   int n_total, const char *tag);
 
-/* Row-parallel linear. Rank i holds rows [k0, k0 + k_local) of W ([k_local, out_dim]) and sees
- * the matching feature block of the input, in_local[T, k_local]. Each rank's product is a
- * partial sum; out[T, out_dim] = AllReduce(in_local · W_i) + b. The bias (replicated, NULL for
- * none) is added once, after the sum — adding it before would count it P times.
- * Communication: one allreduce_sum of T * out_dim floats, tagged `tag`. */
-int row_parallel_forward(comm_t *comm, float *out, const float *in_local, const float *w_local,
-                         const float *b, int T, int k_local, int out_dim, const char *tag);
+/* Row-parallel linear. Rank i holds the input features [k0, k0 + k_local) of W (w_local: K =
+ * k_local, N = out_dim) and sees the matching feature block of the input, in_local[T, k_local].
+ * Each rank's product is a partial sum; out[T, out_dim] = AllReduce(in_local · W_i) + b. The bias
+ * (replicated, NULL for none) is added once, after the sum — adding it before would count it P
+ * times. Communication: one allreduce_sum of T * out_dim floats, tagged `tag`. */
+int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
+                         const kernel_weight *w_local, const float *b, int T, const char *tag);
 
 /* ---- activations and normalisation -------------------------------------------------------- */
 
@@ -87,13 +90,13 @@ void rope_apply(float *x, const float *cos_sin, int D);
 /* ---- the Megatron MLP --------------------------------------------------------------------- */
 
 typedef struct {
-    const float *fc_w;   /* [E, f_local]  column-parallel slice of c_fc */
+    kernel_weight fc;    /* K = E, N = f_local: column-parallel slice of c_fc */
     const float *fc_b;   /* [f_local]     */
-    const float *proj_w; /* [f_local, E]  row-parallel slice of c_proj */
+    kernel_weight proj;  /* K = f_local, N = E: row-parallel slice of c_proj */
     const float *proj_b; /* [E]           replicated, added after the AllReduce */
     int E, f_local;
     gelu_kind gelu;
-    int gated; /* SwiGLU: fc_w is [E, 2 f_local] = [gate | up] of the same columns (fc_b too) */
+    int gated; /* SwiGLU: fc has N = 2 f_local outputs, [gate | up] of the same slice (fc_b too) */
 } mlp_weights;
 
 /* out[T, E] = c_proj(GELU(c_fc(in))) with in replicated: column-parallel -> GELU on the local
@@ -106,9 +109,9 @@ int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_we
 /* ---- attention ---------------------------------------------------------------------------- */
 
 typedef struct {
-    const float *qkv_w;  /* [E, (h_local + 2 kv) * D]: this rank's heads, laid out [Q | K | V] */
+    kernel_weight qkv;   /* K = E, N = (h_local + 2 kv) * D: this rank's heads, [Q | K | V] */
     const float *qkv_b;  /* [(h_local + 2 kv) * D], or NULL */
-    const float *proj_w; /* [h_local * D, E]: the rows of c_proj for this rank's heads */
+    kernel_weight proj;  /* K = h_local * D, N = E: the inputs of c_proj for this rank's heads */
     const float *proj_b; /* [E] replicated, added after the AllReduce, or NULL */
     int E, D, h_local;   /* model width, head size, query heads on this rank */
     /* Grouped-query attention. kv_local = 0 means plain multi-head attention (kv = h_local,
@@ -154,11 +157,11 @@ int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens
                                      const float *wte_local, int v0, int v_local, const float *wpe,
                                      int E, const char *tag);
 
-/* Logits for this rank's vocabulary slice: logits_local[T, v_local] = h[T, E] · wte_local^T,
- * with wte_local [v_local, E] the rank's rows of the LM head (the embedding when tied).
- * Communication: none. */
-void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const float *wte_local,
-                                    int T, int E, int v_local);
+/* Logits for this rank's vocabulary slice: logits_local[T, v_local] = h[T, E] · head, with
+ * head (K = E, N = v_local) the rank's rows of the LM head (the embedding when tied, an [out, in]
+ * weight). Communication: none. */
+void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const kernel_weight *head,
+                                    int T);
 
 /* Assembles full logits[T, V] on every rank from each rank's [T, v_local] slice (uneven slices
  * allowed). scratch holds T * V floats. Communication: one allgather of T * V floats. */

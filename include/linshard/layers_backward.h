@@ -8,7 +8,9 @@
  * has what it needs). A block (MLP, attention) therefore costs one AllReduce forward and one
  * backward — 4 per transformer layer, forward + backward.
  *
- * Conventions, as in layers.h: row-major, T tokens, weights [in, out] (y = x · W + b).
+ * Conventions, as in layers.h: row-major, T tokens, weights [in, out] (y = x · W + b). Training
+ * runs on F32 weights in that layout only (kernel_weight_f32): the backward reads their data as
+ * floats; the trainer refuses any other weight type.
  *  - Parameter gradients ACCUMULATE (+=): zero them before the first micro-batch.
  *  - Input gradients (dx) are WRITTEN (=); add the residual branch yourself.
  *  - A gradient pointer for a bias may be NULL: that gradient is skipped.

@@ -438,7 +438,8 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         copy_cols(w, j->w_fc, E, F, f0, fl);
         memcpy(b, j->b_fc + f0, (size_t)fl * sizeof(float));
         MEASURE_START();
-        column_parallel_forward(out, j->x, w, b, T, E, fl);
+        kernel_weight kw = kernel_weight_f32(w, E, fl);
+        column_parallel_forward(out, j->x, &kw, b, T);
         MEASURE_STOP();
         err = max_err(out, fl, j->ref_col, F, f0, fl);
         break;
@@ -451,15 +452,16 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         TAKE(out, T * E);
         copy_cols(in, j->hid, T, F, f0, fl);
         memcpy(w, j->w_proj + (size_t)f0 * E, (size_t)fl * E * sizeof(float));
+        kernel_weight kw = kernel_weight_f32(w, fl, E);
         MEASURE_START();
         if (x == X_ROW_BIAS_BEFORE) {
             /* partial + b on every rank (a "column" product of this shape is exactly that),
              * then the sum: b is counted P times */
-            column_parallel_forward(out, in, w, j->b_proj, T, fl, E);
+            column_parallel_forward(out, in, &kw, j->b_proj, T);
             rc = comm_allreduce_sum(comm, out, (size_t)T * E, "lab.row");
         } else {
-            rc = row_parallel_forward(comm, out, in, w, x == X_ROW_NOBIAS ? NULL : j->b_proj, T, fl,
-                                      E, "lab.row");
+            rc = row_parallel_forward(comm, out, in, &kw, x == X_ROW_NOBIAS ? NULL : j->b_proj, T,
+                                      "lab.row");
         }
         MEASURE_STOP();
         err = max_err(out, E, x == X_ROW_NOBIAS ? j->ref_row_nobias : j->ref_row, E, 0, E);
@@ -474,7 +476,14 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         copy_cols(fc_w, j->w_fc, E, F, f0, fl);
         memcpy(fc_b, j->b_fc + f0, (size_t)fl * sizeof(float));
         memcpy(proj_w, j->w_proj + (size_t)f0 * E, (size_t)fl * E * sizeof(float));
-        mlp_weights mw = {fc_w, fc_b, proj_w, j->b_proj, E, fl, GELU_TANH, 0};
+        mlp_weights mw = {kernel_weight_f32(fc_w, E, fl),
+                          fc_b,
+                          kernel_weight_f32(proj_w, fl, E),
+                          j->b_proj,
+                          E,
+                          fl,
+                          GELU_TANH,
+                          0};
         MEASURE_START();
         rc = parallel_mlp_forward(comm, out, j->x, &mw, T, scratch, "lab.mlp");
         MEASURE_STOP();
@@ -493,10 +502,12 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         copy_cols(in, j->x, T, E, e0, el);
         memcpy(fc_w, j->w_fc + (size_t)e0 * F, (size_t)el * F * sizeof(float));
         MEASURE_START();
-        column_parallel_forward(pre, in, fc_w, r == 0 ? j->b_fc : NULL, T, el, F);
+        kernel_weight kfc = kernel_weight_f32(fc_w, el, F),
+                      kproj = kernel_weight_f32(j->w_proj, F, E);
+        column_parallel_forward(pre, in, &kfc, r == 0 ? j->b_fc : NULL, T);
         gelu_forward(pre, (size_t)T * F, GELU_TANH);
         rc = comm_allreduce_sum(comm, pre, (size_t)T * F, "lab.mlp");
-        if (rc == COMM_OK) column_parallel_forward(out, pre, j->w_proj, j->b_proj, T, F, E);
+        if (rc == COMM_OK) column_parallel_forward(out, pre, &kproj, j->b_proj, T);
         MEASURE_STOP();
         err = max_err(out, E, j->ref_mlp, E, 0, E);
         break;
@@ -556,8 +567,21 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
             memcpy(qkv_b, j->b_qkv + 3 * D * h0, (size_t)ld * sizeof(float));
         }
         memcpy(proj_w, j->w_ao + (size_t)h0 * D * E, (size_t)hd * E * sizeof(float));
-        attention_weights aw = {qkv_w, qkv_b, proj_w, j->b_ao, E,    D,    hl,  0,
-                                1,     0,     0,      NULL,    NULL, 0.0f, NULL};
+        attention_weights aw = {kernel_weight_f32(qkv_w, E, ld),
+                                qkv_b,
+                                kernel_weight_f32(proj_w, hd, E),
+                                j->b_ao,
+                                E,
+                                D,
+                                hl,
+                                0,
+                                1,
+                                0,
+                                0,
+                                NULL,
+                                NULL,
+                                0.0f,
+                                NULL};
         TAKE(scratch, attention_scratch_floats(&aw, T, T));
         MEASURE_START();
         rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.attn");
@@ -575,7 +599,8 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         TAKE(inv, T);
         memcpy(wte, j->wte + (size_t)v0 * E, (size_t)vl * E * sizeof(float));
         MEASURE_START();
-        vocab_parallel_lm_head_forward(logits, j->x, wte, T, E, vl);
+        kernel_weight head = kernel_weight_f32_out_in(wte, E, vl);
+        vocab_parallel_lm_head_forward(logits, j->x, &head, T);
         local_stats(logits, vl, stats, stats + T);
         if (x == X_SOFTMAX_LOCAL) {
             for (int t = 0; t < T; t++) {
@@ -617,7 +642,14 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
             copy_cols(fc_w, j->w_gu, E, 2 * F, 2 * f0, 2 * fl);
         }
         memcpy(proj_w, j->w_proj + (size_t)f0 * E, (size_t)fl * E * sizeof(float));
-        mlp_weights mw = {fc_w, NULL, proj_w, NULL, E, fl, GELU_TANH, 1};
+        mlp_weights mw = {kernel_weight_f32(fc_w, E, 2 * fl),
+                          NULL,
+                          kernel_weight_f32(proj_w, fl, E),
+                          NULL,
+                          E,
+                          fl,
+                          GELU_TANH,
+                          1};
         MEASURE_START();
         rc = parallel_mlp_forward(comm, out, j->x, &mw, T, scratch, "lab.swiglu");
         MEASURE_STOP();
@@ -658,8 +690,21 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         memcpy(proj_w, j->w_gqa_o + (size_t)q0 * DG * E, (size_t)ql * DG * E * sizeof(float));
         /* h0 = first and kv0 with the group give local query head h the local K/V head
          * (first + h) / group - kv0 */
-        attention_weights aw = {qkv_w, NULL,  proj_w, NULL, E,    DG,   ql,  kvl,
-                                group, first, kv0,    NULL, NULL, 0.0f, NULL};
+        attention_weights aw = {kernel_weight_f32(qkv_w, E, ld),
+                                NULL,
+                                kernel_weight_f32(proj_w, ql * DG, E),
+                                NULL,
+                                E,
+                                DG,
+                                ql,
+                                kvl,
+                                group,
+                                first,
+                                kv0,
+                                NULL,
+                                NULL,
+                                0.0f,
+                                NULL};
         TAKE(scratch, attention_scratch_floats(&aw, T, T));
         MEASURE_START();
         rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.gqa");
@@ -698,8 +743,21 @@ static int run_experiment(comm_t *comm, lab_job *j, experiment x, arena *a) {
         }
         memcpy(proj_w, j->w_ao + (size_t)h0 * D * E, (size_t)hd * E * sizeof(float));
         rope_table(rope, 0, T, D, ROPE_THETA, NULL);
-        attention_weights aw = {qkv_w, NULL, proj_w, NULL, E,    D,    hl,  0,
-                                1,     0,    0,      NULL, NULL, 0.0f, rope};
+        attention_weights aw = {kernel_weight_f32(qkv_w, E, 3 * hd),
+                                NULL,
+                                kernel_weight_f32(proj_w, hd, E),
+                                NULL,
+                                E,
+                                D,
+                                hl,
+                                0,
+                                1,
+                                0,
+                                0,
+                                NULL,
+                                NULL,
+                                0.0f,
+                                rope};
         TAKE(scratch, attention_scratch_floats(&aw, T, T));
         MEASURE_START();
         rc = parallel_attention_forward(comm, out, j->x, &aw, T, 0, NULL, scratch, "lab.rope");

@@ -61,7 +61,7 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
     float *qkv = scratch;                         /* [T, qd + 2 kd] */
     float *scores = qkv + (size_t)T * (size_t)ld; /* [T, n], one head at a time */
     float *att = scores + (size_t)T * (size_t)n;  /* [T, qd] */
-    column_parallel_forward(qkv, in, w->qkv_w, w->qkv_b, T, w->E, ld);
+    column_parallel_forward(qkv, in, &w->qkv, w->qkv_b, T);
     position_heads(w, qkv, T, ld);
     /* Keys and values: straight from the QKV rows, or appended to the cache and read from it. */
     const float *keys = qkv + qd, *values = qkv + qd + kd;
@@ -86,5 +86,5 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, scores, n, v, kv_ld,
                     0.0f, att + h * D, qd);
     }
-    return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, qd, w->E, tag);
+    return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);
 }

@@ -33,7 +33,7 @@ int parallel_attention_forward_train(comm_t *comm, float *out, const float *in,
                                      const attention_saved *saved, const char *tag) {
     int D = w->D, hd = w->h_local * D, ld = 3 * hd;
     float *qkv = saved->qkv, *att = saved->att;
-    column_parallel_forward(qkv, in, w->qkv_w, w->qkv_b, T, w->E, ld);
+    column_parallel_forward(qkv, in, &w->qkv, w->qkv_b, T);
     const float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < w->h_local && T > 0; h++) {
         const float *q = qkv + h * D, *k = qkv + hd + h * D, *v = qkv + 2 * hd + h * D;
@@ -44,7 +44,7 @@ int parallel_attention_forward_train(comm_t *comm, float *out, const float *in,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, p, T, v, ld, 0.0f,
                     att + h * D, hd);
     }
-    return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, hd, w->E, tag);
+    return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);
 }
 
 int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *g, const float *in,
@@ -56,7 +56,7 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
     float *ds = datt + (size_t)T * (size_t)hd;   /* [T, T], one head at a time */
     const float *qkv = saved->qkv;
     /* c_proj, row-parallel: dy replicated (g's conjugate is the identity), datt local. */
-    row_parallel_backward(datt, g->proj_w, g->proj_b, dy, saved->att, w->proj_w, T, hd, w->E);
+    row_parallel_backward(datt, g->proj_w, g->proj_b, dy, saved->att, w->proj.data, T, hd, w->E);
     const float scale = 1.0f / sqrtf((float)D);
     for (int h = 0; h < w->h_local && T > 0; h++) {
         const float *q = qkv + h * D, *k = qkv + hd + h * D, *v = qkv + 2 * hd + h * D;
@@ -85,6 +85,6 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
     }
     /* The fused QKV GEMM, column-parallel over this rank's heads: dx is a partial sum over ranks
      * until the AllReduce (f's conjugate) — the block's one communication. */
-    return column_parallel_backward_reduce(comm, dx, g->qkv_w, g->qkv_b, dqkv, in, w->qkv_w, T,
+    return column_parallel_backward_reduce(comm, dx, g->qkv_w, g->qkv_b, dqkv, in, w->qkv.data, T,
                                            w->E, ld, tag);
 }

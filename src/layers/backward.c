@@ -117,11 +117,10 @@ void row_parallel_backward(float *dx_local, float *dw_local, float *db, const fl
 int parallel_mlp_forward_train(comm_t *comm, float *out, const float *in, const mlp_weights *w,
                                int T, const mlp_saved *saved, const char *tag) {
     size_t n = (size_t)T * (size_t)w->f_local;
-    column_parallel_forward(saved->pre, in, w->fc_w, w->fc_b, T, w->E, w->f_local);
+    column_parallel_forward(saved->pre, in, &w->fc, w->fc_b, T);
     if (n) memcpy(saved->act, saved->pre, n * sizeof(float));
     gelu_forward(saved->act, n, w->gelu);
-    return row_parallel_forward(comm, out, saved->act, w->proj_w, w->proj_b, T, w->f_local, w->E,
-                                tag);
+    return row_parallel_forward(comm, out, saved->act, &w->proj, w->proj_b, T, tag);
 }
 
 int parallel_mlp_backward(comm_t *comm, float *dx, const mlp_grads *g, const float *in,
@@ -129,10 +128,10 @@ int parallel_mlp_backward(comm_t *comm, float *dx, const mlp_grads *g, const flo
                           float *scratch, const char *tag) {
     int E = w->E, F = w->f_local;
     /* c_proj, row-parallel: dy is replicated (g's conjugate is the identity), d_act is local. */
-    row_parallel_backward(scratch, g->proj_w, g->proj_b, dy, saved->act, w->proj_w, T, F, E);
+    row_parallel_backward(scratch, g->proj_w, g->proj_b, dy, saved->act, w->proj.data, T, F, E);
     /* GELU on the local feature shard. */
     gelu_backward(scratch, saved->pre, scratch, (size_t)T * (size_t)F, w->gelu);
     /* c_fc, column-parallel: dx is a partial sum over ranks until the AllReduce (f's conjugate). */
-    return column_parallel_backward_reduce(comm, dx, g->fc_w, g->fc_b, scratch, in, w->fc_w, T, E,
-                                           F, tag);
+    return column_parallel_backward_reduce(comm, dx, g->fc_w, g->fc_b, scratch, in, w->fc.data, T,
+                                           E, F, tag);
 }

@@ -1,5 +1,5 @@
 /* linear.c — column-parallel and row-parallel linear layers (see layers.h). */
-#include <cblas.h>
+#include <cblas.h> /* until layers_set_blas_threads moves into the kernel layer */
 #include <string.h>
 
 #include "linshard/layers.h"
@@ -9,42 +9,23 @@ void layers_set_blas_threads(int n) {
     openblas_set_num_threads(n < 1 ? 1 : n);
 }
 
-/* out = in · w (+ out if accumulate): the one GEMM shape every linear layer uses. */
-static void gemm_rows(float *out, const float *in, const float *w, int T, int K, int N,
-                      int accumulate) {
-    if (T == 0 || N == 0) return;
-    if (K == 0) {
-        if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof(float));
-        return;
-    }
-    if (T == 1) {
-        /* One token (decoding): a matrix-vector product. sgemm would first copy ("pack") the
-         * whole weight matrix, tripling the memory traffic of a bandwidth-bound step. */
-        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, w, N, in, 1, accumulate ? 1.0f : 0.0f,
-                    out, 1);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, in, K, w, N,
-                accumulate ? 1.0f : 0.0f, out, N);
-}
-
 /* Broadcasts the bias into every row first, so the GEMM accumulates onto it (one pass). */
 static void fill_rows(float *out, const float *b, int T, int N) {
     for (int t = 0; t < T; t++) memcpy(out + (size_t)t * (size_t)N, b, (size_t)N * sizeof(float));
 }
 
-void column_parallel_forward(float *out, const float *in, const float *w_local,
-                             const float *b_local, int T, int in_dim, int n_local) {
-    if (b_local) fill_rows(out, b_local, T, n_local);
-    gemm_rows(out, in, w_local, T, in_dim, n_local, b_local != NULL);
+void column_parallel_forward(float *out, const float *in, const kernel_weight *w_local,
+                             const float *b_local, int T) {
+    if (b_local) fill_rows(out, b_local, T, w_local->N);
+    kernel_matmul(out, in, w_local, T, b_local != NULL);
 }
 
 int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch, const float *in,
-                                   const float *w_local, const float *b_local, int T, int in_dim,
-                                   int n_local, int n_total, const char *tag) {
+                                   const kernel_weight *w_local, const float *b_local, int T,
+                                   int n_total, const char *tag) {
     int P = comm_size(comm), r = comm_rank(comm);
     float *mine = scratch + (size_t)T * split_offset((size_t)n_total, P, r);
-    column_parallel_forward(mine, in, w_local, b_local, T, in_dim, n_local);
+    column_parallel_forward(mine, in, w_local, b_local, T);
     size_t counts[256];
     if (P > 256) return comm_fail(comm, "column_parallel_forward_gather: P > 256");
     for (int j = 0; j < P; j++) counts[j] = (size_t)T * split_count((size_t)n_total, P, j);
@@ -62,9 +43,10 @@ int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch
     return COMM_OK;
 }
 
-int row_parallel_forward(comm_t *comm, float *out, const float *in_local, const float *w_local,
-                         const float *b, int T, int k_local, int out_dim, const char *tag) {
-    gemm_rows(out, in_local, w_local, T, k_local, out_dim, 0); /* a partial sum */
+int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
+                         const kernel_weight *w_local, const float *b, int T, const char *tag) {
+    int out_dim = w_local->N;
+    kernel_matmul(out, in_local, w_local, T, 0); /* a partial sum */
     int rc = comm_allreduce_sum(comm, out, (size_t)T * (size_t)out_dim, tag);
     if (rc) return rc;
     if (b)

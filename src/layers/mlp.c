@@ -4,11 +4,10 @@
 
 int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_weights *w, int T,
                          float *scratch, const char *tag) {
-    int width = w->gated ? 2 * w->f_local : w->f_local;
-    column_parallel_forward(scratch, in, w->fc_w, w->fc_b, T, w->E, width);
+    column_parallel_forward(scratch, in, &w->fc, w->fc_b, T);
     if (w->gated)
         swiglu_forward(scratch, scratch, T, w->f_local);
     else
         gelu_forward(scratch, (size_t)T * (size_t)w->f_local, w->gelu);
-    return row_parallel_forward(comm, out, scratch, w->proj_w, w->proj_b, T, w->f_local, w->E, tag);
+    return row_parallel_forward(comm, out, scratch, &w->proj, w->proj_b, T, tag);
 }

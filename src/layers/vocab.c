@@ -1,5 +1,4 @@
 /* vocab.c — the vocabulary-parallel embedding and the LM head tied to it (see layers.h). */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,16 +23,9 @@ int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens
     return COMM_OK;
 }
 
-void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const float *wte_local,
-                                    int T, int E, int v_local) {
-    if (T == 0 || v_local == 0) return;
-    if (T == 1) { /* decoding: matrix-vector, no packing of the embedding table */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, v_local, E, 1.0f, wte_local, E, h, 1, 0.0f,
-                    logits_local, 1);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, v_local, E, 1.0f, h, E, wte_local, E,
-                0.0f, logits_local, v_local);
+void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const kernel_weight *head,
+                                    int T) {
+    kernel_matmul(logits_local, h, head, T, 0);
 }
 
 int vocab_parallel_gather_logits(comm_t *comm, float *logits, float *scratch,

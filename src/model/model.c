@@ -91,13 +91,15 @@ int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *
 attention_weights model_layer_attention(const model_shard *m, int l) {
     const model_config *c = &m->cfg;
     const model_layer *L = &m->layers[l];
-    attention_weights aw = {.qkv_w = L->qkv_w,
+    int E = c->n_embd, D = c->head_dim, hl = m->heads.h_local;
+    int kv = m->heads.kv_local ? m->heads.kv_local : hl;
+    attention_weights aw = {.qkv = kernel_weight_f32(L->qkv_w, E, (hl + 2 * kv) * D),
                             .qkv_b = L->qkv_b,
-                            .proj_w = L->proj_w,
+                            .proj = kernel_weight_f32(L->proj_w, hl * D, E),
                             .proj_b = L->proj_b,
-                            .E = c->n_embd,
-                            .D = c->head_dim,
-                            .h_local = m->heads.h_local,
+                            .E = E,
+                            .D = D,
+                            .h_local = hl,
                             .kv_local = m->heads.kv_local,
                             .group = c->n_head / c->n_kv_head,
                             .h0 = m->heads.h0,
@@ -111,14 +113,15 @@ attention_weights model_layer_attention(const model_shard *m, int l) {
 
 mlp_weights model_layer_mlp(const model_shard *m, int l) {
     const model_layer *L = &m->layers[l];
-    mlp_weights mw = {.fc_w = L->fc_w,
+    int E = m->cfg.n_embd, gated = m->cfg.mlp == MLP_SWIGLU;
+    mlp_weights mw = {.fc = kernel_weight_f32(L->fc_w, E, (gated ? 2 : 1) * m->f_local),
                       .fc_b = L->fc_b,
-                      .proj_w = L->fcp_w,
+                      .proj = kernel_weight_f32(L->fcp_w, m->f_local, E),
                       .proj_b = L->fcp_b,
-                      .E = m->cfg.n_embd,
+                      .E = E,
                       .f_local = m->f_local,
                       .gelu = m->cfg.gelu,
-                      .gated = m->cfg.mlp == MLP_SWIGLU};
+                      .gated = gated};
     return mw;
 }
 
@@ -309,7 +312,8 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
                              "the weights overflow float32",
                              (size_t)pos0 + i / (size_t)E, (double)m->x[i]);
     norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
-    vocab_parallel_lm_head_forward(m->logits, m->ln, m->lm_head, T, E, m->v_local);
+    kernel_weight head = kernel_weight_f32_out_in(m->lm_head, E, m->v_local);
+    vocab_parallel_lm_head_forward(m->logits, m->ln, &head, T);
     if (m->caches) m->cache_len = pos0 + T;
     return COMM_OK;
 }

@@ -170,7 +170,8 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
     if (rc) return rc;
     const float *x_final = tr->resid + (size_t)(2 * nL) * TE;
     layernorm_forward(tr->lnf, x_final, m->normf_w, m->normf_b, T, E, eps);
-    vocab_parallel_lm_head_forward(tr->dlogits, tr->lnf, m->wte, T, E, m->v_local);
+    kernel_weight head = kernel_weight_f32_out_in(m->wte, E, m->v_local);
+    vocab_parallel_lm_head_forward(tr->dlogits, tr->lnf, &head, T);
     rc = vocab_parallel_cross_entropy(comm, tr->dlogits, T, m->v0, m->v_local, c->vocab_size,
                                       targets, loss, tr->dlogits, tr->scratch, "loss");
     if (rc) return rc;
