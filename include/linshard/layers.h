@@ -149,13 +149,14 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
 /* ---- vocabulary-parallel embedding and LM head -------------------------------------------- */
 
 /* out[T, E] = wte[tokens[t]] + wpe[t], with wte split by vocabulary rows: rank i holds rows
- * [v0, v0 + v_local). A token outside the slice contributes zero on this rank, so the AllReduce
- * assembles every row exactly (one rank contributes the row, the others exact zeros). wpe
+ * [v0, v0 + v_local) (wte_local: an [out, in] weight of any type, N = v_local, K = E; a row is
+ * widened to F32 as it is read). A token outside the slice contributes zero on this rank, so the
+ * AllReduce assembles every row exactly (one rank contributes the row, the others exact zeros). wpe
  * (replicated; NULL for none, as with RoPE) is added after the sum. Token ids must be in [0,
  * vocab): the caller checks. Communication: one allreduce_sum of T * E floats, tagged `tag`. */
 int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
-                                     const float *wte_local, int v0, int v_local, const float *wpe,
-                                     int E, const char *tag);
+                                     const kernel_weight *wte_local, int v0, const float *wpe,
+                                     const char *tag);
 
 /* Logits for this rank's vocabulary slice: logits_local[T, v_local] = h[T, E] · head, with
  * head (K = E, N = v_local) the rank's rows of the LM head (the embedding when tied, an [out, in]

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "linshard/comm.h"
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/safetensors_set.h"
 
@@ -122,6 +123,9 @@ typedef struct {
     float *norm2_w, *norm2_b;   /* [E] replicated */
     float *fc_w, *fc_b;         /* [E, f_local] (GELU), or [E, 2 f_local] = [gate | up] */
     float *fcp_w, *fcp_b;       /* [f_local, E] row slice; [E] replicated */
+    /* The four matrices as the kernels read them: views of the F32 fields above, or (weights
+     * held as another type) the typed storage, the F32 fields then NULL. */
+    kernel_weight qkv, proj, fc, fcp;
 } model_layer;
 
 typedef struct model_param model_param;
@@ -133,13 +137,19 @@ typedef struct {
     int h0, h_local; /* = heads.h0, heads.h_local */
     int f0, f_local; /* MLP hidden columns (of n_ff) */
     int v0, v_local; /* vocabulary rows */
-    float *params;   /* every weight of this rank, one allocation */
+    float *params;   /* every F32 weight of this rank, one allocation */
     size_t n_params;
+    /* The type the matrices are held as (model_shard_load_as): F32 keeps them in params (and
+     * the shard can train); any other type keeps them in `typed`, [N][K] rows of blocks. */
+    kernel_type wtype;
+    unsigned char *typed;
+    size_t typed_bytes;
     model_param *table; /* the parameter table of this rank (params.c), n_table entries */
     int n_table;
-    float *wte;     /* [v_local, E] */
-    float *wpe;     /* [n_positions, E] (learned positions), else NULL */
-    float *lm_head; /* [v_local, E]: wte when tied */
+    float *wte;                /* [v_local, E] */
+    float *wpe;                /* [n_positions, E] (learned positions), else NULL */
+    float *lm_head;            /* [v_local, E]: wte when tied */
+    kernel_weight embed, head; /* wte and the LM head as the kernels read them (K = E) */
     model_layer *layers;
     float *normf_w, *normf_b;
     /* KV cache (model_shard_enable_cache): this rank's K/V heads, every layer, one allocation. */
@@ -156,9 +166,24 @@ typedef struct {
 } model_shard;
 
 /* Loads rank `rank` of P's shard from a checked checkpoint and allocates activations for up to
- * max_T tokens. Reads only this rank's slices of the files. */
+ * max_T tokens. Reads only this rank's slices of the files. The weights are held as F32. */
 int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
                      int P, int max_T, char *err, size_t errlen);
+
+/* model_shard_load, the matrices held as wtype (converted or quantised as they are read;
+ * norms, biases and learned positions stay F32). Only an F32 shard can train. */
+int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                        int P, int max_T, kernel_type wtype, char *err, size_t errlen);
+
+/* Checks the model's matrices can be held as wtype: for the block types (Q8_0, Q4_0) every
+ * reduction dimension a rank sees (n_embd, head_dim, n_ff) must be a whole number of blocks. */
+int model_check_weight_type(const model_config *cfg, kernel_type wtype, char *err, size_t errlen);
+
+/* The MLP's hidden features [f0, f0 + f_local) of rank r of P: a balanced split, in whole blocks
+ * of wtype's block size (so a row-parallel slice of a quantised c_proj is whole blocks; ranks'
+ * shares then differ by at most one block). */
+void model_ff_split(const model_config *cfg, int P, int r, kernel_type wtype, int *f0,
+                    int *f_local);
 void model_shard_free(model_shard *m);
 /* Bytes of weights this rank holds. */
 size_t model_shard_weight_bytes(const model_shard *m);

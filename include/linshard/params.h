@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linshard/kernels.h"
 #include "linshard/model.h"
 
 #ifdef __cplusplus
@@ -37,9 +38,18 @@ struct model_param {
     char name[48];     /* internal name, "layers.0.qkv_w": for messages */
     float **view;      /* the shard's pointer to this tensor (NULL: table of another rank) */
     size_t rows, cols; /* local shape; 1-D tensors have rows = 1 */
-    size_t offset;     /* floats from the start of the rank's buffer */
-    int sharded;       /* a slice: differs across ranks (else replicated: same bits on all) */
-    int decay;         /* AdamW's weight decay applies (2-D weights) */
+    size_t offset;     /* floats from the start of the rank's buffer (F32 tensors) */
+    /* A matrix the kernels multiply by (or, the embedding, read rows of): kview is the shard's
+     * kernel_weight for it. Internal rows are its inputs (K = rows, N = cols), except out_rows
+     * tensors (the embedding and the LM head: [vocab, E]) whose rows are outputs. Stored as
+     * `type`: F32 in the float buffer (kview a view of *view), or any other type in the typed
+     * buffer at byte_offset, as [N][K] rows of blocks (then *view stays NULL). */
+    int matrix, out_rows;
+    kernel_type type;
+    kernel_weight *kview;
+    size_t byte_offset;
+    int sharded; /* a slice: differs across ranks (else replicated: same bits on all) */
+    int decay;   /* AdamW's weight decay applies (2-D weights) */
     float init_mean, init_std;
     int n_src;
     param_source src[3];
@@ -52,8 +62,15 @@ int model_param_table_max(const model_config *cfg);
  * entry's view points at the matching field of m (m->layers must be allocated). */
 int model_param_table(const model_config *cfg, int P, int r, model_param *table, model_shard *m);
 
-/* Floats of a rank's buffer: the sum of the table's rows * cols. */
+/* Floats of a rank's float buffer: the sum of rows * cols of its F32 tensors. */
 size_t model_param_table_floats(const model_param *table, int n);
+/* Bytes of a rank's typed buffer: the matrices stored as another type. */
+size_t model_param_table_typed_bytes(const model_param *table, int n);
+
+/* Converts a matrix parameter read as F32 (src: rows * cols floats in the table's internal
+ * orientation) into its kernel type's [N][K] rows at dst (kernel_row_bytes(type, K) * N bytes).
+ * Returns 0, or -1 when out of memory. */
+int model_param_store_typed(const model_param *p, const float *src, void *dst);
 
 /* The checkpoint tensor prefix + name in weights (GPT-2: also prefix + "transformer." + name,
  * tried first), or NULL. prefix is "" for weights, "m." / "v." for the optimiser's moments. */

@@ -1,5 +1,6 @@
 /* matmul.c — kernel_matmul: one matrix product for every weight type and layout.
  * (F32 only on this branch: the typed kernels arrive with branch i11-types.) */
+#include <stdlib.h>
 #include <string.h>
 
 #include "linshard/kernels.h"
@@ -9,6 +10,24 @@ void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, i
     if (T <= 0 || N <= 0) return;
     if (K == 0) {
         if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof(float));
+        return;
+    }
+    if (w->type != KERNEL_F32) { /* TEMPORARY (branch i11-model): dequantise a row, dot it */
+        const kernel_type_traits *tr = kernel_type_info(w->type);
+        size_t rb = kernel_row_bytes(w->type, (size_t)K);
+        float *row = malloc((size_t)K * sizeof(float));
+        if (!row) abort();
+        for (int n = 0; n < N; n++) {
+            tr->to_f32((const unsigned char *)w->data + (size_t)n * rb, row, (size_t)K);
+            for (int t = 0; t < T; t++) {
+                const float *x = in + (size_t)t * (size_t)K;
+                float acc = 0;
+                for (int k = 0; k < K; k++) acc += x[k] * row[k];
+                float *o = out + (size_t)t * (size_t)N + n;
+                *o = accumulate ? *o + acc : acc;
+            }
+        }
+        free(row);
         return;
     }
     const float *W = w->data;

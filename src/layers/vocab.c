@@ -6,15 +6,19 @@
 #include "linshard/split.h"
 
 int vocab_parallel_embedding_forward(comm_t *comm, float *out, const int *tokens, int T,
-                                     const float *wte_local, int v0, int v_local, const float *wpe,
-                                     int E, const char *tag) {
-    size_t row = (size_t)E * sizeof(float);
+                                     const kernel_weight *wte_local, int v0, const float *wpe,
+                                     const char *tag) {
+    int E = wte_local->K, v_local = wte_local->N;
+    const kernel_type_traits *type = kernel_type_info(wte_local->type);
+    size_t row_bytes = kernel_row_bytes(wte_local->type, (size_t)E);
     for (int t = 0; t < T; t++) {
         int local = tokens[t] - v0;
-        if (local >= 0 && local < v_local)
-            memcpy(out + (size_t)t * (size_t)E, wte_local + (size_t)local * (size_t)E, row);
+        float *dst = out + (size_t)t * (size_t)E;
+        if (local >= 0 && local < v_local) /* this rank's row, widened to F32 */
+            type->to_f32((const unsigned char *)wte_local->data + (size_t)local * row_bytes, dst,
+                         (size_t)E);
         else
-            memset(out + (size_t)t * (size_t)E, 0, row);
+            memset(dst, 0, (size_t)E * sizeof(float));
     }
     int rc = comm_allreduce_sum(comm, out, (size_t)T * (size_t)E, tag);
     if (rc) return rc;

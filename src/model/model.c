@@ -91,15 +91,13 @@ int model_check_tokens(const model_config *cfg, const int *tokens, int T, char *
 attention_weights model_layer_attention(const model_shard *m, int l) {
     const model_config *c = &m->cfg;
     const model_layer *L = &m->layers[l];
-    int E = c->n_embd, D = c->head_dim, hl = m->heads.h_local;
-    int kv = m->heads.kv_local ? m->heads.kv_local : hl;
-    attention_weights aw = {.qkv = kernel_weight_f32(L->qkv_w, E, (hl + 2 * kv) * D),
+    attention_weights aw = {.qkv = L->qkv,
                             .qkv_b = L->qkv_b,
-                            .proj = kernel_weight_f32(L->proj_w, hl * D, E),
+                            .proj = L->proj,
                             .proj_b = L->proj_b,
-                            .E = E,
-                            .D = D,
-                            .h_local = hl,
+                            .E = c->n_embd,
+                            .D = c->head_dim,
+                            .h_local = m->heads.h_local,
                             .kv_local = m->heads.kv_local,
                             .group = c->n_head / c->n_kv_head,
                             .h0 = m->heads.h0,
@@ -113,15 +111,14 @@ attention_weights model_layer_attention(const model_shard *m, int l) {
 
 mlp_weights model_layer_mlp(const model_shard *m, int l) {
     const model_layer *L = &m->layers[l];
-    int E = m->cfg.n_embd, gated = m->cfg.mlp == MLP_SWIGLU;
-    mlp_weights mw = {.fc = kernel_weight_f32(L->fc_w, E, (gated ? 2 : 1) * m->f_local),
+    mlp_weights mw = {.fc = L->fc,
                       .fc_b = L->fc_b,
-                      .proj = kernel_weight_f32(L->fcp_w, m->f_local, E),
+                      .proj = L->fcp,
                       .proj_b = L->fcp_b,
-                      .E = E,
+                      .E = m->cfg.n_embd,
                       .f_local = m->f_local,
                       .gelu = m->cfg.gelu,
-                      .gated = gated};
+                      .gated = m->cfg.mlp == MLP_SWIGLU};
     return mw;
 }
 
@@ -155,19 +152,88 @@ static int alloc_activations(model_shard *m, char *err, size_t errlen) {
     return 0;
 }
 
+void model_ff_split(const model_config *cfg, int P, int r, kernel_type wtype, int *f0,
+                    int *f_local) {
+    size_t block = (size_t)kernel_type_info(wtype)->block, units = (size_t)cfg->n_ff / block;
+    *f0 = (int)(split_offset(units, P, r) * block);
+    *f_local = (int)(split_count(units, P, r) * block);
+}
+
+int model_check_weight_type(const model_config *cfg, kernel_type wtype, char *err, size_t errlen) {
+    const kernel_type_traits *t = kernel_type_info(wtype);
+    if (!t) {
+        snprintf(err, errlen, "weight type %d is not one linshard knows", (int)wtype);
+        return -1;
+    }
+    /* The reduction dimensions: E (QKV, MLP up, LM head, embedding rows), a rank's heads * D
+     * (attention out), a rank's MLP features (MLP down; split in whole blocks). */
+    struct {
+        const char *name;
+        int value;
+    } dims[] = {{"hidden size", cfg->n_embd}, {"head_dim", cfg->head_dim}, {"n_ff", cfg->n_ff}};
+    for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
+        if (dims[i].value % t->block) {
+            snprintf(err, errlen,
+                     "weights as %s need every row to be whole blocks of %d values: %s %d is "
+                     "not a multiple of %d (use f16, bf16 or f32)",
+                     t->name, t->block, dims[i].name, dims[i].value, t->block);
+            return -1;
+        }
+    return 0;
+}
+
 int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
                      int P, int max_T, char *err, size_t errlen) {
+    return model_shard_load_as(m, cfg, weights, rank, P, max_T, KERNEL_F32, err, errlen);
+}
+
+/* Points p's views at its storage: the float buffer, or the typed buffer as [N][K] rows. */
+static void set_views(model_shard *m, const model_param *p) {
+    int K = (int)(p->out_rows ? p->cols : p->rows), N = (int)(p->out_rows ? p->rows : p->cols);
+    if (!p->matrix || p->type == KERNEL_F32) {
+        float *data = m->params + p->offset;
+        *p->view = data;
+        if (p->matrix)
+            *p->kview =
+                p->out_rows ? kernel_weight_f32_out_in(data, K, N) : kernel_weight_f32(data, K, N);
+        return;
+    }
+    *p->view = NULL;
+    kernel_weight w = {p->type, KERNEL_OUT_IN, K, N, m->typed + p->byte_offset};
+    *p->kview = w;
+}
+
+/* Reads a matrix held as another type: its F32 block read into tmp, then converted. */
+static int read_typed(const model_shard *m, const model_param *p, const st_set *weights, char *why,
+                      size_t whylen) {
+    float *tmp = malloc(p->rows * p->cols * sizeof(float));
+    if (!tmp) {
+        snprintf(why, whylen, "out of memory converting %s", p->name);
+        return -1;
+    }
+    int rc = model_param_read(&m->cfg, p, weights, "", tmp, why, whylen);
+    if (!rc && model_param_store_typed(p, tmp, m->typed + p->byte_offset)) {
+        snprintf(why, whylen, "out of memory converting %s", p->name);
+        rc = -1;
+    }
+    free(tmp);
+    return rc;
+}
+
+int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                        int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
     memset(m, 0, sizeof(*m));
-    if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen))
+    if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen) ||
+        model_check_weight_type(cfg, wtype, err, errlen))
         return -1;
     m->cfg = *cfg;
     m->rank = rank;
     m->P = P;
+    m->wtype = wtype;
     m->heads = model_head_split(cfg, P, rank);
     m->h0 = m->heads.h0;
     m->h_local = m->heads.h_local;
-    m->f0 = (int)split_offset((size_t)cfg->n_ff, P, rank);
-    m->f_local = (int)split_count((size_t)cfg->n_ff, P, rank);
+    model_ff_split(cfg, P, rank, wtype, &m->f0, &m->f_local);
     m->v0 = (int)split_offset((size_t)cfg->vocab_size, P, rank);
     m->v_local = (int)split_count((size_t)cfg->vocab_size, P, rank);
     m->max_T = max_T < 1 ? 1 : (max_T > cfg->n_positions ? cfg->n_positions : max_T);
@@ -181,25 +247,34 @@ int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weig
     }
     m->n_table = model_param_table(cfg, P, rank, m->table, m);
     m->n_params = model_param_table_floats(m->table, m->n_table);
-    m->params = malloc(m->n_params * sizeof(float));
-    if (!m->params) {
+    m->typed_bytes = model_param_table_typed_bytes(m->table, m->n_table);
+    m->params = malloc((m->n_params ? m->n_params : 1) * sizeof(float));
+    m->typed = m->typed_bytes ? malloc(m->typed_bytes) : NULL;
+    if (!m->params || (m->typed_bytes && !m->typed)) {
         snprintf(err, errlen, "rank %d: out of memory for %zu MiB of weights", rank,
-                 m->n_params * sizeof(float) >> 20);
+                 (m->n_params * sizeof(float) + m->typed_bytes) >> 20);
         model_shard_free(m);
         return -1;
     }
-    /* The table drives the views: each tensor's pointer is its offset in the one buffer. */
-    for (int i = 0; i < m->n_table; i++) *m->table[i].view = m->params + m->table[i].offset;
-    if (cfg->tied) m->lm_head = m->wte;
+    /* The table drives the views: each tensor's pointer is its offset in its buffer. */
+    for (int i = 0; i < m->n_table; i++) set_views(m, &m->table[i]);
+    if (cfg->tied) {
+        m->lm_head = m->wte;
+        m->head = m->embed;
+    }
     if (alloc_activations(m, err, errlen)) {
         model_shard_free(m);
         return -1;
     }
     if (weights)
         for (int i = 0; i < m->n_table; i++) {
+            const model_param *p = &m->table[i];
             char why[400];
-            if (model_param_read(cfg, &m->table[i], weights, "", m->params + m->table[i].offset,
-                                 why, sizeof(why))) {
+            int rc = p->matrix && p->type != KERNEL_F32
+                         ? read_typed(m, p, weights, why, sizeof(why))
+                         : model_param_read(cfg, p, weights, "", m->params + p->offset, why,
+                                            sizeof(why));
+            if (rc) {
                 snprintf(err, errlen, "rank %d: weights: %s", rank, why);
                 model_shard_free(m);
                 return -1;
@@ -244,6 +319,7 @@ int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t er
 
 void model_shard_free(model_shard *m) {
     free(m->params);
+    free(m->typed);
     free(m->layers);
     free(m->table);
     free(m->acts);
@@ -253,7 +329,7 @@ void model_shard_free(model_shard *m) {
 }
 
 size_t model_shard_weight_bytes(const model_shard *m) {
-    return m->n_params * sizeof(float);
+    return m->n_params * sizeof(float) + m->typed_bytes;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
@@ -280,8 +356,8 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
     size_t n = (size_t)T * (size_t)E;
     char tag[32];
     const float *wpe = m->wpe ? m->wpe + (size_t)pos0 * (size_t)E : NULL;
-    int rc = vocab_parallel_embedding_forward(comm, m->x, tokens, T, m->wte, m->v0, m->v_local, wpe,
-                                              E, "embed");
+    int rc =
+        vocab_parallel_embedding_forward(comm, m->x, tokens, T, &m->embed, m->v0, wpe, "embed");
     if (m->rope) rope_table(m->rope, pos0, T, c->head_dim, c->rope_theta, &c->rope_scaling);
     for (int l = 0; l < c->n_layer && !rc; l++) {
         const model_layer *L = &m->layers[l];
@@ -312,8 +388,7 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
                              "the weights overflow float32",
                              (size_t)pos0 + i / (size_t)E, (double)m->x[i]);
     norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
-    kernel_weight head = kernel_weight_f32_out_in(m->lm_head, E, m->v_local);
-    vocab_parallel_lm_head_forward(m->logits, m->ln, &head, T);
+    vocab_parallel_lm_head_forward(m->logits, m->ln, &m->head, T);
     if (m->caches) m->cache_len = pos0 + T;
     return COMM_OK;
 }

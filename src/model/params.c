@@ -17,8 +17,17 @@ typedef struct {
     const architecture *a;
     model_param *table;
     int n;
-    int layer; /* the layer being listed, or -1 */
+    int layer;         /* the layer being listed, or -1 */
+    kernel_type wtype; /* the type the shard holds its matrices as */
 } table_builder;
+
+/* Marks p as a matrix the kernels read, held as the builder's type, described by *kview. */
+static void matrix(table_builder *b, model_param *p, kernel_weight *kview, int out_rows) {
+    p->matrix = 1;
+    p->out_rows = out_rows;
+    p->type = b->wtype;
+    p->kview = kview;
+}
 
 /* Starts a parameter of local shape [rows, cols] (rows = 1 for 1-D). */
 static model_param *param(table_builder *b, const char *name, float **view, size_t rows,
@@ -80,6 +89,7 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
     const architecture *a = b->a;
     model_layer *L = m ? &m->layers[b->layer] : NULL;
 #define VIEW(field) (L ? &L->field : NULL)
+#define KVIEW(field) (L ? &L->field : NULL)
     size_t E = (size_t)c->n_embd, D = (size_t)c->head_dim, F = (size_t)c->n_ff;
     size_t qd = (size_t)hs->h_local * D, kd = (size_t)hs->kv_local * D;
     size_t q0 = (size_t)hs->h0 * D, k0 = (size_t)hs->kv0 * D;
@@ -91,6 +101,7 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
     if (ln) vector(b, "norm1_b", VIEW(norm1_b), a->norm1, ".bias", E, 0.0f, 0.1f);
 
     model_param *p = param(b, "qkv_w", VIEW(qkv_w), E, qd + 2 * kd, 1, 1, 0, std);
+    matrix(b, p, KVIEW(qkv), 0);
     if (a->qkv) { /* fused [E, 3E]: Q | K | V column blocks */
         for (size_t part = 0; part < 3; part++)
             weight_source(b, p, a->qkv, (int64_t)E, 3 * (int64_t)E, 0, E,
@@ -119,6 +130,7 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
         vector(b, "k_norm_w", VIEW(k_norm_w), a->k_norm, ".weight", D, 1.0f, 0.1f);
     }
     p = param(b, "proj_w", VIEW(proj_w), qd, E, 1, 1, 0, proj_std);
+    matrix(b, p, KVIEW(proj), 0);
     weight_source(b, p, a->o, (int64_t)QD, (int64_t)E, q0, qd, 0, E, 0);
     if (c->out_bias) vector(b, "proj_b", VIEW(proj_b), a->o, ".bias", E, 0, std);
 
@@ -127,6 +139,7 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
 
     if (c->mlp == MLP_GELU) {
         p = param(b, "fc_w", VIEW(fc_w), E, fl, 1, 1, 0, std);
+        matrix(b, p, KVIEW(fc), 0);
         weight_source(b, p, a->fc, (int64_t)E, (int64_t)F, 0, E, f0, fl, 0);
         if (c->mlp_bias) {
             p = param(b, "fc_b", VIEW(fc_b), 1, fl, 1, 0, 0, std);
@@ -134,6 +147,7 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
         }
     } else { /* [gate | up], the same column slice of each */
         p = param(b, "fc_w", VIEW(fc_w), E, 2 * fl, 1, 1, 0, std);
+        matrix(b, p, KVIEW(fc), 0);
         weight_source(b, p, a->gate, (int64_t)E, (int64_t)F, 0, E, f0, fl, 0);
         weight_source(b, p, a->up, (int64_t)E, (int64_t)F, 0, E, f0, fl, fl);
         if (c->mlp_bias) {
@@ -143,9 +157,24 @@ static void list_layer(table_builder *b, model_shard *m, const head_split *hs, s
         }
     }
     p = param(b, "fcp_w", VIEW(fcp_w), fl, E, 1, 1, 0, proj_std);
+    matrix(b, p, KVIEW(fcp), 0);
     weight_source(b, p, a->down, (int64_t)F, (int64_t)E, f0, fl, 0, E, 0);
     if (c->mlp_bias) vector(b, "fcp_b", VIEW(fcp_b), a->down, ".bias", E, 0, std);
 #undef VIEW
+#undef KVIEW
+}
+
+/* A matrix's K (inputs) and N (outputs) from its internal shape. */
+static size_t inputs_of(const model_param *p) {
+    return p->out_rows ? p->cols : p->rows;
+}
+static size_t outputs_of(const model_param *p) {
+    return p->out_rows ? p->rows : p->cols;
+}
+
+/* Bytes of a matrix held as a typed [N][K] array. */
+static size_t typed_bytes(const model_param *p) {
+    return outputs_of(p) * kernel_row_bytes(p->type, inputs_of(p));
 }
 
 int model_param_table_max(const model_config *cfg) {
@@ -153,13 +182,17 @@ int model_param_table_max(const model_config *cfg) {
 }
 
 int model_param_table(const model_config *c, int P, int r, model_param *table, model_shard *m) {
-    table_builder b = {c, architecture_of(c->family), table, 0, -1};
+    kernel_type wtype = m ? m->wtype : KERNEL_F32;
+    table_builder b = {c, architecture_of(c->family), table, 0, -1, wtype};
     size_t E = (size_t)c->n_embd, V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
     size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);
-    size_t f0 = split_offset((size_t)c->n_ff, P, r), fl = split_count((size_t)c->n_ff, P, r);
+    int f0i, fli;
+    model_ff_split(c, P, r, wtype, &f0i, &fli);
+    size_t f0 = (size_t)f0i, fl = (size_t)fli;
     head_split hs = model_head_split(c, P, r);
 
     model_param *p = param(&b, "wte", m ? &m->wte : NULL, vl, E, 1, 1, 0, 0.02f);
+    matrix(&b, p, m ? &m->embed : NULL, 1);
     source(&b, p, b.a->embed, "", (int64_t)V, (int64_t)E, 0, v0, vl, 0, E, 0);
     if (c->learned_pos) {
         p = param(&b, "wpe", m ? &m->wpe : NULL, N, E, 0, 1, 0, 0.01f);
@@ -172,19 +205,34 @@ int model_param_table(const model_config *c, int P, int r, model_param *table, m
         vector(&b, "normf_b", m ? &m->normf_b : NULL, b.a->norm_f, ".bias", E, 0.0f, 0.1f);
     if (!c->tied) {
         p = param(&b, "lm_head", m ? &m->lm_head : NULL, vl, E, 1, 1, 0, 0.02f);
+        matrix(&b, p, m ? &m->head : NULL, 1);
         source(&b, p, b.a->lm_head, "", (int64_t)V, (int64_t)E, 0, v0, vl, 0, E, 0);
     }
-    size_t offset = 0;
+    size_t offset = 0, bytes = 0;
     for (int i = 0; i < b.n; i++) {
-        table[i].offset = offset;
-        offset += table[i].rows * table[i].cols;
+        model_param *q = &table[i];
+        if (q->matrix && q->type != KERNEL_F32) {
+            q->byte_offset = bytes;
+            bytes += typed_bytes(q);
+        } else {
+            q->offset = offset;
+            offset += q->rows * q->cols;
+        }
     }
     return b.n;
 }
 
 size_t model_param_table_floats(const model_param *table, int n) {
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += table[i].rows * table[i].cols;
+    for (int i = 0; i < n; i++)
+        if (!table[i].matrix || table[i].type == KERNEL_F32) total += table[i].rows * table[i].cols;
+    return total;
+}
+
+size_t model_param_table_typed_bytes(const model_param *table, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (table[i].matrix && table[i].type != KERNEL_F32) total += typed_bytes(&table[i]);
     return total;
 }
 
@@ -335,4 +383,27 @@ void model_param_place(const param_source *s, const model_param *p, const float 
         float *out = full + (b.first + k) * b.stored_cols + b.col0;
         for (size_t e = 0; e < b.run_len; e++) out[e] = src[local_index(s, p->cols, k, e)];
     }
+}
+
+int model_param_store_typed(const model_param *p, const float *src, void *dst) {
+    const kernel_type_traits *tr = kernel_type_info(p->type);
+    size_t K = inputs_of(p), N = outputs_of(p), rb = kernel_row_bytes(p->type, K);
+    unsigned char *out = dst;
+    if (p->out_rows) { /* already [N][K] */
+        for (size_t n = 0; n < N; n++) tr->from_f32(src + n * K, out + n * rb, K);
+        return 0;
+    }
+    /* [K][N] -> [N][K], BAND outputs at a time: each stored row k gives BAND contiguous floats
+     * (one cache line's worth or more), not one float per line. */
+    enum { BAND = 16 };
+    float *rows = malloc(BAND * K * sizeof(float));
+    if (!rows) return -1;
+    for (size_t n0 = 0; n0 < N; n0 += BAND) {
+        size_t nb = N - n0 < BAND ? N - n0 : BAND;
+        for (size_t k = 0; k < K; k++)
+            for (size_t j = 0; j < nb; j++) rows[j * K + k] = src[k * N + n0 + j];
+        for (size_t j = 0; j < nb; j++) tr->from_f32(rows + j * K, out + (n0 + j) * rb, K);
+    }
+    free(rows);
+    return 0;
 }

@@ -35,6 +35,11 @@ int model_trainer_init(model_trainer *tr, const model_shard *m, int max_T, char 
     memset(tr, 0, sizeof(*tr));
     const model_config *c = &m->cfg;
     if (model_train_supported(c, err, errlen)) return -1;
+    if (m->wtype != KERNEL_F32) {
+        snprintf(err, errlen, "trainer: the weights are held as %s; training needs f32",
+                 kernel_type_info(m->wtype)->name);
+        return -1;
+    }
     if (max_T < 1 || max_T > m->cfg.n_positions) {
         snprintf(err, errlen, "trainer: sequences of %d tokens: must be 1..%d", max_T,
                  m->cfg.n_positions);
@@ -143,8 +148,8 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
     char tag[48];
 
     /* ---- forward, saving what the backward needs ---- */
-    int rc = vocab_parallel_embedding_forward(comm, tr->resid, tokens, T, m->wte, m->v0, m->v_local,
-                                              m->wpe, E, "embed");
+    int rc = vocab_parallel_embedding_forward(comm, tr->resid, tokens, T, &m->embed, m->v0, m->wpe,
+                                              "embed");
     for (int l = 0; l < nL && !rc; l++) {
         const model_layer *L = &m->layers[l];
         attention_weights aw = model_layer_attention(m, l);
@@ -170,8 +175,7 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
     if (rc) return rc;
     const float *x_final = tr->resid + (size_t)(2 * nL) * TE;
     layernorm_forward(tr->lnf, x_final, m->normf_w, m->normf_b, T, E, eps);
-    kernel_weight head = kernel_weight_f32_out_in(m->wte, E, m->v_local);
-    vocab_parallel_lm_head_forward(tr->dlogits, tr->lnf, &head, T);
+    vocab_parallel_lm_head_forward(tr->dlogits, tr->lnf, &m->head, T);
     rc = vocab_parallel_cross_entropy(comm, tr->dlogits, T, m->v0, m->v_local, c->vocab_size,
                                       targets, loss, tr->dlogits, tr->scratch, "loss");
     if (rc) return rc;
