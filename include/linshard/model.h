@@ -92,6 +92,10 @@ model_config model_config_llama(model_family family, int n_layer, int n_embd, in
  * architecture or rope type, sliding windows shorter than the context, mixtures of experts,
  * partial rotary, ...) is refused naming the field. Returns 0, or -1 with a one-line message. */
 int model_config_load(const char *dir, model_config *cfg, char *err, size_t errlen);
+/* model_config_load on the text of a config.json already in memory (len bytes; name is for
+ * messages). */
+int model_config_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err,
+                       size_t errlen);
 /* Writes dir/config.json atomically, in the family's own Hugging Face layout. */
 int model_config_save(const char *dir, const model_config *cfg, char *err, size_t errlen);
 /* The same JSON, to any path (atomically). */

@@ -81,6 +81,10 @@ const st_tensor *model_find_tensor(const model_config *cfg, const st_set *weight
  * "transformer." prefix, as GPT2LMHeadModel.save_pretrained does). */
 void model_save_name(const model_config *cfg, const char *name, char *out, size_t len);
 
+/* The type a checkpoint stores its matrices as (F16, BF16 or F32; F32 when they differ): what
+ * "keep the weights as stored" holds them as. */
+int model_stored_matrix_type(const model_config *cfg, const st_set *weights);
+
 /* Reads every source block of p from weights into dst (the parameter's rows * cols floats).
  * Returns 0, or -1 with a message naming the tensor. */
 int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,

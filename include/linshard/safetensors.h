@@ -61,12 +61,18 @@ typedef struct {
     size_t data_size;
     st_tensor *tensors;
     int n_tensors;
+    int borrowed; /* map is the caller's memory (st_open_memory): st_close leaves it alone */
 } st_file;
 
 /* Opens and validates path. Returns 0, or -1 with a one-line message in err. Headers over
  * 100,000,000 bytes are refused, as in the reference implementation. On failure f is left zeroed
  * and owns nothing. */
 int st_open(st_file *f, const char *path, char *err, size_t errlen);
+/* Reads a safetensors file that is already in memory (size bytes at data, e.g. embedded in the
+ * program), in place: nothing is copied, and data must outlive f. name is for messages. Validated
+ * exactly as st_open validates a file. Returns 0, or -1 with a one-line message in err. */
+int st_open_memory(st_file *f, const void *data, size_t size, const char *name, char *err,
+                   size_t errlen);
 /* Unmaps and frees, then zeroes f. Safe on a zeroed st_file, after a failed st_open, and twice. */
 void st_close(st_file *f);
 /* The tensor called name, or NULL. */

@@ -55,6 +55,10 @@ int st_set_open(st_set *s, const char *dir, char *err, size_t errlen);
 /* A set of one file at any path (an optimizer state, a single file named otherwise): 0, or -1
  * with a one-line message and s zeroed. */
 int st_set_open_file(st_set *s, const char *path, char *err, size_t errlen);
+/* A set of one file already in memory (st_open_memory: read in place, data must outlive s),
+ * called name. 0, or -1 with a one-line message and s zeroed. */
+int st_set_open_memory(st_set *s, const void *data, size_t size, const char *name, char *err,
+                       size_t errlen);
 /* Unmaps and frees everything, then zeroes s. Safe on a zeroed set, after a failed st_set_open,
  * and twice. */
 void st_set_close(st_set *s);

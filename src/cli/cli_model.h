@@ -68,10 +68,11 @@ int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer
 int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen);
 
-/* Writes the built-in default model (data/default-model, embedded in the program) into a new
- * temporary directory (dir: a mkdtemp template). Returns 0, or -1 with err. */
-int cli_default_model(char *dir, char *err, size_t errlen);
-/* Removes a directory cli_temp_model or cli_default_model made. */
+/* The built-in default model (data/default-model, embedded in the program), read in place: its
+ * config and its weights (checked against the config). Returns 0 (weights open: close them with
+ * st_set_close), or -1 with err. */
+int cli_default_model_open(model_config *cfg, st_set *weights, char *err, size_t errlen);
+/* Removes a directory cli_temp_model made. */
 void cli_remove_temp_model(const char *dir);
 
 /* Runs the PyTorch peer, LINSHARD_PYTHON (default /usr/bin/python3, else python3 from PATH) on

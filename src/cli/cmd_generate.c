@@ -20,6 +20,7 @@
 static const char generate_usage[] =
     "usage: linshard generate [--model DIR] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
     "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "                         [--dtype T]\n"
     "\n"
     "Generates text from the prompt with a model split over P ranks, streaming text to stdout\n"
     "(whole UTF-8 characters only); prompt and generation speed and the time spent in\n"
@@ -44,6 +45,9 @@ static const char generate_usage[] =
     "  --top-k K         sample among the K most likely tokens (default 40; 0 = all)\n"
     "  --top-p P         nucleus sampling: the smallest set with mass >= P (default 1 = off)\n"
     "  --seed S          random seed (default 1): the same seed gives the same text at every P\n"
+    "  --dtype T         the type the weights are held as in memory: auto (default: as the\n"
+    "                    checkpoint stores them), f32, f16, bf16, q8_0 or q4_0 (quantised\n"
+    "                    as they load)\n"
     "  --comm-stats      print rank 0's comm ledger at the end\n"
     "  -h, --help        this text\n";
 
@@ -54,6 +58,7 @@ typedef struct {
     const tokenizer *tok;
     const int *prompt;
     int n_prompt, n_new, comm_stats;
+    int wtype; /* kernel_type, or -1: as stored */
     sampling_opts sampling;
     uint64_t seed;
     /* out (rank 0) */
@@ -79,7 +84,8 @@ static int generate_rank(comm_t *comm, void *arg) {
     if (capacity > c->n_positions) capacity = c->n_positions;
     model_shard m;
     char err[512];
-    if (model_shard_load(&m, c, job->file, r, comm_size(comm), job->n_prompt, err, sizeof(err)) ||
+    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->n_prompt,
+                            (kernel_type)job->wtype, err, sizeof(err)) ||
         model_shard_enable_cache(&m, capacity, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
@@ -149,6 +155,7 @@ int cmd_generate(int argc, char **argv) {
                                              {"top-p", required_argument, 0, 'q'},
                                              {"seed", required_argument, 0, 's'},
                                              {"comm-stats", no_argument, 0, 'c'},
+                                             {"dtype", required_argument, 0, 'd'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     generate_job job;
@@ -156,6 +163,7 @@ int cmd_generate(int argc, char **argv) {
     job.sampling = (sampling_opts){0.8f, 40, 1.0f};
     job.seed = 1;
     job.n_new = 32;
+    job.wtype = -1;
     const char *prompt = "And it came to pass";
     long P = 1, v;
     comm_backend_t backend = COMM_BACKEND_THREADS;
@@ -210,6 +218,15 @@ int cmd_generate(int argc, char **argv) {
                 return cli_usage_error("generate", "--seed must be a non-negative integer");
             job.seed = (uint64_t)v;
             break;
+        case 'd':
+            if (strcmp(optarg, "auto") == 0)
+                job.wtype = -1;
+            else if ((job.wtype = kernel_type_from_name(optarg)) < 0)
+                return cli_usage_error("generate",
+                                       "--dtype must be auto, f32, f16, bf16, q8_0 or q4_0, "
+                                       "got '%s'",
+                                       optarg);
+            break;
         case 'c':
             job.comm_stats = 1;
             break;
@@ -226,30 +243,30 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = cli_resolve_backend("generate", backend_given, &backend, tp_given, &P))) return rc;
     if ((rc = cli_start_backend(backend, (int)P))) return rc;
     int printer = cli_is_printer(backend);
-    char err[512], tmpdir[] = "/tmp/linshard-default-XXXXXX";
+    char err[512];
     tokenizer *tok = NULL;
-    int *ids = NULL, made_model = 0;
+    int *ids = NULL, builtin = !job.model_dir;
     size_t n_ids = 0;
     st_set file = {0};
     int file_open = 0;
     rc = EXIT_OK;
 
-    if (!job.model_dir) {
-        /* Every MPI process writes the embedded model into its own temporary directory. */
-        if (cli_default_model(tmpdir, err, sizeof(err))) {
-            rc = cli_job_error("cannot unpack the default model: %s", err);
+    if (builtin) {
+        if (cli_default_model_open(&job.cfg, &file, err, sizeof(err))) {
+            rc = cli_job_error("the built-in default model: %s", err);
             goto done;
         }
-        made_model = 1;
-        job.model_dir = tmpdir;
+        file_open = 1;
         if (printer)
             fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
                             "trained on the King James Bible (data/default-model/README.md)\n");
+    } else if (model_config_load(job.model_dir, &job.cfg, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
     }
-    if (model_config_load(made_model ? tmpdir : job.model_dir, &job.cfg, err, sizeof(err)) ||
-        model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
+    if (model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
-        cli_load_tokenizer(made_model ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
+        cli_load_tokenizer(builtin ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
@@ -280,11 +297,16 @@ int cmd_generate(int argc, char **argv) {
                            job.cfg.n_positions);
         goto done;
     }
-    if (cli_open_weights(job.model_dir, &job.cfg, &file, err, sizeof(err))) {
+    if (!file_open && cli_open_weights(job.model_dir, &job.cfg, &file, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
     file_open = 1;
+    if (job.wtype < 0) job.wtype = model_stored_matrix_type(&job.cfg, &file);
+    if (model_check_weight_type(&job.cfg, (kernel_type)job.wtype, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
     job.file = &file;
     job.tok = tok;
     job.prompt = ids;
@@ -314,7 +336,6 @@ int cmd_generate(int argc, char **argv) {
     }
 done:
     if (file_open) st_set_close(&file);
-    if (made_model) cli_remove_temp_model(tmpdir);
     free(ids);
     if (tok) tokenizer_free(tok);
     cli_stop_backend(backend);

@@ -1,6 +1,7 @@
 /* default_model.c — the model `linshard generate` uses without --model: data/default-model,
  * embedded in the program at build time with the assembler's .incbin (as the tokenizer is), so
- * the program needs no files. data/default-model/README.md says how it was trained. */
+ * the program needs no files, and read where it lies in the program's memory.
+ * data/default-model/README.md says how it was trained. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 
 #include "cli.h"
 #include "cli_model.h"
-#include "linshard/atomic_file.h"
 
 #ifndef LINSHARD_DEFAULT_MODEL_DIR
 #error "LINSHARD_DEFAULT_MODEL_DIR (the directory of the default model) must be defined"
@@ -31,22 +31,20 @@ static size_t span(const char *begin, const char *end) {
     return (size_t)((uintptr_t)end - (uintptr_t)begin);
 }
 
-int cli_default_model(char *dir, char *err, size_t errlen) {
-    if (!mkdtemp(dir)) {
-        snprintf(err, errlen, "cannot create a temporary directory %s", dir);
+int cli_default_model_open(model_config *cfg, st_set *weights, char *err, size_t errlen) {
+    /* Read in place: no copy to a temporary file at every start. */
+    if (model_config_parse(linshard_default_config_json,
+                           span(linshard_default_config_json, linshard_default_config_json_end),
+                           "default model config.json", cfg, err, errlen))
+        return -1;
+    if (st_set_open_memory(
+            weights, linshard_default_model_safetensors,
+            span(linshard_default_model_safetensors, linshard_default_model_safetensors_end),
+            "default model.safetensors", err, errlen))
+        return -1;
+    if (model_check_weights(cfg, weights, err, errlen)) {
+        st_set_close(weights);
         return -1;
     }
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    int rc = atomic_file_write(path, linshard_default_config_json,
-                               span(linshard_default_config_json, linshard_default_config_json_end),
-                               err, errlen);
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (!rc)
-        rc = atomic_file_write(
-            path, linshard_default_model_safetensors,
-            span(linshard_default_model_safetensors, linshard_default_model_safetensors_end), err,
-            errlen);
-    if (rc) cli_remove_temp_model(dir);
-    return rc;
+    return 0;
 }

@@ -417,9 +417,28 @@ int st_open(st_file *f, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
+int st_open_memory(st_file *f, const void *data, size_t size, const char *name, char *err,
+                   size_t errlen) {
+    st_ctx c = {name ? name : "(memory)", err, errlen};
+    if (err && errlen) err[0] = '\0';
+    if (!f) return file_fail(&c, "no st_file to open into");
+    memset(f, 0, sizeof(*f));
+    if (!data) return file_fail(&c, "no data given");
+    if (size < 8)
+        return file_fail(&c, "file is %zu bytes, too short for the 8-byte header length", size);
+    f->map = (void *)(uintptr_t)data; /* never written: st_file's map is read-only */
+    f->map_size = size;
+    f->borrowed = 1;
+    if (parse_header(&c, f) != 0) {
+        st_close(f);
+        return -1;
+    }
+    return 0;
+}
+
 void st_close(st_file *f) {
     if (!f) return;
-    if (f->map && f->map_size) munmap(f->map, f->map_size);
+    if (f->map && f->map_size && !f->borrowed) munmap(f->map, f->map_size);
     free(f->tensors);
     memset(f, 0, sizeof(*f));
 }

@@ -391,6 +391,24 @@ int st_set_open_file(st_set *s, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
+int st_set_open_memory(st_set *s, const void *data, size_t size, const char *name, char *err,
+                       size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    if (!s) return fail(err, errlen, "%s: no st_set to open into", name ? name : "(null)");
+    memset(s, 0, sizeof(*s));
+    if (!name || !*name) name = "(memory)";
+    int rc = -1;
+    if (alloc_files(s, 1, name, err, errlen) == 0) {
+        s->file_names[0] = strdup(name);
+        if (!s->file_names[0])
+            fail(err, errlen, "%s: out of memory", name);
+        else if (st_open_memory(&s->files[0], data, size, name, err, errlen) == 0)
+            rc = build_entries(s, name, err, errlen);
+    }
+    if (rc != 0) st_set_close(s);
+    return rc;
+}
+
 void st_set_close(st_set *s) {
     if (!s) return;
     for (int i = 0; i < s->n_files; i++) {

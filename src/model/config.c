@@ -354,8 +354,14 @@ int model_config_load(const char *dir, model_config *cfg, char *err, size_t errl
         keep_one_line(err, errlen);
         return -1;
     }
-    cJSON *root = cJSON_Parse(text);
+    int rc = model_config_parse(text, strlen(text), path, cfg, err, errlen);
     free(text);
+    return rc;
+}
+
+int model_config_parse(const char *text, size_t len, const char *path, model_config *cfg, char *err,
+                       size_t errlen) {
+    cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, errlen, "%s: not a JSON object (malformed JSON)", path);
         keep_one_line(err, errlen);

@@ -407,3 +407,24 @@ int model_param_store_typed(const model_param *p, const float *src, void *dst) {
     free(rows);
     return 0;
 }
+
+int model_stored_matrix_type(const model_config *cfg, const st_set *weights) {
+    int max = model_param_table_max(cfg), found = -1;
+    model_param *table = malloc((size_t)max * sizeof(*table));
+    if (!table) return KERNEL_F32;
+    int n = model_param_table(cfg, 1, 0, table, NULL);
+    for (int i = 0; i < n; i++) {
+        if (!table[i].matrix) continue;
+        for (int k = 0; k < table[i].n_src; k++) {
+            const st_tensor *t = model_find_tensor(cfg, weights, "", table[i].src[k].name, NULL);
+            if (!t) continue;
+            int type = t->dtype == ST_F16    ? KERNEL_F16
+                       : t->dtype == ST_BF16 ? KERNEL_BF16
+                                             : KERNEL_F32;
+            if (found >= 0 && type != found) found = KERNEL_F32; /* mixed: widen */
+            if (found < 0) found = type;
+        }
+    }
+    free(table);
+    return found < 0 ? KERNEL_F32 : found;
+}
