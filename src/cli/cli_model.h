@@ -19,6 +19,8 @@ typedef struct {
     int top_k;        /* > 0: top-k of the last position into top_ids / top_values */
     int repeats;      /* extra timed forward passes (best one reported) */
     int blas_threads; /* BLAS threads when P = 1 (ranks of P > 1 always get one core each) */
+    int wtype_given;  /* 0: hold the matrices as the checkpoint stores them; 1: as wtype */
+    kernel_type wtype;
     /* out (rank 0's view) */
     model_config cfg;
     float *logits; /* malloc'd by the run when want_logits; caller frees */
@@ -28,10 +30,14 @@ typedef struct {
     double forward_seconds; /* best of `repeats` */
     double comm_seconds;    /* time inside collectives during that best pass */
     size_t weight_bytes;    /* rank 0's shard */
+    kernel_type held_as;    /* the type the matrices were held as */
     ledger_t ledger;        /* rank 0's ledger of the first forward pass; caller frees */
     int have_ledger;
 } model_run;
 
+/* --dtype's value: "auto" (*given = 0: as stored) or a type name (*given = 1, *wtype). Returns
+ * 0, or prints a usage error for cmd and returns its exit status. */
+int cli_parse_dtype(const char *cmd, const char *arg, int *given, kernel_type *wtype);
 /* Reads config.json, opens and checks model.safetensors, checks P and the tokens, then runs
  * the job on P ranks of the backend. Returns 0, or prints one error line and returns 1. */
 int model_run_job(model_run *job);

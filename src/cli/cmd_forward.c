@@ -12,7 +12,7 @@
 
 static const char forward_usage[] =
     "usage: linshard forward --model DIR --tokens ID,ID,... [--tp P] [--backend threads|mpi]\n"
-    "                        [--dump-logits FILE] [--comm-stats]\n"
+    "                        [--dtype T] [--dump-logits FILE] [--comm-stats]\n"
     "\n"
     "Runs a model (a Hugging Face directory: config.json and model.safetensors, or the files\n"
     "model.safetensors.index.json names; GPT-2, Llama, Mistral, Qwen2 or Qwen3) on the token\n"
@@ -22,6 +22,8 @@ static const char forward_usage[] =
     "  --tokens LIST        comma-separated token ids (at most n_positions of them)\n"
     "  --tp P               ranks (default 1; at most the number of attention heads)\n"
     "  --backend B          threads (default) or mpi, the default under mpirun -np P (--tp is P)\n"
+    "  --dtype T            the type the weights are held as in memory: auto (default: as\n"
+    "                       the checkpoint stores them), f32, f16, bf16, q8_0 or q4_0\n"
     "  --dump-logits FILE   write the float32 logits [T, vocab] (row-major, little-endian,\n"
     "                       nothing else) to FILE, atomically\n"
     "  --comm-stats         print rank 0's comm ledger of the forward pass\n"
@@ -40,6 +42,7 @@ int cmd_forward(int argc, char **argv) {
                                              {"tp", required_argument, 0, 'p'},
                                              {"backend", required_argument, 0, 'b'},
                                              {"dump-logits", required_argument, 0, 'd'},
+                                             {"dtype", required_argument, 0, 'D'},
                                              {"comm-stats", no_argument, 0, 's'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
@@ -73,6 +76,9 @@ int cmd_forward(int argc, char **argv) {
         case 'd':
             dump = optarg;
             break;
+        case 'D':
+            if ((rc = cli_parse_dtype("forward", optarg, &job.wtype_given, &job.wtype))) return rc;
+            break;
         case 's':
             comm_stats = 1;
             break;
@@ -100,8 +106,9 @@ int cmd_forward(int argc, char **argv) {
     }
     rc = model_run_job(&job);
     if (rc == EXIT_OK && cli_is_printer(job.backend)) {
-        printf("top-%d next tokens after position %d (P=%d, %s):\n", job.top_k, job.T - 1, job.P,
-               comm_backend_name(job.backend));
+        printf("top-%d next tokens after position %d (P=%d, %s, %s weights):\n", job.top_k,
+               job.T - 1, job.P, comm_backend_name(job.backend),
+               kernel_type_info(job.held_as)->name);
         for (int i = 0; i < job.top_k; i++)
             printf("  %d  %8d  logit %.6f\n", i + 1, job.top_ids[i], job.top_values[i]);
         if (dump) {

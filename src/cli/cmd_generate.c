@@ -58,7 +58,8 @@ typedef struct {
     const tokenizer *tok;
     const int *prompt;
     int n_prompt, n_new, comm_stats;
-    int wtype; /* kernel_type, or -1: as stored */
+    int wtype_given; /* 0: hold the matrices as stored */
+    kernel_type wtype;
     sampling_opts sampling;
     uint64_t seed;
     /* out (rank 0) */
@@ -84,8 +85,8 @@ static int generate_rank(comm_t *comm, void *arg) {
     if (capacity > c->n_positions) capacity = c->n_positions;
     model_shard m;
     char err[512];
-    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->n_prompt,
-                            (kernel_type)job->wtype, err, sizeof(err)) ||
+    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->n_prompt, job->wtype, err,
+                            sizeof(err)) ||
         model_shard_enable_cache(&m, capacity, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
@@ -163,7 +164,6 @@ int cmd_generate(int argc, char **argv) {
     job.sampling = (sampling_opts){0.8f, 40, 1.0f};
     job.seed = 1;
     job.n_new = 32;
-    job.wtype = -1;
     const char *prompt = "And it came to pass";
     long P = 1, v;
     comm_backend_t backend = COMM_BACKEND_THREADS;
@@ -219,13 +219,7 @@ int cmd_generate(int argc, char **argv) {
             job.seed = (uint64_t)v;
             break;
         case 'd':
-            if (strcmp(optarg, "auto") == 0)
-                job.wtype = -1;
-            else if ((job.wtype = kernel_type_from_name(optarg)) < 0)
-                return cli_usage_error("generate",
-                                       "--dtype must be auto, f32, f16, bf16, q8_0 or q4_0, "
-                                       "got '%s'",
-                                       optarg);
+            if ((rc = cli_parse_dtype("generate", optarg, &job.wtype_given, &job.wtype))) return rc;
             break;
         case 'c':
             job.comm_stats = 1;
@@ -302,8 +296,8 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     file_open = 1;
-    if (job.wtype < 0) job.wtype = model_stored_matrix_type(&job.cfg, &file);
-    if (model_check_weight_type(&job.cfg, (kernel_type)job.wtype, err, sizeof(err))) {
+    if (!job.wtype_given) job.wtype = (kernel_type)model_stored_matrix_type(&job.cfg, &file);
+    if (model_check_weight_type(&job.cfg, job.wtype, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }

@@ -24,7 +24,7 @@
 
 static const char verify_usage[] =
     "usage: linshard verify [--model DIR] [--tp LIST] [--tokens IDS] [--backend threads|mpi]\n"
-    "                       [--comm-stats]\n"
+    "                       [--dtype T] [--comm-stats]\n"
     "\n"
     "Runs the model unsplit (P = 1) and split over each P in LIST on the same tokens; prints\n"
     "for each P the max absolute and relative difference of the logits against P = 1 and the\n"
@@ -39,6 +39,8 @@ static const char verify_usage[] =
     "  --tokens IDS    comma-separated token ids (default: 16 ids spread over the vocabulary)\n"
     "  --backend B     threads (default) or mpi, the default under mpirun -np P: LIST is then P\n"
     "                  alone, --model is needed, and the P = 1 reference runs inside rank 0\n"
+    "  --dtype T       the type the weights are held as at every P (P = 1 included): auto\n"
+    "                  (default: as stored), f32, f16, bf16, q8_0 or q4_0\n"
     "  --comm-stats    print rank 0's full ledger for every P\n"
     "  -h, --help      this text\n";
 
@@ -98,16 +100,15 @@ static int check_ledger(const ledger_t *l, const model_config *cfg, int T, int P
 }
 
 int cmd_verify(int argc, char **argv) {
-    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
-                                             {"tp", required_argument, 0, 'p'},
-                                             {"tokens", required_argument, 0, 't'},
-                                             {"backend", required_argument, 0, 'b'},
-                                             {"comm-stats", no_argument, 0, 's'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'},  {"tp", required_argument, 0, 'p'},
+        {"tokens", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
+        {"comm-stats", no_argument, 0, 's'},   {"dtype", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *model_dir = NULL, *tokens_arg = NULL;
     int tps[MAX_TP] = {1, 2, 3, 4, 5, 6}, n_tp = 6, comm_stats = 0, c, rc;
-    int backend_given = 0, tp_given = 0;
+    int backend_given = 0, tp_given = 0, wtype_given = 0;
+    kernel_type wtype = KERNEL_F32;
     comm_backend_t backend = COMM_BACKEND_THREADS;
     opterr = 0;
     optind = 1;
@@ -131,6 +132,9 @@ int cmd_verify(int argc, char **argv) {
         case 'b':
             if ((rc = cli_parse_backend("verify", optarg, &backend))) return rc;
             backend_given = 1;
+            break;
+        case 'D':
+            if ((rc = cli_parse_dtype("verify", optarg, &wtype_given, &wtype))) return rc;
             break;
         case 's':
             comm_stats = 1;
@@ -209,12 +213,14 @@ int cmd_verify(int argc, char **argv) {
                      .T = T,
                      .P = 1,
                      .backend = COMM_BACKEND_THREADS,
-                     .want_logits = 1};
+                     .want_logits = 1,
+                     .wtype_given = wtype_given,
+                     .wtype = wtype};
     if (printer && (rc = model_run_job(&ref))) goto done;
     if (printer) {
-        printf("  tolerance: absolute, max |diff| <= %.0e x max |logit at P=1| (max rel diff is "
-               "shown, not judged)\n",
-               VERIFY_REL_TOL);
+        printf("  weights held as %s; tolerance: absolute, max |diff| <= %.0e x max |logit at P=1| "
+               "(max rel diff is shown, not judged)\n",
+               kernel_type_info(ref.held_as)->name, VERIFY_REL_TOL);
         printf("  %4s  %14s  %14s  %10s  %16s  %s\n", "P", "max |diff|", "max rel diff", "abs tol",
                "allreduce/layer", "result");
     }
@@ -226,7 +232,9 @@ int cmd_verify(int argc, char **argv) {
                          .T = T,
                          .P = tps[i],
                          .backend = backend,
-                         .want_logits = 1};
+                         .want_logits = 1,
+                         .wtype_given = wtype_given,
+                         .wtype = wtype};
         if ((rc = model_run_job(&job))) {
             all_ok = 0;
             model_run_free(&job);

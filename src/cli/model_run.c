@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_model.h"
+#include "linshard/params.h"
 #include "linshard/timer.h"
 
 typedef struct {
@@ -22,7 +23,8 @@ static int run_rank(comm_t *comm, void *arg) {
     model_shard m;
     char err[512];
     double t0 = timer_seconds();
-    if (model_shard_load(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, err, sizeof(err)))
+    if (model_shard_load_as(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, job->held_as, err,
+                            sizeof(err)))
         return comm_fail(comm, "%s", err);
     if (r == 0) {
         job->load_seconds = timer_seconds() - t0;
@@ -76,6 +78,16 @@ static int run_rank(comm_t *comm, void *arg) {
     return rc;
 }
 
+int cli_parse_dtype(const char *cmd, const char *arg, int *given, kernel_type *wtype) {
+    int t = strcmp(arg, "auto") == 0 ? -1 : kernel_type_from_name(arg);
+    if (t < 0 && strcmp(arg, "auto") != 0)
+        return cli_usage_error(cmd, "--dtype must be auto, f32, f16, bf16, q8_0 or q4_0, got '%s'",
+                               arg);
+    *given = t >= 0;
+    if (t >= 0) *wtype = (kernel_type)t;
+    return 0;
+}
+
 int model_run_job(model_run *job) {
     char err[512];
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
@@ -89,6 +101,12 @@ int model_run_job(model_run *job) {
     st_set file;
     if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
         return cli_job_error("%s", err);
+    job->held_as =
+        job->wtype_given ? job->wtype : (kernel_type)model_stored_matrix_type(&job->cfg, &file);
+    if (model_check_weight_type(&job->cfg, job->held_as, err, sizeof(err))) {
+        st_set_close(&file);
+        return cli_job_error("%s", err);
+    }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};
