@@ -38,6 +38,12 @@ typedef struct {
 /* --dtype's value: "auto" (*given = 0: as stored) or a type name (*given = 1, *wtype). Returns
  * 0, or prints a usage error for cmd and returns its exit status. */
 int cli_parse_dtype(const char *cmd, const char *arg, int *given, kernel_type *wtype);
+/* A comma-separated list of --dtype values into types[] (-1 for auto), at most max. Returns the
+ * count, or -1 for a bad or empty list. */
+int cli_parse_dtype_list(const char *arg, int *types, int max);
+/* Bytes of this process resident in memory now (VmRSS), 0 if unknown. */
+size_t cli_resident_bytes(void);
+
 /* Reads config.json, opens and checks model.safetensors, checks P and the tokens, then runs
  * the job on P ranks of the backend. Returns 0, or prints one error line and returns 1. */
 int model_run_job(model_run *job);

@@ -23,11 +23,12 @@
 #include "linshard/sampling.h"
 
 #define MAX_LIST 8
+#define MAX_RUNS (MAX_LIST * KERNEL_TYPE_COUNT)
 #define REPEATS 3
 
 static const char bench_generate_usage[] =
     "usage: linshard bench generate (--model DIR | --shape NAME) [--tp LIST] [--prompt-count T]\n"
-    "                               [-n N] [--json] [--no-peers]\n"
+    "                               [-n N] [--dtype LIST] [--json] [--no-peers]\n"
     "\n"
     "Greedy decoding speed (tokens/s after a T-token prompt) for each P, one core per rank,\n"
     "beside the memory-bandwidth ceiling for that P (the read bandwidth of P cores together,\n"
@@ -42,6 +43,9 @@ static const char bench_generate_usage[] =
     "  --tp LIST          ranks (default 1,2)\n"
     "  --prompt-count T   prompt length (default 16)\n"
     "  -n N               tokens to decode (default 64)\n"
+    "  --dtype LIST       the types to hold the weights as, each run at every P: auto (as the\n"
+    "                     checkpoint stores them; the default), f32, f16, bf16, q8_0, q4_0\n"
+    "                     (e.g. f32,q8_0)\n"
     "  --json             one JSON object per line\n"
     "  --no-peers         skip PyTorch\n"
     "  -h, --help         this text\n";
@@ -49,9 +53,11 @@ static const char bench_generate_usage[] =
 typedef struct {
     const model_config *cfg;
     const st_set *file;
-    int T, N;
+    int T, N, P;
+    kernel_type wtype;
     double seconds, comm_seconds; /* best decode of N tokens */
     size_t weight_bytes;          /* rank 0's shard */
+    size_t resident_bytes;        /* the whole process (every rank), while decoding */
     int tokens[1024];             /* rank 0's greedy tokens (first min(N, 1024)) */
 } decode_job;
 
@@ -61,7 +67,8 @@ static int decode_rank(comm_t *comm, void *arg) {
     int r = comm_rank(comm), rc = 0;
     model_shard m;
     char err[512];
-    if (model_shard_load(&m, c, job->file, r, comm_size(comm), job->T, err, sizeof(err)) ||
+    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->T, job->wtype, err,
+                            sizeof(err)) ||
         model_shard_enable_cache(&m, job->T + job->N, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     int *prompt = malloc((size_t)job->T * sizeof(int));
@@ -93,6 +100,7 @@ static int decode_rank(comm_t *comm, void *arg) {
         }
     }
     if (!rc && r == 0) {
+        job->resident_bytes = cli_resident_bytes();
         job->seconds = best;
         job->comm_seconds = best_comm;
         job->weight_bytes = model_shard_weight_bytes(&m);
@@ -198,15 +206,20 @@ static int agree(const int *a, const int *b, int n) {
 }
 
 int cmd_bench_generate(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"shape", required_argument, 0, 'S'},
-        {"tp", required_argument, 0, 'p'},    {"prompt-count", required_argument, 0, 'T'},
-        {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"shape", required_argument, 0, 'S'},
+                                             {"tp", required_argument, 0, 'p'},
+                                             {"prompt-count", required_argument, 0, 'T'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"no-peers", no_argument, 0, 'x'},
+                                             {"dtype", required_argument, 0, 'D'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *dir = NULL;
     model_config shape_cfg;
     int shape = 0, json = 0, peers = 1, c, T = 16, N = 64;
     int tps[MAX_LIST] = {1, 2}, n_tp = 2;
+    int types[KERNEL_TYPE_COUNT] = {-1}, n_types = 1; /* -1: as stored */
     long v;
     opterr = 0;
     optind = 1;
@@ -235,6 +248,13 @@ int cmd_bench_generate(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 1 << 20, &v))
                 return cli_usage_error("bench generate", "-n must be >= 1");
             N = (int)v;
+            break;
+        case 'D':
+            if ((n_types = cli_parse_dtype_list(optarg, types, KERNEL_TYPE_COUNT)) < 0)
+                return cli_usage_error("bench generate",
+                                       "--dtype must be a list of auto, f32, f16, bf16, q8_0, "
+                                       "q4_0, got '%s'",
+                                       optarg);
             break;
         case 'j':
             json = 1;
@@ -283,19 +303,33 @@ int cmd_bench_generate(int argc, char **argv) {
             goto done;
         }
     layers_set_blas_threads(1);
-    decode_job jobs[MAX_LIST];
-    double bw[MAX_LIST];
-    for (int i = 0; i < n_tp && !rc; i++) {
-        if (!json) fprintf(stderr, "bench generate: P=%d...\n", tps[i]);
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].cfg = &cfg;
-        jobs[i].file = &file;
-        jobs[i].T = T;
-        jobs[i].N = N;
-        if (comm_launch(COMM_BACKEND_THREADS, tps[i], decode_rank, &jobs[i], err, sizeof(err)))
+    for (int k = 0; k < n_types; k++) {
+        if (types[k] < 0) types[k] = model_stored_matrix_type(&cfg, &file);
+        if (model_check_weight_type(&cfg, (kernel_type)types[k], err, sizeof(err))) {
             rc = cli_job_error("%s", err);
-        bw[i] = read_bandwidth(tps[i]);
+            goto done;
+        }
     }
+    /* Every type at every P; the bandwidth of P cores is measured once per P. */
+    static decode_job jobs[MAX_RUNS];
+    double bw[MAX_LIST];
+    int n_runs = 0;
+    for (int i = 0; i < n_tp && !rc; i++) bw[i] = read_bandwidth(tps[i]);
+    for (int k = 0; k < n_types && !rc; k++)
+        for (int i = 0; i < n_tp && !rc; i++) {
+            const char *tname = kernel_type_info((kernel_type)types[k])->name;
+            if (!json) fprintf(stderr, "bench generate: P=%d, %s weights...\n", tps[i], tname);
+            decode_job *j = &jobs[n_runs++];
+            memset(j, 0, sizeof(*j));
+            j->cfg = &cfg;
+            j->file = &file;
+            j->T = T;
+            j->N = N;
+            j->P = tps[i];
+            j->wtype = (kernel_type)types[k];
+            if (comm_launch(COMM_BACKEND_THREADS, tps[i], decode_rank, j, err, sizeof(err)))
+                rc = cli_job_error("%s", err);
+        }
     torch_result torch[2];
     memset(torch, 0, sizeof(torch));
     if (peers && !rc) {
@@ -308,32 +342,42 @@ int cmd_bench_generate(int argc, char **argv) {
     char what[256];
     if (!json)
         printf("greedy decode, %s: %d tokens after a %d-token "
-               "prompt\n  %-22s %10s %9s %7s %9s %8s %12s %9s %8s %9s\n",
+               "prompt\n  %-22s %10s %9s %7s %9s %8s %8s %12s %9s %8s %9s\n",
                cli_describe_model(&cfg, what, sizeof(what)), N, T, "configuration", "tokens/s",
-               "ms/token", "comm", "MB/token", "GB/s", "ceiling t/s", "%ceiling", "vs P=1",
-               "vs torch1");
-    for (int i = 0; i < n_tp; i++) {
+               "ms/token", "comm", "MB/token", "RSS MB", "GB/s", "ceiling t/s", "%ceiling",
+               "vs P=1", "vs torch1");
+    for (int i = 0; i < n_runs; i++) {
         decode_job *j = &jobs[i];
-        /* P cores share bw[i]: each rank streams its shard at bw[i] / P. */
-        double tps_ = N / j->seconds, ceiling = bw[i] / tps[i] / (double)j->weight_bytes;
+        int bi = 0;
+        while (tps[bi] != j->P) bi++;
+        /* P cores share bw: each rank streams its shard at bw / P. */
+        double tps_ = N / j->seconds, ceiling = bw[bi] / j->P / (double)j->weight_bytes;
         double vs1 = 0, vst = torch[0].valid ? torch[0].seconds / j->seconds : 0;
-        for (int k = 0; k < n_tp; k++)
-            if (tps[k] == 1) vs1 = jobs[k].seconds / j->seconds;
-        int same = agree(j->tokens, jobs[0].tokens, n_check);
+        const decode_job *first = NULL; /* the first run of the same type: its tokens */
+        for (int k = 0; k < n_runs; k++) {
+            if (jobs[k].P == 1 && jobs[k].wtype == KERNEL_F32) vs1 = jobs[k].seconds / j->seconds;
+            if (!first && jobs[k].wtype == j->wtype) first = &jobs[k];
+        }
+        if (vs1 == 0) /* no F32 P=1 run: against P=1 of the same type */
+            for (int k = 0; k < n_runs; k++)
+                if (jobs[k].P == 1 && jobs[k].wtype == j->wtype) vs1 = jobs[k].seconds / j->seconds;
+        int same = agree(j->tokens, first->tokens, n_check);
+        const char *tname = kernel_type_info(j->wtype)->name;
         if (json) {
-            printf("{\"backend\":\"linshard\",\"P\":%d,\"T\":%d,\"new_tokens\":%d,\"seconds\":%g,"
-                   "\"tokens_per_s\":%g,\"comm_fraction\":%g,\"weight_bytes_per_rank\":%zu,"
+            printf("{\"backend\":\"linshard\",\"P\":%d,\"dtype\":\"%s\",\"T\":%d,\"new_tokens\":%d,"
+                   "\"seconds\":%g,\"tokens_per_s\":%g,\"comm_fraction\":%g,"
+                   "\"weight_bytes_per_rank\":%zu,\"resident_bytes\":%zu,"
                    "\"read_bandwidth_GBps\":%g,\"ceiling_tokens_per_s\":%g,"
-                   "\"tokens_agree_with_first\":%d}\n",
-                   tps[i], T, N, j->seconds, tps_, j->comm_seconds / j->seconds, j->weight_bytes,
-                   bw[i] / 1e9, ceiling, same);
+                   "\"tokens_agree_with_first_of_dtype\":%d}\n",
+                   j->P, tname, T, N, j->seconds, tps_, j->comm_seconds / j->seconds,
+                   j->weight_bytes, j->resident_bytes, bw[bi] / 1e9, ceiling, same);
         } else {
             char label[32], v1[32], vt[32];
-            snprintf(label, sizeof(label), "linshard P=%d", tps[i]);
-            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %12.1f %8.0f%% %8s %9s\n", label, tps_,
-                   1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds, j->weight_bytes / 1e6,
-                   bw[i] / 1e9, ceiling, 100 * tps_ / ceiling,
-                   cli_format_speedup(vs1, v1, sizeof(v1)),
+            snprintf(label, sizeof(label), "linshard P=%d %s", j->P, tname);
+            printf("  %-22s %10.1f %9.2f %6.1f%% %9.1f %8.1f %8.1f %12.1f %8.0f%% %8s %9s\n", label,
+                   tps_, 1e3 * j->seconds / N, 100 * j->comm_seconds / j->seconds,
+                   j->weight_bytes / 1e6, j->resident_bytes / 1e6, bw[bi] / 1e9, ceiling,
+                   100 * tps_ / ceiling, cli_format_speedup(vs1, v1, sizeof(v1)),
                    cli_format_speedup(vst, vt, sizeof(vt)));
         }
     }
@@ -347,7 +391,7 @@ int cmd_bench_generate(int argc, char **argv) {
                    t->threads, T, N, t->seconds, N / t->seconds, same);
         else {
             char vt[32];
-            printf("  pytorch %d thread%-8s %10.1f %9.2f %50s %9s   (greedy tokens equal "
+            printf("  pytorch %d thread%-8s %10.1f %9.2f %59s %9s   (greedy tokens equal "
                    "linshard's for the first %d of %d)\n",
                    t->threads, t->threads > 1 ? "s" : "", N / t->seconds, 1e3 * t->seconds / N, "",
                    cli_format_speedup(torch[0].valid ? torch[0].seconds / t->seconds : 0, vt,
@@ -356,9 +400,11 @@ int cmd_bench_generate(int argc, char **argv) {
         }
     }
     if (!json)
-        for (int i = 1; i < n_tp; i++)
-            printf("  P=%d greedy tokens equal P=%d's for the first %d of %d\n", tps[i], tps[0],
-                   agree(jobs[i].tokens, jobs[0].tokens, n_check), n_check);
+        for (int i = 0; i < n_runs; i++)
+            if (i % n_tp) /* the runs of one type: P = tps[0], tps[1], ... */
+                printf("  %s: P=%d greedy tokens equal P=%d's for the first %d of %d\n",
+                       kernel_type_info(jobs[i].wtype)->name, jobs[i].P, tps[0],
+                       agree(jobs[i].tokens, jobs[i - i % n_tp].tokens, n_check), n_check);
 done:
     if (file_open) st_set_close(&file);
     if (shape) cli_remove_temp_model(tmpdir);

@@ -88,6 +88,35 @@ int cli_parse_dtype(const char *cmd, const char *arg, int *given, kernel_type *w
     return 0;
 }
 
+int cli_parse_dtype_list(const char *arg, int *types, int max) {
+    int n = 0;
+    const char *p = arg;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char name[16];
+        if (len == 0 || len >= sizeof(name) || n == max) return -1;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        int t = strcmp(name, "auto") == 0 ? -1 : kernel_type_from_name(name);
+        if (t < 0 && strcmp(name, "auto") != 0) return -1;
+        types[n++] = t;
+        if (!comma) break;
+        p = comma + 1;
+        if (!*p) return -1; /* a trailing comma */
+    }
+    return n > 0 ? n : -1;
+}
+
+size_t cli_resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, resident = 0;
+    int ok = f && fscanf(f, "%lu %lu", &pages, &resident) == 2;
+    if (f) fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return ok && page > 0 ? (size_t)resident * (size_t)page : 0;
+}
+
 int model_run_job(model_run *job) {
     char err[512];
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
