@@ -31,6 +31,7 @@ typedef struct {
     double comm_seconds;    /* time inside collectives during that best pass */
     size_t weight_bytes;    /* rank 0's shard */
     kernel_type held_as;    /* the type the matrices were held as */
+    size_t resident_bytes;  /* the process, after the forward passes (every rank loaded) */
     ledger_t ledger;        /* rank 0's ledger of the first forward pass; caller frees */
     int have_ledger;
 } model_run;

@@ -21,7 +21,7 @@
 
 static const char bench_forward_usage[] =
     "usage: linshard bench forward (--model DIR | --shape NAME) [--tp LIST] [--tokens-count LIST]\n"
-    "                              [--json] [--no-peers]\n"
+    "                              [--dtype T] [--json] [--no-peers]\n"
     "\n"
     "Prefill throughput (tokens/s) of the forward pass for each P (one core per rank), the\n"
     "speed-up over P = 1, and the fraction of time spent in communication. In the same run it\n"
@@ -39,6 +39,8 @@ static const char bench_forward_usage[] =
     "                       tiny\n"
     "  --tp LIST            ranks to measure (default 1,2)\n"
     "  --tokens-count LIST  prompt lengths T (default 128,512)\n"
+    "  --dtype T            the type linshard holds the weights as: auto (default: as the\n"
+    "                       checkpoint stores them), f32, f16, bf16, q8_0 or q4_0\n"
     "  --json               one JSON object per line\n"
     "  --no-peers           skip PyTorch and the 2-thread BLAS row\n"
     "  -h, --help           this text\n"
@@ -51,7 +53,14 @@ typedef struct {
     int P, threads, T;
     double seconds, comm_seconds;
     int valid;
+    const char *dtype;   /* linshard's rows: the type the weights were held as */
+    size_t weight_bytes; /* linshard's rows: rank 0's shard */
+    size_t resident_bytes;
 } fwd_result;
+
+/* --dtype, for every linshard row */
+static int wtype_given;
+static kernel_type wtype;
 
 /* 2 * params FLOPs per token for the matrices, plus the attention scores and weighted sums. */
 /* Single-core sgemm GFLOP/s at n = 1024: the FLOP ceiling of one rank. */
@@ -93,9 +102,21 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
                      .P = P,
                      .backend = COMM_BACKEND_THREADS,
                      .repeats = REPEATS,
-                     .blas_threads = blas_threads};
+                     .blas_threads = blas_threads,
+                     .wtype_given = wtype_given,
+                     .wtype = wtype};
     int rc = model_run_job(&job);
-    if (!rc) *out = (fwd_result){"", P, blas_threads, T, job.forward_seconds, job.comm_seconds, 1};
+    if (!rc)
+        *out = (fwd_result){"",
+                            P,
+                            blas_threads,
+                            T,
+                            job.forward_seconds,
+                            job.comm_seconds,
+                            1,
+                            kernel_type_info(job.held_as)->name,
+                            job.weight_bytes,
+                            job.resident_bytes};
     snprintf(out->who, sizeof(out->who), "%s", blas_threads > 1 ? "linshard-blas2" : "linshard");
     model_run_free(&job);
     free(tokens);
@@ -117,7 +138,12 @@ static void take_torch_line(const char *line, void *arg) {
     if (cJSON_IsNumber(T) && cJSON_IsNumber(s))
         for (int i = 0; i < t->nT; i++)
             if (t->Ts[i] == T->valueint)
-                t->out[i] = (fwd_result){"pytorch", 1, t->threads, t->Ts[i], s->valuedouble, 0, 1};
+                t->out[i] = (fwd_result){.who = "pytorch",
+                                         .P = 1,
+                                         .threads = t->threads,
+                                         .T = t->Ts[i],
+                                         .seconds = s->valuedouble,
+                                         .valid = 1};
     cJSON_Delete(o);
 }
 
@@ -145,8 +171,12 @@ static void print_json_row(const fwd_result *r, const fwd_result *base, double f
     cJSON_AddNumberToObject(o, "gflops", flops / r->seconds / 1e9);
     if (base && base->valid)
         cJSON_AddNumberToObject(o, "speedup_vs_P1", base->seconds / r->seconds);
-    if (!strncmp(r->who, "linshard", 8))
+    if (!strncmp(r->who, "linshard", 8)) {
         cJSON_AddNumberToObject(o, "comm_fraction", r->comm_seconds / r->seconds);
+        cJSON_AddStringToObject(o, "dtype", r->dtype);
+        cJSON_AddNumberToObject(o, "weight_bytes_per_rank", (double)r->weight_bytes);
+        cJSON_AddNumberToObject(o, "resident_bytes", (double)r->resident_bytes);
+    }
     char *text = cJSON_PrintUnformatted(o);
     if (text) puts(text);
     free(text);
@@ -160,9 +190,9 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
     if (!strcmp(r->who, "pytorch"))
         snprintf(what, sizeof(what), "pytorch %d thread%s", r->threads, r->threads > 1 ? "s" : "");
     else if (r->threads > 1)
-        snprintf(what, sizeof(what), "linshard P=1, %d BLAS threads", r->threads);
+        snprintf(what, sizeof(what), "linshard P=1 %s, %d BLAS thr.", r->dtype, r->threads);
     else
-        snprintf(what, sizeof(what), "linshard P=%d", r->P);
+        snprintf(what, sizeof(what), "linshard P=%d %s", r->P, r->dtype);
     double gf = flops / r->seconds / 1e9;
     printf("  %5d  %-30s %10.1f %9.1f %8.1f %6.0f%%", r->T, what, r->T / r->seconds,
            r->seconds * 1e3, gf,
@@ -184,11 +214,15 @@ static void print_row(const fwd_result *r, const fwd_result *base, const fwd_res
 }
 
 int cmd_bench_forward(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"shape", required_argument, 0, 'S'},
-        {"tp", required_argument, 0, 'p'},    {"tokens-count", required_argument, 0, 'T'},
-        {"json", no_argument, 0, 'j'},        {"no-peers", no_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"shape", required_argument, 0, 'S'},
+                                             {"tp", required_argument, 0, 'p'},
+                                             {"tokens-count", required_argument, 0, 'T'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"no-peers", no_argument, 0, 'n'},
+                                             {"dtype", required_argument, 0, 'D'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *dir = NULL;
     model_config shape_cfg;
     int shape = 0, json = 0, peers = 1, c;
@@ -219,6 +253,11 @@ int cmd_bench_forward(int argc, char **argv) {
                                        "128,512 (at most %d)",
                                        MAX_LIST);
             break;
+        case 'D': {
+            int rc = cli_parse_dtype("bench forward", optarg, &wtype_given, &wtype);
+            if (rc) return rc;
+            break;
+        }
         case 'j':
             json = 1;
             break;

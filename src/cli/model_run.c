@@ -70,6 +70,7 @@ static int run_rank(comm_t *comm, void *arg) {
             best_comm = ledger_total_seconds(comm_ledger(comm)) - c0;
         }
     }
+    if (!rc && r == 0) job->resident_bytes = cli_resident_bytes();
     if (!rc && r == 0 && job->repeats > 0) {
         job->forward_seconds = best;
         job->comm_seconds = best_comm;
