@@ -114,8 +114,8 @@ fi
 expect 0 "^usage: linshard forward" -- forward --help
 expect 0 "^usage: linshard verify" -- verify --help
 expect 0 "^usage: linshard init" -- init --help
-expect 0 "top-5 next tokens after position 2 \(P=1, threads\)" -- forward --model "$model" --tokens 1,2,3
-expect 0 "top-5 next tokens after position 2 \(P=4, threads\)" -- forward --model "$model" --tokens 1,2,3 --tp 4
+expect 0 "top-5 next tokens after position 2 \(P=1, threads, f32 weights\)" -- forward --model "$model" --tokens 1,2,3
+expect 0 "top-5 next tokens after position 2 \(P=4, threads, f32 weights\)" -- forward --model "$model" --tokens 1,2,3 --tp 4
 # The same top-5 at every P (ids and, to printed precision, logits).
 top1=$("$bin" forward --model "$model" --tokens 5,9,100,0 --tp 1 2>/dev/null | grep -E '^  [0-9]')
 for P in 2 3 5 6; do
@@ -357,6 +357,28 @@ expect 1 "has no tokenizer.json: a LlamaForCausalLM checkpoint needs the tokeniz
 # A bad value names its option, however it was spelled.
 expect 2 "bad value '0' for --tp" -- train --tp 0 --data "$model/config.json" --out "$tmp/tp0"
 expect 2 "bad value 'x' for --steps" -- train --steps=x --data "$model/config.json" --out "$tmp/tp0"
+
+# Weights held as another type (issue 11): --dtype on the commands that run a model. A Llama of
+# whole 32-value blocks runs as every type, at P = 1 and an uneven P; verify compares P with P = 1
+# in the same type; forward names the type it ran; a width that is not whole blocks is refused in
+# one line; a bad --dtype is a usage error.
+expect 0 "wrote" -- init --out "$tmp/blocks" --family llama --layers 1 --embd 64 --heads 4 --kv-heads 2 --head-dim 32 --ff 96 --vocab 50 --ctx 16
+for t in f32 f16 bf16 q8_0 q4_0; do
+  expect 0 "P=3, threads, $t weights" -- forward --model "$tmp/blocks" --tokens 1,2,3 --tp 3 --dtype $t
+  expect 0 "every P matches P=1" -- verify --model "$tmp/blocks" --tp 1,2,3,4 --dtype $t
+done
+expect 0 "P=1, threads, f32 weights" -- forward --model "$tmp/blocks" --tokens 1,2,3
+expect 1 "weights as q8_0 need every row to be whole blocks of 32 values: hidden size 12" -- forward --model "$tmp/v3" --tokens 0,1 --dtype q8_0
+expect_one_line 1 forward --model "$tmp/v3" --tokens 0,1 --dtype q4_0
+expect_one_line 2 forward --model "$tmp/blocks" --tokens 1 --dtype q5_1
+expect_one_line 2 generate --dtype int8
+expect_one_line 2 bench generate --shape tiny --dtype f32,
+expect 0 "linshard P=1 q8_0" -- bench generate --model "$tmp/blocks" --tp 1 -n 2 --prompt-count 4 --no-peers --dtype f32,q8_0
+# The built-in model is stored as F16 and held as F16 unless asked: same greedy text as F32.
+a=$("$bin" generate -n 12 --temperature 0 2>/dev/null)
+b=$("$bin" generate -n 12 --temperature 0 --dtype f32 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: the default model's greedy text differs between f16 and f32 weights: '$a' vs '$b'"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
