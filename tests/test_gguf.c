@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -730,6 +731,8 @@ static void test_refuses_bad_header(void **state) {
     s = spec_default();
     s.t[1].name = "a";
     expect_refused(&s, "tensor 'a' appears twice");
+    s.t[0].name = s.t[1].name = "a\nb"; /* a name from the file cannot break the line */
+    expect_refused(&s, "tensor 'a?b' appears twice");
     s = spec_default();
     s.t[0].name = "";
     expect_refused(&s, "tensor #0: the name is empty");
@@ -890,6 +893,72 @@ static void test_refuses_truncated_and_bad_values(void **state) {
     gguf_close(&f);
 }
 
+/* ---- ranks as threads ---------------------------------------------------------------------- */
+
+/* P ranks, each opening the file itself and also reading through one shared gguf_file, each
+ * reading only its balanced share of the rows of a Q8_0 tensor (TSan runs this). */
+enum { RANKS = 3, QROWS = 10, QNE0 = 64 };
+typedef struct {
+    const gguf_file *shared;
+    int rank;
+    int ok;
+} rank_arg;
+
+static uint8_t qbyte(uint64_t k) {
+    return (uint8_t)((k * 13 + 5) % 253);
+}
+
+static void *rank_main(void *p) {
+    rank_arg *a = p;
+    uint64_t r0 = (uint64_t)QROWS * (uint64_t)a->rank / RANKS;
+    uint64_t r1 = (uint64_t)QROWS * (uint64_t)(a->rank + 1) / RANKS;
+    gguf_file own;
+    char err[512];
+    if (gguf_open(&own, path, err, sizeof(err)) != 0) return NULL;
+    const gguf_file *files[2] = {a->shared, &own};
+    int ok = 1;
+    for (int k = 0; k < 2; k++) {
+        const gguf_tensor *t = gguf_find_tensor(files[k], "q");
+        uint8_t buf[QROWS * (QNE0 / 32) * 34];
+        if (!t || gguf_read_rows(files[k], t, r0, r1 - r0, buf, err, sizeof(err)) != 0) {
+            ok = 0;
+            break;
+        }
+        for (uint64_t i = 0; i < (r1 - r0) * t->row_bytes; i++)
+            if (buf[i] != qbyte(r0 * t->row_bytes + i)) ok = 0;
+    }
+    gguf_close(&own);
+    a->ok = ok;
+    return NULL;
+}
+
+static void test_ranks_read_their_rows(void **state) {
+    (void)state;
+    char err[512];
+    gguf_writer *w = gguf_writer_new();
+    uint8_t data[QROWS * (QNE0 / 32) * 34];
+    for (size_t k = 0; k < sizeof(data); k++) data[k] = qbyte(k);
+    uint64_t ne[] = {QNE0, QROWS};
+    assert_int_equal(
+        gguf_writer_add_tensor(w, "q", GGML_TYPE_Q8_0, 2, ne, data, NULL, NULL, err, sizeof(err)),
+        0);
+    assert_int_equal(gguf_writer_write(w, path, err, sizeof(err)), 0);
+    gguf_writer_free(w);
+    gguf_file f;
+    assert_int_equal(gguf_open(&f, path, err, sizeof(err)), 0);
+    pthread_t th[RANKS];
+    rank_arg args[RANKS];
+    for (int r = 0; r < RANKS; r++) {
+        args[r] = (rank_arg){&f, r, 0};
+        assert_int_equal(pthread_create(&th[r], NULL, rank_main, &args[r]), 0);
+    }
+    for (int r = 0; r < RANKS; r++) {
+        assert_int_equal(pthread_join(th[r], NULL), 0);
+        assert_int_equal(args[r].ok, 1);
+    }
+    gguf_close(&f);
+}
+
 static void test_type_table(void **state) {
     (void)state;
     assert_string_equal(gguf_ggml_type_name(12), "q4_K");
@@ -920,6 +989,7 @@ int main(void) {
         cmocka_unit_test(test_refuses_bad_alignment),
         cmocka_unit_test(test_refuses_bad_tensor_info),
         cmocka_unit_test(test_refuses_truncated_and_bad_values),
+        cmocka_unit_test(test_ranks_read_their_rows),
         cmocka_unit_test(test_type_table),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

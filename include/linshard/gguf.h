@@ -184,6 +184,8 @@ int gguf_read_rows(const gguf_file *f, const gguf_tensor *t, uint64_t row0, uint
  * 32 bytes. Tensor data is not copied: the writer keeps the caller's pointer (which must stay
  * valid until gguf_writer_write) or calls a fill function chunk by chunk while writing, so a large
  * model is never held twice. The file is written atomically (temporary file, fsync, rename).
+ * Metadata values: every scalar type, strings, and arrays of scalars or of strings (not arrays of
+ * arrays, which the reader accepts but linshard never writes). general.alignment is the writer's.
  * Setters and adders return 0, or -1 with a one-line message in err (bad argument, duplicate key
  * or name, out of memory); after a failure the writer stays usable without the refused item. */
 typedef struct gguf_writer gguf_writer;

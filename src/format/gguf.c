@@ -28,6 +28,7 @@
  * recursion on hostile input). */
 #define GGUF_NEST_MAX 8
 #define GGUF_ALIGNMENT_MAX (1u << 30)
+#define GGUF_READ_AHEAD ((uint64_t)1 << 20)
 
 /* ---- type tables ------------------------------------------------------------------------------
  */
@@ -190,6 +191,11 @@ static const char *printable(const char *s, size_t n, char *buf, size_t len) {
     return buf;
 }
 
+/* A tensor's name made printable into buf (96 bytes). */
+static const char *tname(const gguf_tensor *t, char *buf) {
+    return printable(t->name, strnlen(t->name, GGUF_NAME_MAX), buf, 96);
+}
+
 /* "path: where: message" (or "path: message"); always returns -1. */
 __attribute__((format(printf, 2, 3))) static int fail(const ctx *c, const char *fmt, ...) {
     if (!c->err || c->errlen == 0) return -1;
@@ -240,14 +246,18 @@ static int need(cursor *r, uint64_t n, const char *what) {
     uint64_t cap = r->cap ? r->cap : 65536;
     while (cap < end) cap *= 2;
     if (cap > GGUF_HEADER_MAX) cap = GGUF_HEADER_MAX;
+    if (cap > r->file_size) cap = r->file_size; /* >= end, checked above */
     if (cap > r->cap) {
         uint8_t *nb = realloc(r->buf, (size_t)cap);
         if (!nb) return fail(r->c, "out of memory for a %" PRIu64 "-byte header", cap);
         r->buf = nb;
         r->cap = (size_t)cap;
     }
-    /* Read ahead as far as the buffer and the file allow. */
-    uint64_t want = r->cap < r->file_size ? r->cap : r->file_size;
+    /* Read ahead up to 1 MiB past what is needed (fewer preads for many small fields), within
+     * the buffer and the file: the tensor data after the header is not read. */
+    uint64_t want = end + GGUF_READ_AHEAD;
+    if (want > r->cap) want = r->cap;
+    if (want > r->file_size) want = r->file_size;
     while (r->len < want) {
         ssize_t got = pread(r->fd, r->buf + r->len, (size_t)(want - r->len), (off_t)r->len);
         if (got < 0 && errno == EINTR) continue;
@@ -530,6 +540,7 @@ static int read_alignment(ctx *c, gguf_file *f) {
 
 /* Sorted indices, duplicate keys and names, offsets, extents, overlaps. */
 static int check_sets(ctx *c, gguf_file *f) {
+    char nb[96], nb2[96];
     sort_file = f;
     if (f->n_kv > 0) {
         f->kv_sorted = malloc((size_t)f->n_kv * sizeof(int64_t));
@@ -564,7 +575,7 @@ static int check_sets(ctx *c, gguf_file *f) {
     for (int64_t i = 1; i < f->n_tensors && rc == 0; i++)
         if (strcmp(f->tensors[f->tensors_sorted[i - 1]].name,
                    f->tensors[f->tensors_sorted[i]].name) == 0)
-            rc = fail(c, "tensor '%s' appears twice", f->tensors[f->tensors_sorted[i]].name);
+            rc = fail(c, "tensor '%s' appears twice", tname(&f->tensors[f->tensors_sorted[i]], nb));
     if (rc == 0 && f->data_start > f->file_size)
         rc = fail(c,
                   "truncated: the data section starts at byte %" PRIu64 " but the file has %" PRIu64
@@ -573,7 +584,7 @@ static int check_sets(ctx *c, gguf_file *f) {
     uint64_t data_size = f->file_size - (rc == 0 ? f->data_start : 0);
     for (int64_t i = 0; i < f->n_tensors && rc == 0; i++) {
         gguf_tensor *t = &f->tensors[i];
-        set_where(c, "tensor '%s'", t->name);
+        set_where(c, "tensor '%s'", tname(t, nb));
         if (t->offset % f->alignment != 0)
             rc = fail(c, "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
                       t->offset, f->alignment);
@@ -595,7 +606,7 @@ static int check_sets(ctx *c, gguf_file *f) {
             const gguf_tensor *t = &f->tensors[by_off[i]];
             if (t->n_bytes == 0) continue;
             if (prev && t->offset < prev->offset + prev->n_bytes)
-                rc = fail(c, "tensor '%s' overlaps tensor '%s'", t->name, prev->name);
+                rc = fail(c, "tensor '%s' overlaps tensor '%s'", tname(t, nb), tname(prev, nb2));
             prev = t;
         }
     }
@@ -642,7 +653,10 @@ static int parse(cursor *r, gguf_file *f) {
         return fail(c, "out of memory for %" PRIu64 " tensors", nt);
     if (parse_kvs(r, f) != 0) return -1;
     if (parse_tensor_infos(r, f) != 0) return -1;
-    f->header = r->buf; /* complete: offsets recorded above are now valid pointers */
+    /* Complete: the offsets recorded above are now valid pointers into f->header (shrunk to
+     * what was read: the doubling may have left up to half of it unused). */
+    uint8_t *shrunk = r->len ? realloc(r->buf, r->len) : NULL;
+    f->header = shrunk ? shrunk : r->buf;
     f->header_size = r->len;
     r->buf = NULL;
     f->data_start = r->pos; /* rounded up to the alignment by check_sets */
@@ -986,8 +1000,7 @@ int gguf_read_rows(const gguf_file *f, const gguf_tensor *t, uint64_t row0, uint
     if (!f || !t) return fail(&c, "no file or no tensor");
     if (row0 > t->n_rows || n_rows > t->n_rows - row0) {
         char nb[96];
-        set_where(&c, "tensor '%s'",
-                  printable(t->name, strnlen(t->name, GGUF_NAME_MAX), nb, sizeof(nb)));
+        set_where(&c, "tensor '%s'", tname(t, nb));
         return fail(&c, "rows [%" PRIu64 ", +%" PRIu64 ") are outside its %" PRIu64 " rows", row0,
                     n_rows, t->n_rows);
     }
