@@ -146,6 +146,7 @@ typedef struct {
     /* The type the matrices are held as (model_shard_load_as): F32 keeps them in params (and
      * the shard can train); any other type keeps them in `typed`, [N][K] rows of blocks. */
     kernel_type wtype;
+    int gguf_names; /* the parameter table names tensors as a GGUF file does */
     unsigned char *typed;
     size_t typed_bytes;
     model_param *table; /* the parameter table of this rank (params.c), n_table entries */

@@ -90,6 +90,44 @@ int model_stored_matrix_type(const model_config *cfg, const st_set *weights);
 int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
                      const char *prefix, float *dst, char *err, size_t errlen);
 
+/* Where model_param_read_with gets a checkpoint's tensors (safetensors, GGUF): find resolves a
+ * source block's tensor (checking its stored shape; name receives the tensor's name as stored)
+ * and returns a handle, or NULL with a message; read copies elements [start, start + count) of
+ * the stored tensor (flat, row-major; never crossing a row) as float32, 0 or -1 with a message. */
+typedef struct {
+    const void *(*find)(void *ctx, const param_source *s, char *name, size_t namelen, char *err,
+                        size_t errlen);
+    int (*read)(void *ctx, const void *tensor, size_t start, size_t count, float *out, char *err,
+                size_t errlen);
+    void *ctx;
+} model_weight_reader;
+
+/* model_param_read through any reader; every value read is checked finite. */
+int model_param_read_with(const model_param *p, const model_weight_reader *rd, float *dst,
+                          char *err, size_t errlen);
+
+/* The reader of a safetensors set (model_param_read's): tensors prefix + name, GPT-2's with or
+ * without "transformer.". ctx must outlive the returned reader. */
+typedef struct {
+    const model_config *cfg;
+    const st_set *weights;
+    const char *prefix;
+    const st_file *file; /* the file of the tensor found last */
+} model_st_reader;
+model_weight_reader model_st_reader_init(model_st_reader *ctx, const model_config *cfg,
+                                         const st_set *weights, const char *prefix);
+
+/* Loading in two steps, for readers of other formats (gguf_model.c): model_shard_setup sizes
+ * the shard and its buffers for rank r of P with matrices held as wtype (gguf_names: the table
+ * names tensors as llama.cpp does); model_shard_read then reads every parameter through rd,
+ * calling after(after_ctx, p, data) on each one's F32 data (internal orientation) before it is
+ * stored. Both return 0, or -1 with a message; after a failed read, free the shard. */
+int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
+                      kernel_type wtype, int gguf_names, char *err, size_t errlen);
+int model_shard_read(model_shard *m, const model_weight_reader *rd,
+                     void (*after)(void *ctx, const model_param *p, float *data), void *after_ctx,
+                     char *err, size_t errlen);
+
 /* Copies a rank's parameter src (rows * cols floats) into the full tensor of source s as stored
  * (full holds shape[0] * shape[1] floats): the inverse of reading. */
 void model_param_place(const param_source *s, const model_param *p, const float *src, float *full);

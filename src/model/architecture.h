@@ -22,10 +22,18 @@ typedef struct {
     const char *q_norm, *k_norm;
     const char *fc; /* the GELU MLP's first projection, or NULL */
     const char *gate, *up, *down;
+    /* GGUF rows only: llama.cpp stores Q and K rows permuted within each head (adjacent RoPE
+     * pairs instead of Hugging Face's halves); reading undoes it. */
+    int qk_permuted;
 } architecture;
 
 /* The family's row. */
 const architecture *architecture_of(model_family family);
+/* The family's names in a GGUF file (llama.cpp's: token_embd, blk.N.attn_q, ...; every
+ * projection stored [out, in]); architecture is general.architecture's value. */
+const architecture *architecture_gguf(model_family family);
+/* The family a GGUF general.architecture names, or -1 ("mistral" files say "llama"). */
+int architecture_gguf_family(const char *general_architecture);
 /* The row whose architecture (or, when arch is NULL, model_type) matches; NULL if none. */
 const architecture *architecture_find(const char *arch, const char *model_type);
 

@@ -203,25 +203,29 @@ static void set_views(model_shard *m, const model_param *p) {
     *p->kview = w;
 }
 
-/* Reads a matrix held as another type: its F32 block read into tmp, then converted. */
-static int read_typed(const model_shard *m, const model_param *p, const st_set *weights, char *why,
-                      size_t whylen) {
-    float *tmp = malloc(p->rows * p->cols * sizeof(float));
-    if (!tmp) {
+/* Reads p through rd (then rd's after hook) and stores it: F32 tensors straight into the float
+ * buffer, other types through an F32 copy converted into the typed buffer. */
+static int read_param(model_shard *m, const model_param *p, const model_weight_reader *rd,
+                      void (*after)(void *ctx, const model_param *p, float *data), void *after_ctx,
+                      char *why, size_t whylen) {
+    int typed = p->matrix && p->type != KERNEL_F32;
+    float *dst = typed ? malloc(p->rows * p->cols * sizeof(float)) : m->params + p->offset;
+    if (!dst) {
         snprintf(why, whylen, "out of memory converting %s", p->name);
         return -1;
     }
-    int rc = model_param_read(&m->cfg, p, weights, "", tmp, why, whylen);
-    if (!rc && model_param_store_typed(p, tmp, m->typed + p->byte_offset)) {
+    int rc = model_param_read_with(p, rd, dst, why, whylen);
+    if (!rc && after) after(after_ctx, p, dst);
+    if (!rc && typed && model_param_store_typed(p, dst, m->typed + p->byte_offset)) {
         snprintf(why, whylen, "out of memory converting %s", p->name);
         rc = -1;
     }
-    free(tmp);
+    if (typed) free(dst);
     return rc;
 }
 
-int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
-                        int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
+int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
+                      kernel_type wtype, int gguf_names, char *err, size_t errlen) {
     memset(m, 0, sizeof(*m));
     if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen) ||
         model_check_weight_type(cfg, wtype, err, errlen))
@@ -230,6 +234,7 @@ int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *w
     m->rank = rank;
     m->P = P;
     m->wtype = wtype;
+    m->gguf_names = gguf_names;
     m->heads = model_head_split(cfg, P, rank);
     m->h0 = m->heads.h0;
     m->h_local = m->heads.h_local;
@@ -266,20 +271,33 @@ int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *w
         model_shard_free(m);
         return -1;
     }
-    if (weights)
-        for (int i = 0; i < m->n_table; i++) {
-            const model_param *p = &m->table[i];
-            char why[400];
-            int rc = p->matrix && p->type != KERNEL_F32
-                         ? read_typed(m, p, weights, why, sizeof(why))
-                         : model_param_read(cfg, p, weights, "", m->params + p->offset, why,
-                                            sizeof(why));
-            if (rc) {
-                snprintf(err, errlen, "rank %d: weights: %s", rank, why);
-                model_shard_free(m);
-                return -1;
-            }
+    return 0;
+}
+
+int model_shard_read(model_shard *m, const model_weight_reader *rd,
+                     void (*after)(void *ctx, const model_param *p, float *data), void *after_ctx,
+                     char *err, size_t errlen) {
+    for (int i = 0; i < m->n_table; i++) {
+        char why[400];
+        if (read_param(m, &m->table[i], rd, after, after_ctx, why, sizeof(why))) {
+            snprintf(err, errlen, "rank %d: weights: %s", m->rank, why);
+            return -1;
         }
+    }
+    return 0;
+}
+
+int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                        int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
+    if (model_shard_setup(m, cfg, rank, P, max_T, wtype, 0, err, errlen)) return -1;
+    if (weights) {
+        model_st_reader ctx;
+        model_weight_reader rd = model_st_reader_init(&ctx, cfg, weights, "");
+        if (model_shard_read(m, &rd, NULL, NULL, err, errlen)) {
+            model_shard_free(m);
+            return -1;
+        }
+    }
     return 0;
 }
 

@@ -183,7 +183,9 @@ int model_param_table_max(const model_config *cfg) {
 
 int model_param_table(const model_config *c, int P, int r, model_param *table, model_shard *m) {
     kernel_type wtype = m ? m->wtype : KERNEL_F32;
-    table_builder b = {c, architecture_of(c->family), table, 0, -1, wtype};
+    const architecture *names =
+        m && m->gguf_names ? architecture_gguf(c->family) : architecture_of(c->family);
+    table_builder b = {c, names, table, 0, -1, wtype};
     size_t E = (size_t)c->n_embd, V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
     size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);
     int f0i, fli;
@@ -311,30 +313,16 @@ static size_t first_non_finite(const float *x, size_t n) {
     return i;
 }
 
-int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
-                     const char *prefix, float *dst, char *err, size_t errlen) {
+int model_param_read_with(const model_param *p, const model_weight_reader *rd, float *dst,
+                          char *err, size_t errlen) {
     float *tile = NULL;
     size_t bad;
     int rc = 0;
     for (int i = 0; i < p->n_src && !rc; i++) {
         const param_source *s = &p->src[i];
-        const st_file *file = NULL;
-        const st_tensor *t = model_find_tensor(cfg, weights, prefix, s->name, &file);
+        char name[ST_NAME_MAX + 64];
+        const void *t = rd->find(rd->ctx, s, name, sizeof(name), err, errlen);
         if (!t) {
-            snprintf(err, errlen, "missing tensor '%s%s'", prefix, s->name);
-            rc = -1;
-            break;
-        }
-        if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
-            (s->ndim == 2 && t->shape[1] != s->shape[1])) {
-            snprintf(err, errlen, "tensor '%s' does not have the shape the config implies",
-                     t->name);
-            rc = -1;
-            break;
-        }
-        if (!st_dtype_readable(t->dtype)) {
-            snprintf(err, errlen, "tensor '%s' has dtype %s: linshard reads F32, F16 and BF16",
-                     t->name, st_dtype_name(t->dtype));
             rc = -1;
             break;
         }
@@ -342,7 +330,7 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
         if (s->transposed) {
             float *grown = realloc(tile, TILE * (b.run_len ? b.run_len : 1) * sizeof(float));
             if (!grown) {
-                snprintf(err, errlen, "out of memory reading '%s'", t->name);
+                snprintf(err, errlen, "out of memory reading '%s'", name);
                 rc = -1;
                 break;
             }
@@ -354,15 +342,13 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
                 size_t start = (b.first + k) * b.stored_cols + b.col0;
                 float *out = s->transposed ? tile + (k - k0) * b.run_len
                                            : dst + local_index(s, p->cols, k, 0);
-                if (st_read_f32(file, t, start, b.run_len, out) != 0) {
-                    snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)",
-                             t->name);
+                if (rd->read(rd->ctx, t, start, b.run_len, out, err, errlen) != 0) {
                     rc = -1;
                 } else if ((bad = first_non_finite(out, b.run_len)) < b.run_len) {
                     snprintf(err, errlen,
                              "tensor '%s' holds a non-finite value (%g at element %zu): the "
                              "checkpoint is corrupt or diverged",
-                             t->name, (double)out[bad], start + bad);
+                             name, (double)out[bad], start + bad);
                     rc = -1;
                 }
             }
@@ -375,6 +361,53 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
     }
     free(tile);
     return rc;
+}
+
+/* ---- the safetensors reader ---------------------------------------------------------------- */
+
+static const void *st_find_source(void *ctx, const param_source *s, char *name, size_t namelen,
+                                  char *err, size_t errlen) {
+    model_st_reader *r = ctx;
+    const st_tensor *t = model_find_tensor(r->cfg, r->weights, r->prefix, s->name, &r->file);
+    snprintf(name, namelen, "%s", t ? t->name : s->name);
+    if (!t) {
+        snprintf(err, errlen, "missing tensor '%s%s'", r->prefix, s->name);
+        return NULL;
+    }
+    if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
+        (s->ndim == 2 && t->shape[1] != s->shape[1])) {
+        snprintf(err, errlen, "tensor '%s' does not have the shape the config implies", t->name);
+        return NULL;
+    }
+    if (!st_dtype_readable(t->dtype)) {
+        snprintf(err, errlen, "tensor '%s' has dtype %s: linshard reads F32, F16 and BF16", t->name,
+                 st_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t;
+}
+
+static int st_read_run(void *ctx, const void *tensor, size_t start, size_t count, float *out,
+                       char *err, size_t errlen) {
+    const model_st_reader *r = ctx;
+    const st_tensor *t = tensor;
+    if (st_read_f32(r->file, t, start, count, out) == 0) return 0;
+    snprintf(err, errlen, "cannot read tensor '%s' (shape or size mismatch)", t->name);
+    return -1;
+}
+
+int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
+                     const char *prefix, float *dst, char *err, size_t errlen) {
+    model_st_reader ctx;
+    model_weight_reader rd = model_st_reader_init(&ctx, cfg, weights, prefix);
+    return model_param_read_with(p, &rd, dst, err, errlen);
+}
+
+model_weight_reader model_st_reader_init(model_st_reader *ctx, const model_config *cfg,
+                                         const st_set *weights, const char *prefix) {
+    *ctx = (model_st_reader){cfg, weights, prefix, NULL};
+    model_weight_reader rd = {st_find_source, st_read_run, ctx};
+    return rd;
 }
 
 void model_param_place(const param_source *s, const model_param *p, const float *src, float *full) {
