@@ -62,6 +62,10 @@ int model_param_table_max(const model_config *cfg);
  * entry's view points at the matching field of m (m->layers must be allocated). */
 int model_param_table(const model_config *cfg, int P, int r, model_param *table, model_shard *m);
 
+/* The whole model's table (P = 1) with the tensors named as a GGUF file names them (same
+ * entries, same order as model_param_table's); no views. Returns the count. */
+int model_param_table_gguf(const model_config *cfg, model_param *table);
+
 /* Floats of a rank's float buffer: the sum of rows * cols of its F32 tensors. */
 size_t model_param_table_floats(const model_param *table, int n);
 /* Bytes of a rank's typed buffer: the matrices stored as another type. */

@@ -181,10 +181,22 @@ int model_param_table_max(const model_config *cfg) {
     return 8 + 16 * cfg->n_layer;
 }
 
+static int build_table(const model_config *c, int P, int r, model_param *table, model_shard *m,
+                       const architecture *names, kernel_type wtype);
+
 int model_param_table(const model_config *c, int P, int r, model_param *table, model_shard *m) {
     kernel_type wtype = m ? m->wtype : KERNEL_F32;
     const architecture *names =
         m && m->gguf_names ? architecture_gguf(c->family) : architecture_of(c->family);
+    return build_table(c, P, r, table, m, names, wtype);
+}
+
+int model_param_table_gguf(const model_config *c, model_param *table) {
+    return build_table(c, 1, 0, table, NULL, architecture_gguf(c->family), KERNEL_F32);
+}
+
+static int build_table(const model_config *c, int P, int r, model_param *table, model_shard *m,
+                       const architecture *names, kernel_type wtype) {
     table_builder b = {c, names, table, 0, -1, wtype};
     size_t E = (size_t)c->n_embd, V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
     size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);

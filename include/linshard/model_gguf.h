@@ -1,0 +1,48 @@
+/* model_gguf.h — a transformer stored as one GGUF file (llama.cpp's format).
+ *
+ * Reading: the config comes from the file's metadata (general.architecture "gpt2", "llama",
+ * "qwen2", "qwen3" and the architecture's keys), the tensors from llama.cpp's names
+ * (token_embd, blk.N.attn_q, ...), every projection stored [out, in] as nn.Linear stores it.
+ * Each rank reads only its slices (whole blocks of the quantised types). llama.cpp stores a
+ * Llama's Q and K rows permuted within each head (its RoPE rotates adjacent pairs, Hugging Face's
+ * rotates halves); reading undoes the permutation, writing applies it, so a file linshard writes
+ * is the file llama.cpp's converter would write, and one llama.cpp wrote reads correctly.
+ *
+ * Not read yet, refused by name: Llama 3's RoPE scaling as llama.cpp stores it (a rope_freqs
+ * tensor), other RoPE scaling types, mixtures of experts. The tokenizer stored in the file is
+ * not read yet either: GPT-2 files use the built-in GPT-2 tokenizer. */
+#ifndef LINSHARD_MODEL_GGUF_H
+#define LINSHARD_MODEL_GGUF_H
+
+#include "linshard/gguf.h"
+#include "linshard/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 if path names a GGUF file (ends in .gguf, or starts with the magic "GGUF"), else 0. */
+int model_path_is_gguf(const char *path);
+
+/* The config the metadata and tensors of g describe. Returns 0, or -1 with a one-line message
+ * naming the key or tensor. */
+int model_config_from_gguf(const gguf_file *g, model_config *cfg, char *err, size_t errlen);
+
+/* The type g stores the model's matrices as (that of the first layer's attention output). */
+kernel_type model_gguf_matrix_type(const model_config *cfg, const gguf_file *g);
+
+/* model_shard_load_as for a GGUF file: rank `rank` of P's slices, matrices held as wtype. */
+int model_shard_load_gguf(model_shard *m, const model_config *cfg, const gguf_file *g, int rank,
+                          int P, int max_T, kernel_type wtype, char *err, size_t errlen);
+
+/* Writes the model whose config is cfg and whose tensors are weights (a Hugging Face
+ * checkpoint) to path as one GGUF v3 file, atomically: the matrices as wtype (quantised in blocks
+ * of 32 along their inputs for Q8_0/Q4_0), norms and biases as F32, the metadata llama.cpp reads.
+ * Returns 0, or -1 with a one-line message. */
+int model_write_gguf(const char *path, const model_config *cfg, const st_set *weights,
+                     kernel_type wtype, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
