@@ -282,7 +282,7 @@ int cmd_bench_generate(int argc, char **argv) {
             rc = cli_job_error("%s", err);
             goto done;
         }
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     decode_job jobs[MAX_LIST];
     double bw[MAX_LIST];
     for (int i = 0; i < n_tp && !rc; i++) {

@@ -5,11 +5,11 @@
  * they read (with grouped-query attention a K/V head whose query heads fall on several ranks
  * is computed on each of them: replicated, never communicated), each head attends locally,
  * and the output projection is row-parallel over the query heads' rows — one AllReduce. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "causal_softmax.h"
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 
 /* K/V heads on this rank, and the local K/V head local query head h reads. */
@@ -80,11 +80,9 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
     for (int h = 0; h < w->h_local && T > 0; h++) {
         int g = kv_of(w, h);
         const float *q = qkv + h * D, *k = keys + g * D, *v = values + g * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, q, ld, k, kv_ld, 0.0f,
-                    scores, n);
+        kernel_sgemm(0, 1, T, n, D, scale, q, ld, k, kv_ld, 0.0f, scores, n); /* [T, n] */
         causal_softmax(scores, T, n, pos0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, scores, n, v, kv_ld,
-                    0.0f, att + h * D, qd);
+        kernel_sgemm(0, 0, T, D, n, 1.0f, scores, n, v, kv_ld, 0.0f, att + h * D, qd); /* [T, D] */
     }
     return row_parallel_forward(comm, out, att, w->proj_w, w->proj_b, T, qd, w->E, tag);
 }

@@ -1,13 +1,9 @@
 /* linear.c — column-parallel and row-parallel linear layers (see layers.h). */
-#include <cblas.h>
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
-
-void layers_set_blas_threads(int n) {
-    openblas_set_num_threads(n < 1 ? 1 : n);
-}
 
 /* out = in · w (+ out if accumulate): the one GEMM shape every linear layer uses. */
 static void gemm_rows(float *out, const float *in, const float *w, int T, int K, int N,
@@ -20,12 +16,10 @@ static void gemm_rows(float *out, const float *in, const float *w, int T, int K,
     if (T == 1) {
         /* One token (decoding): a matrix-vector product. sgemm would first copy ("pack") the
          * whole weight matrix, tripling the memory traffic of a bandwidth-bound step. */
-        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, w, N, in, 1, accumulate ? 1.0f : 0.0f,
-                    out, 1);
+        kernel_sgemv(1, K, N, 1.0f, w, N, in, accumulate ? 1.0f : 0.0f, out);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, in, K, w, N,
-                accumulate ? 1.0f : 0.0f, out, N);
+    kernel_sgemm(0, 0, T, N, K, 1.0f, in, K, w, N, accumulate ? 1.0f : 0.0f, out, N);
 }
 
 /* Broadcasts the bias into every row first, so the GEMM accumulates onto it (one pass). */

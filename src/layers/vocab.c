@@ -1,8 +1,8 @@
 /* vocab.c — the vocabulary-parallel embedding and the LM head tied to it (see layers.h). */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
 
@@ -28,12 +28,10 @@ void vocab_parallel_lm_head_forward(float *logits_local, const float *h, const f
                                     int T, int E, int v_local) {
     if (T == 0 || v_local == 0) return;
     if (T == 1) { /* decoding: matrix-vector, no packing of the embedding table */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, v_local, E, 1.0f, wte_local, E, h, 1, 0.0f,
-                    logits_local, 1);
+        kernel_sgemv(0, v_local, E, 1.0f, wte_local, E, h, 0.0f, logits_local);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, v_local, E, 1.0f, h, E, wte_local, E,
-                0.0f, logits_local, v_local);
+    kernel_sgemm(0, 1, T, v_local, E, 1.0f, h, E, wte_local, E, 0.0f, logits_local, v_local);
 }
 
 int vocab_parallel_gather_logits(comm_t *comm, float *logits, float *scratch,
