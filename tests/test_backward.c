@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/layers_backward.h"
 #include "linshard/split.h"
@@ -609,7 +610,7 @@ static void test_linear_backward(void **state) {
 }
 
 int main(void) {
-    layers_set_blas_threads(1); /* one core per rank */
+    kernel_set_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gelu_backward),      cmocka_unit_test(test_layernorm_backward),
         cmocka_unit_test(test_linear_backward),    cmocka_unit_test(test_mlp_backward),

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "linshard/model.h"
-#include "linshard/layers.h"
+#include "linshard/kernels.h"
 #include "linshard/sampling.h"
 #include "linshard/split.h"
 
@@ -263,7 +263,7 @@ static void test_sampling_options_checked(void **state) {
 }
 
 int main(void) {
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_matches_full_forward),
         cmocka_unit_test(test_sampling_same_tokens_every_rank_and_P),

@@ -28,6 +28,7 @@
 #include "gpt2_reference.h"
 #include "poison.h"
 #include "linshard/model.h"
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
 
@@ -493,7 +494,7 @@ static void test_forward_overflow_fails(void **state) {
 }
 
 int main(void) {
-    layers_set_blas_threads(1); /* one core per rank */
+    kernel_set_threads(1); /* one core per rank */
     shape_a = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
     shape_b = model_config_gpt2(2, 40, 8, 53, 12, GELU_ERF);
     const struct CMUnitTest tests[] = {

@@ -57,7 +57,7 @@
 #include "linshard/model.h"
 #include "linshard/params.h"
 #include "linshard/train.h"
-#include "linshard/layers.h"
+#include "linshard/kernels.h"
 
 #define LOSS_TOL 1e-5
 #define P_TOL 1e-5
@@ -81,7 +81,7 @@ typedef struct {
 } fixture;
 
 static int setup(void **state) {
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     model_cfg = model_config_gpt2(2, 24, 6, 37, 16, GELU_TANH);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "linshard/lab.h"
-#include "linshard/layers.h"
+#include "linshard/kernels.h"
 
 static const lab_row *find(const lab_row *rows, int n, const char *name, const char *variant) {
     for (int i = 0; i < n; i++)
@@ -117,13 +117,13 @@ static void check_P(int P, uint64_t seed) {
 
 static void test_lab_rows(void **state) {
     (void)state;
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     for (int P = 2; P <= 5; P++) check_P(P, 1);
 }
 
 static void test_lab_other_seeds_and_P(void **state) {
     (void)state;
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     check_P(8, 1);
     check_P(3, 7);
     check_P(7, 12345);

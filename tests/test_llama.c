@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "linshard/kernels.h"
 #include "linshard/ledger.h"
 #include "linshard/model.h"
 #include "compare.h"
@@ -472,7 +473,7 @@ static void test_non_finite_weight_refused(void **state) {
 }
 
 int main(void) {
-    layers_set_blas_threads(1); /* one core per rank */
+    kernel_set_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gqa_kv_replicated),
         cmocka_unit_test(test_mqa),

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "linshard/model.h"
-#include "linshard/layers.h"
+#include "linshard/kernels.h"
 #include "linshard/ledger.h"
 #include "linshard/plan.h"
 
@@ -453,7 +453,7 @@ int main(void) {
     tiny = model_config_gpt2(2, 48, 6, 101, 16, GELU_TANH);
     gpt2_small = model_config_gpt2(12, 768, 12, 50257, 1024, GELU_TANH);
     llama_gqa = model_config_llama(FAMILY_LLAMA, 2, 48, 6, 2, 8, 80, 101, 16);
-    layers_set_blas_threads(1); /* one core per rank */
+    kernel_set_threads(1); /* one core per rank */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_agrees_with_ledger),
         cmocka_unit_test(test_llama_gqa_agrees_with_ledger),

@@ -138,6 +138,12 @@ const char *kernel_isa(void);
 /* The BLAS's kernel name (OpenBLAS's corename, e.g. "SkylakeX"). */
 const char *kernel_blas_description(void);
 
+/* The OpenBLAS kernel family ("SkylakeX", "Haswell") this CPU should run when the loaded one
+ * lacks what the CPU has (OpenBLAS's own detection fell back or stopped short of AVX-512);
+ * NULL when the loaded kernels are right. OpenBLAS reads OPENBLAS_CORETYPE only when it loads:
+ * acting on the answer means restarting the program with that variable set. */
+const char *kernel_blas_better_core(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,11 +20,6 @@ extern "C" {
 
 /* ---- linear layers ------------------------------------------------------------------------ */
 
-/* Threads the BLAS may use inside each GEMM call. With the threads backend each rank is a
- * thread with a core of its own, so ranks must call this with 1 first: a multi-threaded BLAS
- * called from P ranks at once oversubscribes the cores (and OpenBLAS serialises such calls). */
-void layers_set_blas_threads(int n);
-
 /* Column-parallel linear. Rank i holds W_i = the output features [c0, c0 + n_local) of W
  * (w_local: K = in_dim, N = n_local) and the matching bias slice b_i (n_local; NULL for none).
  * out[T, n_local] = in[T, in_dim] · W_i + b_i. Input replicated, output split by features.

@@ -72,8 +72,6 @@ int cli_is_printer(comm_backend_t backend);
 /* Restarts the program once with faster OpenBLAS kernels if detection fell back (see
  * blas_kernels.c). Call first thing in main. */
 void cli_choose_blas_kernels(char **argv);
-/* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", ...). */
-const char *cli_blas_description(void);
 
 /* Called with each line of a spawned program's stdout (newline included, NUL-terminated). */
 typedef void (*cli_line_fn)(const char *line, void *ctx);

@@ -1,7 +1,6 @@
 /* cmd_bench_forward.c — `linshard bench forward`: prefill throughput of a model split over P
  * ranks, beside P = 1 with a multi-threaded BLAS and PyTorch on the same weights, measured in
  * one run. */
-#include <cblas.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +70,10 @@ static double measure_sgemm_gflops(void) {
     double best = 1e30;
     if (a && b && c) {
         for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 1e-3f * (float)(i % 13);
-        openblas_set_num_threads(1);
+        kernel_set_threads(1);
         for (int rep = 0; rep < 4; rep++) {
             double t0 = timer_seconds();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                        c, n);
+            kernel_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
             double dt = timer_seconds() - t0;
             if (rep > 0 && dt < best) best = dt;
         }
@@ -318,7 +316,7 @@ int cmd_bench_forward(int argc, char **argv) {
         char what[256];
         printf("prefill, %s; sgemm peak %.0f GFLOP/s per core (measured now, OpenBLAS %s "
                "kernels)\n",
-               cli_describe_model(&cfg, what, sizeof(what)), peak, cli_blas_description());
+               cli_describe_model(&cfg, what, sizeof(what)), peak, kernel_blas_description());
         printf("  %5s  %-30s %10s %9s %8s %7s %8s %7s %8s\n", "T", "configuration", "tokens/s",
                "ms", "GFLOP/s", "%peak", "vs P=1", "comm", "vs torch1");
     }

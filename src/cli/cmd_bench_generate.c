@@ -302,7 +302,7 @@ int cmd_bench_generate(int argc, char **argv) {
             rc = cli_job_error("%s", err);
             goto done;
         }
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     for (int k = 0; k < n_types; k++) {
         if (types[k] < 0) types[k] = model_stored_matrix_type(&cfg, &file);
         if (model_check_weight_type(&cfg, (kernel_type)types[k], err, sizeof(err))) {

@@ -217,7 +217,7 @@ int cmd_bench_train(int argc, char **argv) {
             rc = cli_job_error("%s", err);
             goto done;
         }
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     train_job jobs[MAX_LIST];
     for (int i = 0; i < n_tp && !rc; i++) {
         if (!json) fprintf(stderr, "bench train: P=%d...\n", tps[i]);

@@ -305,7 +305,7 @@ int cmd_generate(int argc, char **argv) {
     job.tok = tok;
     job.prompt = ids;
     job.n_prompt = (int)n_ids;
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     if (printer) {
         fputs(prompt, stdout);
         fflush(stdout);

@@ -22,6 +22,7 @@
 #include "linshard/atomic_file.h"
 #include "linshard/model.h"
 #include "linshard/checkpoint.h"
+#include "linshard/kernels.h"
 #include "linshard/train.h"
 #include "linshard/loss.h"
 #include "linshard/sampling.h"
@@ -681,7 +682,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     job.file = &file;
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     if (printer)
         fprintf(
             stderr,

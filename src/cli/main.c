@@ -45,7 +45,7 @@ static int run_command(int argc, char **argv) {
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("linshard %s (mpi backend: %s; OpenBLAS kernels: %s)\n", LINSHARD_VERSION,
                comm_backend_available(COMM_BACKEND_MPI) ? "built in" : "not built",
-               cli_blas_description());
+               kernel_blas_description());
         return EXIT_OK;
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_model.h"
+#include "linshard/kernels.h"
 #include "linshard/params.h"
 #include "linshard/timer.h"
 
@@ -138,7 +139,7 @@ int model_run_job(model_run *job) {
         return cli_job_error("%s", err);
     }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
-    layers_set_blas_threads(job->P > 1 ? 1 : job->blas_threads);
+    kernel_set_threads(job->P > 1 ? 1 : job->blas_threads);
     run_ctx ctx = {job, &file};
     int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
     st_set_close(&file);

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "linshard/comm.h"
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/ledger.h"
 #include "linshard/split.h"
@@ -867,7 +868,7 @@ int lab_run(int P, uint64_t seed, lab_row *rows, int max_rows, char *err, size_t
     fill(j->w_gqa_o, (size_t)HG * DG * E, 1.0 / sqrt((double)(HG * DG)), &s);
     make_references(j);
 
-    layers_set_blas_threads(1);
+    kernel_set_threads(1);
     char msg[256] = "";
     if (comm_launch(COMM_BACKEND_THREADS, P, lab_rank, j, msg, sizeof(msg))) {
         set_err(err, errlen, "%s", msg[0] ? msg : "lab: a rank failed");

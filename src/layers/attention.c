@@ -5,11 +5,11 @@
  * they read (with grouped-query attention a K/V head whose query heads fall on several ranks
  * is computed on each of them: replicated, never communicated), each head attends locally,
  * and the output projection is row-parallel over the query heads' rows — one AllReduce. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "causal_softmax.h"
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 
 /* K/V heads on this rank, and the local K/V head local query head h reads. */
@@ -80,11 +80,23 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
     for (int h = 0; h < w->h_local && T > 0; h++) {
         int g = kv_of(w, h);
         const float *q = qkv + h * D, *k = keys + g * D, *v = values + g * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, D, scale, q, ld, k, kv_ld, 0.0f,
-                    scores, n);
+        if (T == 1) {
+            /* A decoding step, one query row: scores[n] = scale * K[n, D] · q and
+             * att[D] = V[n, D]^T · p, two matrix-vector products that read this head's cached
+             * keys and values once. A GEMM would first copy ("pack") all n cached rows, every
+             * step (14.5% of decode time at a 1000-token context). Measured on GPT-2 small at
+             * P = 1, context 900-1020, CPU time per token (median of 40 steps, interleaved):
+             * Haswell kernels: GEMM 34.5 ms, sgemv 30.0 ms; SkylakeX kernels, whose GEMM has
+             * a no-packing path for small matrices: GEMM 31.5, sgemv 33.1; plain C loops 38-42
+             * with either. */
+            kernel_sgemv(0, n, D, scale, k, kv_ld, q, 0.0f, scores);
+            causal_softmax(scores, 1, n, pos0);
+            kernel_sgemv(1, n, D, 1.0f, v, kv_ld, scores, 0.0f, att + h * D);
+            continue;
+        }
+        kernel_sgemm(0, 1, T, n, D, scale, q, ld, k, kv_ld, 0.0f, scores, n); /* [T, n] */
         causal_softmax(scores, T, n, pos0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, n, 1.0f, scores, n, v, kv_ld,
-                    0.0f, att + h * D, qd);
+        kernel_sgemm(0, 0, T, D, n, 1.0f, scores, n, v, kv_ld, 0.0f, att + h * D, qd); /* [T, D] */
     }
     return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);
 }

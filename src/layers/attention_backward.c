@@ -4,11 +4,11 @@
  * Heads are independent, so everything between the two GEMMs of the block is local: the only
  * communication is the forward's AllReduce after c_proj (g) and, in the backward, the
  * AllReduce of d_in after the fused QKV GEMM (f's conjugate). */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "causal_softmax.h"
+#include "linshard/kernels.h"
 #include "linshard/layers_backward.h"
 
 size_t attention_saved_floats(const attention_weights *w, int T) {
@@ -38,11 +38,9 @@ int parallel_attention_forward_train(comm_t *comm, float *out, const float *in,
     for (int h = 0; h < w->h_local && T > 0; h++) {
         const float *q = qkv + h * D, *k = qkv + hd + h * D, *v = qkv + 2 * hd + h * D;
         float *p = saved->probs + (size_t)h * (size_t)T * (size_t)T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, ld, k, ld, 0.0f, p,
-                    T);
+        kernel_sgemm(0, 1, T, T, D, scale, q, ld, k, ld, 0.0f, p, T);
         causal_softmax(p, T, T, 0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, p, T, v, ld, 0.0f,
-                    att + h * D, hd);
+        kernel_sgemm(0, 0, T, D, T, 1.0f, p, T, v, ld, 0.0f, att + h * D, hd);
     }
     return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);
 }
@@ -64,10 +62,8 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
         const float *da = datt + h * D;
         float *dq = dqkv + h * D, *dk = dqkv + hd + h * D, *dv = dqkv + 2 * hd + h * D;
         /* att = P · V: dP = datt · V^T, dV = P^T · datt. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, da, hd, v, ld, 0.0f, ds,
-                    T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, p, T, da, hd, 0.0f, dv,
-                    ld);
+        kernel_sgemm(0, 1, T, T, D, 1.0f, da, hd, v, ld, 0.0f, ds, T);
+        kernel_sgemm(1, 0, T, D, T, 1.0f, p, T, da, hd, 0.0f, dv, ld);
         /* Softmax, row by row: dS = P ⊙ (dP - <P, dP>). Masked entries have P = 0: dS = 0. */
         for (int t = 0; t < T; t++) {
             const float *pr = p + (size_t)t * (size_t)T;
@@ -78,10 +74,8 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
             for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
         }
         /* S = scale · Q · K^T: dQ = scale · dS · K, dK = scale · dS^T · Q. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, scale, ds, T, k, ld, 0.0f,
-                    dq, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, scale, ds, T, q, ld, 0.0f, dk,
-                    ld);
+        kernel_sgemm(0, 0, T, D, T, scale, ds, T, k, ld, 0.0f, dq, ld);
+        kernel_sgemm(1, 0, T, D, T, scale, ds, T, q, ld, 0.0f, dk, ld);
     }
     /* The fused QKV GEMM, column-parallel over this rank's heads: dx is a partial sum over ranks
      * until the AllReduce (f's conjugate) — the block's one communication. */

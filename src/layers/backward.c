@@ -1,10 +1,10 @@
 /* backward.c — backward of GELU, LayerNorm, the column- and row-parallel linear layers and the
  * Megatron MLP (see layers_backward.h). */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "fast_exp.h"
+#include "linshard/kernels.h"
 #include "linshard/layers_backward.h"
 
 /* ---- GEMM helpers ------------------------------------------------------------------------- */
@@ -12,7 +12,7 @@
 /* dw[K, N] += a[T, K]^T · b[T, N]. */
 static void gemm_at_b_acc(float *dw, const float *a, const float *b, int T, int K, int N) {
     if (T == 0 || K == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, T, 1.0f, a, K, b, N, 1.0f, dw, N);
+    kernel_sgemm(1, 0, K, N, T, 1.0f, a, K, b, N, 1.0f, dw, N);
 }
 
 /* out[T, K] = a[T, N] · w[K, N]^T. */
@@ -22,7 +22,7 @@ static void gemm_a_bt(float *out, const float *a, const float *w, int T, int K, 
         memset(out, 0, (size_t)T * (size_t)K * sizeof(float));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, K, N, 1.0f, a, N, w, N, 0.0f, out, K);
+    kernel_sgemm(0, 1, T, K, N, 1.0f, a, N, w, N, 0.0f, out, K);
 }
 
 /* db[N] += column sums of d[T, N], rows in order: the same bits wherever d is the same. */

@@ -1,13 +1,9 @@
 /* linear.c — column-parallel and row-parallel linear layers (see layers.h). */
-#include <cblas.h> /* until layers_set_blas_threads moves into the kernel layer */
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
-
-void layers_set_blas_threads(int n) {
-    openblas_set_num_threads(n < 1 ? 1 : n);
-}
 
 /* Broadcasts the bias into every row first, so the GEMM accumulates onto it (one pass). */
 static void fill_rows(float *out, const float *b, int T, int N) {

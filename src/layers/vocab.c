@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 #include "linshard/split.h"
 

@@ -3,12 +3,12 @@
  * walk the shard's parameter table. */
 #include "linshard/train.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers_backward.h"
 #include "linshard/loss.h"
 #include "linshard/params.h"
@@ -188,10 +188,10 @@ int model_train_forward_backward(comm_t *comm, model_shard *m, model_trainer *tr
     /* LM head, tied to wte: logits = h · wte_local^T. d_wte_local += d_logits^T · h; d_h is a
      * partial sum over the vocabulary shards: one AllReduce. */
     if (m->v_local > 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->v_local, E, T, 1.0f, tr->dlogits,
-                    m->v_local, tr->lnf, E, 1.0f, d_wte, E);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, E, m->v_local, 1.0f, tr->dlogits,
-                    m->v_local, m->wte, E, 0.0f, tr->dtmp, E);
+        kernel_sgemm(1, 0, m->v_local, E, T, 1.0f, tr->dlogits, m->v_local, tr->lnf, E, 1.0f, d_wte,
+                     E);
+        kernel_sgemm(0, 0, T, E, m->v_local, 1.0f, tr->dlogits, m->v_local, m->wte, E, 0.0f,
+                     tr->dtmp, E);
     } else {
         memset(tr->dtmp, 0, n * sizeof(float));
     }
