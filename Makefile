@@ -77,7 +77,7 @@ test-install: build
 # run. `make test` replays the seeds and fuzz/regressions/ without clang (label "fuzz").
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES ?= safetensors:safetensors safetensors_index:index model_config:config \
-  tokenizer:tokenizer trainer_state:trainer_state tokenizer_text:tokenizer_text
+  tokenizer:tokenizer trainer_state:trainer_state tokenizer_text:tokenizer_text gguf:gguf
 
 .PHONY: fuzz
 fuzz: deps

@@ -10,6 +10,7 @@
 #include "linshard/checkpoint.h"
 #include "linshard/comm.h"
 #include "linshard/comm_selftest.h"
+#include "linshard/gguf.h"
 #include "linshard/kernels.h"
 #include "linshard/lab.h"
 #include "linshard/layers.h"

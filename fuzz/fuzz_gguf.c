@@ -1,0 +1,112 @@
+/* fuzz_gguf.c — libFuzzer harness for gguf_open: each input is written as one GGUF file. A
+ * failure must be a one-line error with the gguf_file left zeroed; a success must have every
+ * tensor inside the file and inside the data section, findable by name, and readable in full when
+ * its type is one linshard reads (refused otherwise), and every metadata value readable through
+ * the getters and every array element through the element accessors (so ASan sees any bad
+ * offset). Seeds: the gguf-py fixtures (tests/data/gguf). Build and run: see fuzz/CMakeLists.txt.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "linshard/gguf.h"
+
+static char path[64];
+
+static void remove_file(void) {
+    unlink(path);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    snprintf(path, sizeof(path), "/tmp/fuzz-gguf-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) abort();
+    close(fd);
+    atexit(remove_file);
+    return 0;
+}
+
+/* Every getter on entry i, and every element of an array. */
+static void check_kv(const gguf_file *f, int64_t i) {
+    size_t len;
+    const char *k = gguf_kv_key(f, i, &len);
+    if (!k || len == 0) abort();
+    char key[256];
+    if (len >= sizeof(key) || memchr(k, '\0', len)) return; /* not reachable as a C string */
+    memcpy(key, k, len);
+    key[len] = '\0';
+    int64_t j = gguf_find_key(f, key);
+    if (j < 0) abort(); /* keys are unique, so j == i */
+    if (j != i) abort();
+    gguf_type t = gguf_kv_type(f, i);
+    char err[512];
+    uint32_t u32;
+    uint64_t u64;
+    int32_t i32;
+    float x;
+    int b;
+    const char *s;
+    (void)gguf_get_u32(f, key, &u32, err, sizeof(err));
+    (void)gguf_get_u64(f, key, &u64, err, sizeof(err));
+    (void)gguf_get_i32(f, key, &i32, err, sizeof(err));
+    (void)gguf_get_f32(f, key, &x, err, sizeof(err));
+    (void)gguf_get_bool(f, key, &b, err, sizeof(err));
+    if ((gguf_get_str(f, key, &s, &len, err, sizeof(err)) == 0) != (t == GGUF_TYPE_STRING)) abort();
+    volatile uint8_t sink = 0;
+    if (t == GGUF_TYPE_STRING && len) sink ^= (uint8_t)s[len - 1];
+    gguf_array a;
+    if ((gguf_get_arr(f, key, &a, err, sizeof(err)) == 0) != (t == GGUF_TYPE_ARRAY)) abort();
+    if (t != GGUF_TYPE_ARRAY) return;
+    for (uint64_t e = 0; e < a.n; e++) {
+        int64_t iv;
+        double dv;
+        const char *es = gguf_arr_str(&a, e, &len);
+        if ((es != NULL) != (a.type == GGUF_TYPE_STRING)) abort();
+        if (es && len) sink ^= (uint8_t)es[len - 1];
+        (void)gguf_arr_i64(&a, e, &iv);
+        if ((gguf_arr_f64(&a, e, &dv) == 0) !=
+            (a.type != GGUF_TYPE_STRING && a.type != GGUF_TYPE_ARRAY))
+            abort();
+    }
+    (void)sink;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) abort();
+    if (size && fwrite(data, 1, size, fp) != size) abort();
+    if (fclose(fp) != 0) abort();
+
+    gguf_file f;
+    char err[1024];
+    memset(&f, 0xab, sizeof(f));
+    if (gguf_open(&f, path, err, sizeof(err)) == 0) {
+        if (f.file_size != size || f.data_start % f.alignment != 0) abort();
+        for (int64_t i = 0; i < f.n_kv; i++) check_kv(&f, i);
+        for (int64_t i = 0; i < f.n_tensors; i++) {
+            const gguf_tensor *t = &f.tensors[i];
+            if (t->offset < f.data_start || t->offset > size || t->n_bytes > size - t->offset)
+                abort();
+            if ((t->offset - f.data_start) % f.alignment != 0) abort();
+            if (t->n_bytes != t->n_rows * t->row_bytes) abort();
+            if (gguf_find_tensor(&f, t->name) != t) abort();
+            uint8_t *out = malloc(t->n_bytes ? t->n_bytes : 1);
+            if (!out) abort();
+            int read = gguf_read_rows(&f, t, 0, t->n_rows, out, err, sizeof(err));
+            if (gguf_ggml_to_kernel(t->type, NULL) ? read != 0 : read == 0) abort();
+            if (read == 0 && t->n_bytes && memcmp(out, data + t->offset, t->n_bytes) != 0) abort();
+            if (read != 0 && (!err[0] || strchr(err, '\n'))) abort();
+            free(out);
+        }
+    } else {
+        if (!err[0] || strchr(err, '\n')) abort();
+        if (f.header || f.tensors || f.kv || f.n_tensors || f.n_kv || f.path) abort();
+    }
+    gguf_close(&f);
+    gguf_close(&f);
+    return 0;
+}
