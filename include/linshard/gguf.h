@@ -15,11 +15,12 @@
  * allocated, every value type, general.alignment (u32, a power of two), tensor names (1..64
  * bytes, no NUL, unique), keys unique, n_dims 1..4, ne[0] a whole number of blocks, the element
  * count and byte size without overflow, offsets aligned, every tensor inside the file, no two
- * tensors overlapping. A tensor of an unknown ggml type id is refused when the file is opened (its
- * size cannot be known); a known type linshard does not compute with (q4_K, iq2_xs, ...) is
- * accepted when opening, so a file can be inspected, and refused by name when the tensor is READ
- * (gguf_read_bytes / gguf_read_rows). Every error is one line naming the file (and the key or
- * tensor) and the problem.
+ * tensors overlapping. A tensor of an unknown ggml type id, or of one ggml has removed, is refused
+ * when the file is opened (its size cannot be known); a known type linshard does not compute with
+ * (q4_K, iq2_xs, ...) is accepted when opening, so a file can be inspected, and refused by name
+ * when the tensor is READ (gguf_read_bytes / gguf_read_rows). Every error is one line naming the
+ * file (and the key or tensor) and the problem. Headers over 256 MiB are refused (a 128k-token
+ * vocabulary with its merges takes about 10 MB); padding after the last tensor is optional.
  *
  * Tensor data is not read by gguf_open: gguf_read_bytes / gguf_read_rows pread a byte or row range
  * straight into caller memory, so each rank reads only its slice. (pread rather than mmap: the

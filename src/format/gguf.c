@@ -638,8 +638,9 @@ static int parse(cursor *r, gguf_file *f) {
     uint64_t nt, nkv;
     if (rd_u64(r, &nt, "the tensor count") != 0) return -1;
     if (rd_u64(r, &nkv, "the metadata count") != 0) return -1;
-    /* Each entry takes at least 13 bytes (empty key, type, a u8) and each tensor info 32. */
-    uint64_t left = r->file_size - r->pos;
+    /* Each entry takes at least 13 bytes (key length, type, a u8) and each tensor info 32, all
+     * of them inside the header's size limit. */
+    uint64_t left = (r->file_size < GGUF_HEADER_MAX ? r->file_size : GGUF_HEADER_MAX) - r->pos;
     if (nkv > left / 13)
         return fail(c, "%" PRIu64 " metadata entries cannot fit in the %" PRIu64 " bytes left", nkv,
                     left);
