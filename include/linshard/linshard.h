@@ -18,6 +18,8 @@
 #include "linshard/ledger.h"
 #include "linshard/loss.h"
 #include "linshard/model.h"
+#include "linshard/model_gguf.h"
+#include "linshard/model_source.h"
 #include "linshard/params.h"
 #include "linshard/plan.h"
 #include "linshard/safetensors.h"

@@ -146,7 +146,8 @@ typedef struct {
     /* The type the matrices are held as (model_shard_load_as): F32 keeps them in params (and
      * the shard can train); any other type keeps them in `typed`, [N][K] rows of blocks. */
     kernel_type wtype;
-    int gguf_names; /* the parameter table names tensors as a GGUF file does */
+    int gguf_names;  /* the parameter table names tensors as a GGUF file does */
+    int split_block; /* the MLP's features are split in whole blocks of this many */
     unsigned char *typed;
     size_t typed_bytes;
     model_param *table; /* the parameter table of this rank (params.c), n_table entries */
@@ -185,10 +186,9 @@ int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *w
 int model_check_weight_type(const model_config *cfg, kernel_type wtype, char *err, size_t errlen);
 
 /* The MLP's hidden features [f0, f0 + f_local) of rank r of P: a balanced split, in whole blocks
- * of wtype's block size (so a row-parallel slice of a quantised c_proj is whole blocks; ranks'
- * shares then differ by at most one block). */
-void model_ff_split(const model_config *cfg, int P, int r, kernel_type wtype, int *f0,
-                    int *f_local);
+ * of block values (a quantised type's block, so a row-parallel slice of a quantised c_proj is
+ * whole blocks; ranks' shares then differ by at most one block; 1 for F32/F16/BF16). */
+void model_ff_split(const model_config *cfg, int P, int r, int block, int *f0, int *f_local);
 void model_shard_free(model_shard *m);
 /* Bytes of weights this rank holds. */
 size_t model_shard_weight_bytes(const model_shard *m);

@@ -31,6 +31,10 @@ int model_config_from_gguf(const gguf_file *g, model_config *cfg, char *err, siz
 /* The type g stores the model's matrices as (that of the first layer's attention output). */
 kernel_type model_gguf_matrix_type(const model_config *cfg, const gguf_file *g);
 
+/* Checks that every tensor cfg implies is in g with the right shape and a type linshard reads.
+ * Returns 0, or -1 with a message naming the tensor. */
+int model_check_weights_gguf(const model_config *cfg, const gguf_file *g, char *err, size_t errlen);
+
 /* model_shard_load_as for a GGUF file: rank `rank` of P's slices, matrices held as wtype. */
 int model_shard_load_gguf(model_shard *m, const model_config *cfg, const gguf_file *g, int rank,
                           int P, int max_T, kernel_type wtype, char *err, size_t errlen);

@@ -123,11 +123,12 @@ model_weight_reader model_st_reader_init(model_st_reader *ctx, const model_confi
 
 /* Loading in two steps, for readers of other formats (gguf_model.c): model_shard_setup sizes
  * the shard and its buffers for rank r of P with matrices held as wtype (gguf_names: the table
- * names tensors as llama.cpp does); model_shard_read then reads every parameter through rd,
+ * names tensors as llama.cpp does; split_block: the MLP split's granularity, 0 for wtype's
+ * block); model_shard_read then reads every parameter through rd,
  * calling after(after_ctx, p, data) on each one's F32 data (internal orientation) before it is
  * stored. Both return 0, or -1 with a message; after a failed read, free the shard. */
 int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
-                      kernel_type wtype, int gguf_names, char *err, size_t errlen);
+                      kernel_type wtype, int gguf_names, int split_block, char *err, size_t errlen);
 int model_shard_read(model_shard *m, const model_weight_reader *rd,
                      void (*after)(void *ctx, const model_param *p, float *data), void *after_ctx,
                      char *err, size_t errlen);

@@ -152,9 +152,8 @@ static int alloc_activations(model_shard *m, char *err, size_t errlen) {
     return 0;
 }
 
-void model_ff_split(const model_config *cfg, int P, int r, kernel_type wtype, int *f0,
-                    int *f_local) {
-    size_t block = (size_t)kernel_type_info(wtype)->block, units = (size_t)cfg->n_ff / block;
+void model_ff_split(const model_config *cfg, int P, int r, int block_size, int *f0, int *f_local) {
+    size_t block = block_size > 0 ? (size_t)block_size : 1, units = (size_t)cfg->n_ff / block;
     *f0 = (int)(split_offset(units, P, r) * block);
     *f_local = (int)(split_count(units, P, r) * block);
 }
@@ -225,7 +224,8 @@ static int read_param(model_shard *m, const model_param *p, const model_weight_r
 }
 
 int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
-                      kernel_type wtype, int gguf_names, char *err, size_t errlen) {
+                      kernel_type wtype, int gguf_names, int split_block, char *err,
+                      size_t errlen) {
     memset(m, 0, sizeof(*m));
     if (model_config_check(cfg, err, errlen) || model_config_check_tp(cfg, P, err, errlen) ||
         model_check_weight_type(cfg, wtype, err, errlen))
@@ -235,10 +235,11 @@ int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, 
     m->P = P;
     m->wtype = wtype;
     m->gguf_names = gguf_names;
+    m->split_block = split_block > 0 ? split_block : kernel_type_info(wtype)->block;
     m->heads = model_head_split(cfg, P, rank);
     m->h0 = m->heads.h0;
     m->h_local = m->heads.h_local;
-    model_ff_split(cfg, P, rank, wtype, &m->f0, &m->f_local);
+    model_ff_split(cfg, P, rank, m->split_block, &m->f0, &m->f_local);
     m->v0 = (int)split_offset((size_t)cfg->vocab_size, P, rank);
     m->v_local = (int)split_count((size_t)cfg->vocab_size, P, rank);
     m->max_T = max_T < 1 ? 1 : (max_T > cfg->n_positions ? cfg->n_positions : max_T);
@@ -289,7 +290,7 @@ int model_shard_read(model_shard *m, const model_weight_reader *rd,
 
 int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
                         int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
-    if (model_shard_setup(m, cfg, rank, P, max_T, wtype, 0, err, errlen)) return -1;
+    if (model_shard_setup(m, cfg, rank, P, max_T, wtype, 0, 0, err, errlen)) return -1;
     if (weights) {
         model_st_reader ctx;
         model_weight_reader rd = model_st_reader_init(&ctx, cfg, weights, "");

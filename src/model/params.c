@@ -201,7 +201,7 @@ static int build_table(const model_config *c, int P, int r, model_param *table, 
     size_t E = (size_t)c->n_embd, V = (size_t)c->vocab_size, N = (size_t)c->n_positions;
     size_t v0 = split_offset(V, P, r), vl = split_count(V, P, r);
     int f0i, fli;
-    model_ff_split(c, P, r, wtype, &f0i, &fli);
+    model_ff_split(c, P, r, m ? m->split_block : 1, &f0i, &fli);
     size_t f0 = (size_t)f0i, fl = (size_t)fli;
     head_split hs = model_head_split(c, P, r);
 
