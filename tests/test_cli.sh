@@ -380,5 +380,29 @@ b=$("$bin" generate -n 12 --temperature 0 --dtype f32 2>/dev/null)
 if [ -n "$a" ] && [ "$a" = "$b" ]; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: the default model's greedy text differs between f16 and f32 weights: '$a' vs '$b'"; fi
 
+# GGUF (issue 11): convert writes one .gguf file; every command takes it as --model. A model
+# read from GGUF as type T gives the same answer as the directory held as T.
+for t in f32 f16 q8_0 q4_0; do
+  expect 0 "wrote .*blocks-$t.gguf \(GGUF v3, matrices as $t\)" -- convert --model "$tmp/blocks" --out "$tmp/blocks-$t.gguf" --dtype $t
+  a=$("$bin" forward --model "$tmp/blocks-$t.gguf" --tokens 1,2,3 --tp 3 2>&1)
+  b=$("$bin" forward --model "$tmp/blocks" --tokens 1,2,3 --tp 3 --dtype $t 2>&1)
+  if [ "$a" = "$b" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: forward from $t GGUF differs from the directory held as $t: $a / $b"; fi
+done
+expect 0 "every P matches P=1" -- verify --model "$tmp/blocks-q4_0.gguf" --tp 1,2,3,4
+expect 0 "plan: Llama, 1 layers, 64 wide" -- plan --model "$tmp/blocks-q8_0.gguf" --tp 2
+expect_one_line 2 convert --model "$tmp/blocks" --out "$tmp/blocks-q8" --dtype q8_0
+expect_one_line 1 forward --model "$tmp/blocks/config.json" --tokens 1
+expect 1 "tokenizer inside a GGUF file is not read yet" -- generate --model "$tmp/blocks-q8_0.gguf" -n 2
+printf 'GGUF\003\000\000\000' >"$tmp/trunc.gguf"
+expect_one_line 1 forward --model "$tmp/trunc.gguf" --tokens 1
+# A GPT-2 GGUF generates with the built-in tokenizer, the same text as its directory.
+expect 0 "wrote" -- init --out "$tmp/g2" --layers 1 --embd 64 --heads 2 --vocab 50257 --ctx 16
+expect 0 "wrote" -- convert --model "$tmp/g2" --out "$tmp/g2.gguf" --dtype q8_0
+a=$("$bin" generate --model "$tmp/g2.gguf" -n 6 --temperature 0 --tp 2 2>/dev/null)
+b=$("$bin" generate --model "$tmp/g2" -n 6 --temperature 0 --tp 2 --dtype q8_0 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: generate from a q8_0 GPT-2 GGUF: '$a' vs the directory's '$b'"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

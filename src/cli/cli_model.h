@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "linshard/model.h"
+#include "linshard/model_source.h"
 #include "linshard/ledger.h"
 #include "linshard/tokenizer.h"
 
@@ -81,10 +82,12 @@ int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer
 int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, char *err,
                      size_t errlen);
 
-/* The built-in default model (data/default-model, embedded in the program), read in place: its
- * config and its weights (checked against the config). Returns 0 (weights open: close them with
- * st_set_close), or -1 with err. */
-int cli_default_model_open(model_config *cfg, st_set *weights, char *err, size_t errlen);
+/* The built-in default model (data/default-model, embedded in the program), read in place.
+ * Returns 0 (close it with model_source_close), or -1 with err. */
+int cli_default_model_open(model_source *src, char *err, size_t errlen);
+/* The config of the model at path: a directory's config.json, or a .gguf file's metadata.
+ * 0, or -1 with err. */
+int cli_model_config(const char *path, model_config *cfg, char *err, size_t errlen);
 /* Removes a directory cli_temp_model made. */
 void cli_remove_temp_model(const char *dir);
 

@@ -19,7 +19,7 @@
 #define REPEATS 3
 
 static const char bench_forward_usage[] =
-    "usage: linshard bench forward (--model DIR | --shape NAME) [--tp LIST] [--tokens-count LIST]\n"
+    "usage: linshard bench forward (--model PATH | --shape NAME) [--tp LIST] [--tokens-count LIST]\n"
     "                              [--dtype T] [--json] [--no-peers]\n"
     "\n"
     "Prefill throughput (tokens/s) of the forward pass for each P (one core per rank), the\n"
@@ -31,7 +31,8 @@ static const char bench_forward_usage[] =
     "python3-torch).\n"
     "Each figure is the fastest of 3 passes after a warm-up.\n"
     "\n"
-    "  --model DIR          a checkpoint of any family\n"
+    "  --model PATH         a checkpoint of any family (a directory, or a .gguf file: then\n"
+    "                       without the PyTorch peer, which reads directories)\n"
     "  --shape NAME         a seeded random model written to a temporary directory and\n"
     "                       removed afterwards: gpt2 (GPT-2 small, 124M parameters),\n"
     "                       llama-1b (Llama 3.2 1B's shape, 1.24B parameters: 5 GB in F32),\n"
@@ -89,7 +90,7 @@ static int run_linshard(const char *dir, int P, int blas_threads, int T, fwd_res
     if (!tokens) return cli_job_error("out of memory");
     model_config cfg;
     char err[512];
-    if (model_config_load(dir, &cfg, err, sizeof(err))) {
+    if (cli_model_config(dir, &cfg, err, sizeof(err))) {
         free(tokens);
         return cli_job_error("%s", err);
     }
@@ -286,7 +287,7 @@ int cmd_bench_forward(int argc, char **argv) {
     }
     model_config cfg;
     int rc = EXIT_OK;
-    if (model_config_load(dir, &cfg, err, sizeof(err))) {
+    if (cli_model_config(dir, &cfg, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }

@@ -27,7 +27,7 @@
 #define REPEATS 3
 
 static const char bench_generate_usage[] =
-    "usage: linshard bench generate (--model DIR | --shape NAME) [--tp LIST] [--prompt-count T]\n"
+    "usage: linshard bench generate (--model PATH | --shape NAME) [--tp LIST] [--prompt-count T]\n"
     "                               [-n N] [--dtype LIST] [--json] [--no-peers]\n"
     "\n"
     "Greedy decoding speed (tokens/s after a T-token prompt) for each P, one core per rank,\n"
@@ -36,7 +36,7 @@ static const char bench_generate_usage[] =
     "greedy decoding with\n"
     "a KV cache on the same weights (bench/torch_gpt2_forward.py --decode). Fastest of 3 runs.\n"
     "\n"
-    "  --model DIR        a checkpoint of any family\n"
+    "  --model PATH       a checkpoint of any family: a directory or a .gguf file\n"
     "  --shape NAME       a seeded random model in a temporary directory, removed afterwards:\n"
     "                     gpt2 (GPT-2 small), llama-1b (Llama 3.2 1B's shape, 5 GB in F32),\n"
     "                     tiny\n"
@@ -52,7 +52,7 @@ static const char bench_generate_usage[] =
 
 typedef struct {
     const model_config *cfg;
-    const st_set *file;
+    const model_source *src;
     int T, N, P;
     kernel_type wtype;
     double seconds, comm_seconds; /* best decode of N tokens */
@@ -67,8 +67,7 @@ static int decode_rank(comm_t *comm, void *arg) {
     int r = comm_rank(comm), rc = 0;
     model_shard m;
     char err[512];
-    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->T, job->wtype, err,
-                            sizeof(err)) ||
+    if (model_source_load(job->src, &m, r, comm_size(comm), job->T, job->wtype, err, sizeof(err)) ||
         model_shard_enable_cache(&m, job->T + job->N, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     int *prompt = malloc((size_t)job->T * sizeof(int));
@@ -284,14 +283,14 @@ int cmd_bench_generate(int argc, char **argv) {
         dir = tmpdir;
     }
     model_config cfg;
-    st_set file = {0};
+    model_source src;
     int rc = EXIT_OK, file_open = 0;
-    if (model_config_load(dir, &cfg, err, sizeof(err)) ||
-        cli_open_weights(dir, &cfg, &file, err, sizeof(err))) {
+    if (model_source_open(&src, dir, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
     file_open = 1;
+    cfg = src.cfg;
     if (T + N > cfg.n_positions) {
         rc = cli_job_error("prompt %d + %d new tokens exceed the model's context of %d positions",
                            T, N, cfg.n_positions);
@@ -304,7 +303,7 @@ int cmd_bench_generate(int argc, char **argv) {
         }
     kernel_set_threads(1);
     for (int k = 0; k < n_types; k++) {
-        if (types[k] < 0) types[k] = model_stored_matrix_type(&cfg, &file);
+        if (types[k] < 0) types[k] = (int)model_source_stored_type(&src);
         if (model_check_weight_type(&cfg, (kernel_type)types[k], err, sizeof(err))) {
             rc = cli_job_error("%s", err);
             goto done;
@@ -322,7 +321,7 @@ int cmd_bench_generate(int argc, char **argv) {
             decode_job *j = &jobs[n_runs++];
             memset(j, 0, sizeof(*j));
             j->cfg = &cfg;
-            j->file = &file;
+            j->src = &src;
             j->T = T;
             j->N = N;
             j->P = tps[i];
@@ -406,7 +405,7 @@ int cmd_bench_generate(int argc, char **argv) {
                        kernel_type_info(jobs[i].wtype)->name, jobs[i].P, tps[0],
                        agree(jobs[i].tokens, jobs[i - i % n_tp].tokens, n_check), n_check);
 done:
-    if (file_open) st_set_close(&file);
+    if (file_open) model_source_close(&src);
     if (shape) cli_remove_temp_model(tmpdir);
     return rc;
 }

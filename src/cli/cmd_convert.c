@@ -1,6 +1,8 @@
-/* cmd_convert.c — `linshard convert`: a checkpoint rewritten with another storage type (F32,
- * F16, BF16), e.g. to ship a model at half the size. Every tensor of the file is kept, with its
- * name and shape; config.json is copied. Both files are written atomically. */
+/* cmd_convert.c — `linshard convert`: a checkpoint rewritten with another storage type, e.g. to
+ * ship a model at half or a quarter of the size. To a directory: safetensors (F32, F16, BF16),
+ * every tensor kept with its name and shape, config.json copied. To a .gguf file: one GGUF file
+ * (any type, Q8_0 and Q4_0 included, which safetensors cannot hold) with the metadata and tensor
+ * names llama.cpp reads. Everything is written atomically. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,17 +13,23 @@
 #include "cli.h"
 #include "cli_model.h"
 #include "linshard/model.h"
+#include "linshard/model_gguf.h"
 #include "linshard/safetensors.h"
 
 static const char convert_usage[] =
-    "usage: linshard convert --model DIR --out DIR --dtype f32|f16|bf16\n"
+    "usage: linshard convert --model DIR --out DIR|FILE.gguf --dtype f32|f16|bf16|q8_0|q4_0\n"
     "\n"
-    "Rewrites DIR's model.safetensors with every tensor stored as the given type (rounded to\n"
-    "nearest even), and copies config.json, into the output directory (created if missing).\n"
+    "With --out DIR: rewrites DIR's model.safetensors with every tensor stored as the given type\n"
+    "(f32, f16 or bf16, rounded to nearest even) and copies config.json into the output\n"
+    "directory (created if missing). With --out FILE.gguf: writes one GGUF v3 file, the format\n"
+    "llama.cpp reads: the matrices as the given type (q8_0 and q4_0 are GGUF's blocks of 32),\n"
+    "norms and biases as f32, the config as metadata, tensors under llama.cpp's names (a Llama's\n"
+    "Q and K rows in llama.cpp's order). The tokenizer is not written into the file yet.\n"
     "\n"
-    "  --model DIR   the checkpoint to read\n"
-    "  --out DIR     where to write (must differ from --model)\n"
-    "  --dtype T     f32, f16 or bf16\n"
+    "  --model DIR   the checkpoint to read (a Hugging Face directory)\n"
+    "  --out PATH    a directory (safetensors) or a file ending in .gguf (must differ from\n"
+    "                --model)\n"
+    "  --dtype T     f32, f16, bf16, or (GGUF only) q8_0, q4_0\n"
     "  -h, --help    this text\n";
 
 int cmd_convert(int argc, char **argv) {
@@ -32,7 +40,7 @@ int cmd_convert(int argc, char **argv) {
                                              {0, 0, 0, 0}};
     const char *model = NULL, *out = NULL;
     st_dtype dtype = ST_F32;
-    int have_dtype = 0, c;
+    int have_dtype = 0, c, ktype = KERNEL_F32;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -44,15 +52,10 @@ int cmd_convert(int argc, char **argv) {
             out = optarg;
             break;
         case 'd':
-            if (!strcmp(optarg, "f32"))
-                dtype = ST_F32;
-            else if (!strcmp(optarg, "f16"))
-                dtype = ST_F16;
-            else if (!strcmp(optarg, "bf16"))
-                dtype = ST_BF16;
-            else
-                return cli_usage_error("convert", "--dtype must be f32, f16 or bf16, got '%s'",
-                                       optarg);
+            if ((ktype = kernel_type_from_name(optarg)) < 0)
+                return cli_usage_error(
+                    "convert", "--dtype must be f32, f16, bf16, q8_0 or q4_0, got '%s'", optarg);
+            dtype = ktype == KERNEL_F16 ? ST_F16 : ktype == KERNEL_BF16 ? ST_BF16 : ST_F32;
             have_dtype = 1;
             break;
         case 'h':
@@ -68,12 +71,29 @@ int cmd_convert(int argc, char **argv) {
     if (!model || !out || !have_dtype)
         return cli_usage_error("convert", "--model, --out and --dtype are required");
     if (!strcmp(model, out)) return cli_usage_error("convert", "--out must differ from --model");
+    size_t out_len = strlen(out);
+    int to_gguf = out_len > 5 && !strcmp(out + out_len - 5, ".gguf");
+    if (!to_gguf && (ktype == KERNEL_Q8_0 || ktype == KERNEL_Q4_0))
+        return cli_usage_error("convert",
+                               "safetensors cannot hold %s blocks: give --out FILE.gguf for a "
+                               "quantised checkpoint",
+                               kernel_type_info((kernel_type)ktype)->name);
 
     char err[512], path[4096];
     model_config cfg;
     st_set file;
     if (model_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
     if (cli_open_weights(model, &cfg, &file, err, sizeof(err))) return cli_job_error("%s", err);
+    if (to_gguf) {
+        int rc = model_write_gguf(out, &cfg, &file, (kernel_type)ktype, err, sizeof(err))
+                     ? cli_job_error("%s", err)
+                     : EXIT_OK;
+        if (rc == EXIT_OK)
+            printf("wrote %s (GGUF v3, matrices as %s)\n", out,
+                   kernel_type_info((kernel_type)ktype)->name);
+        st_set_close(&file);
+        return rc;
+    }
     int n = 0;
     for (int f = 0; f < file.n_files; f++) n += file.files[f].n_tensors;
     st_write_tensor *list = calloc((size_t)n + 1, sizeof(*list));

@@ -18,7 +18,7 @@
 #include "linshard/tokenizer.h"
 
 static const char generate_usage[] =
-    "usage: linshard generate [--model DIR] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
+    "usage: linshard generate [--model PATH] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
     "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
     "                         [--dtype T]\n"
     "\n"
@@ -28,9 +28,10 @@ static const char generate_usage[] =
     "end-of-turn token such as <|eot_id|> or <|im_end|>), after N tokens, or at the model's\n"
     "context length.\n"
     "\n"
-    "  --model DIR       a checkpoint of any family, with its tokenizer files (tokenizer.json +\n"
-    "                    tokenizer_config.json; a GPT-2 without them uses the built-in GPT-2\n"
-    "                    tokenizer). The prompt gets a BOS token when the tokenizer's config\n"
+    "  --model PATH      a checkpoint of any family (a Hugging Face directory or a .gguf file),\n"
+    "                    with its tokenizer files (tokenizer.json + tokenizer_config.json; in\n"
+    "                    the directory, or beside the .gguf file; a GPT-2 without them uses the\n"
+    "                    built-in GPT-2 tokenizer). The prompt gets a BOS token when the tokenizer's config\n"
     "                    says so. Without --model: the built-in\n"
     "                    default, a small GPT-2 (2 layers, 128 wide, context 64, GPT-2\n"
     "                    vocabulary) trained by linshard on the King James Bible (public\n"
@@ -53,7 +54,7 @@ static const char generate_usage[] =
 
 typedef struct {
     const char *model_dir;
-    const st_set *file;
+    const model_source *src;
     model_config cfg;
     const tokenizer *tok;
     const int *prompt;
@@ -85,8 +86,8 @@ static int generate_rank(comm_t *comm, void *arg) {
     if (capacity > c->n_positions) capacity = c->n_positions;
     model_shard m;
     char err[512];
-    if (model_shard_load_as(&m, c, job->file, r, comm_size(comm), job->n_prompt, job->wtype, err,
-                            sizeof(err)) ||
+    if (model_source_load(job->src, &m, r, comm_size(comm), job->n_prompt, job->wtype, err,
+                          sizeof(err)) ||
         model_shard_enable_cache(&m, capacity, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
@@ -241,23 +242,20 @@ int cmd_generate(int argc, char **argv) {
     tokenizer *tok = NULL;
     int *ids = NULL, builtin = !job.model_dir;
     size_t n_ids = 0;
-    st_set file = {0};
-    int file_open = 0;
+    model_source src;
+    int src_open = 0;
     rc = EXIT_OK;
 
-    if (builtin) {
-        if (cli_default_model_open(&job.cfg, &file, err, sizeof(err))) {
-            rc = cli_job_error("the built-in default model: %s", err);
-            goto done;
-        }
-        file_open = 1;
-        if (printer)
-            fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
-                            "trained on the King James Bible (data/default-model/README.md)\n");
-    } else if (model_config_load(job.model_dir, &job.cfg, err, sizeof(err))) {
+    if (builtin ? cli_default_model_open(&src, err, sizeof(err))
+                : model_source_open(&src, job.model_dir, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
+    src_open = 1;
+    job.cfg = src.cfg;
+    if (builtin && printer)
+        fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
+                        "trained on the King James Bible (data/default-model/README.md)\n");
     if (model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
         sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
         cli_load_tokenizer(builtin ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
@@ -291,17 +289,12 @@ int cmd_generate(int argc, char **argv) {
                            job.cfg.n_positions);
         goto done;
     }
-    if (!file_open && cli_open_weights(job.model_dir, &job.cfg, &file, err, sizeof(err))) {
-        rc = cli_job_error("%s", err);
-        goto done;
-    }
-    file_open = 1;
-    if (!job.wtype_given) job.wtype = (kernel_type)model_stored_matrix_type(&job.cfg, &file);
+    if (!job.wtype_given) job.wtype = model_source_stored_type(&src);
     if (model_check_weight_type(&job.cfg, job.wtype, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
-    job.file = &file;
+    job.src = &src;
     job.tok = tok;
     job.prompt = ids;
     job.n_prompt = (int)n_ids;
@@ -329,7 +322,7 @@ int cmd_generate(int argc, char **argv) {
                 100 * job.comm_decode_s / job.decode_s, job.stop_reason ? job.stop_reason : "?");
     }
 done:
-    if (file_open) st_set_close(&file);
+    if (src_open) model_source_close(&src);
     free(ids);
     if (tok) tokenizer_free(tok);
     cli_stop_backend(backend);

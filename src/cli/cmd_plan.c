@@ -13,7 +13,7 @@
 #include "linshard/plan.h"
 
 static const char plan_usage[] =
-    "usage: linshard plan (--model DIR | --shape gpt2|tiny|llama-1b) --tp P [--backward]\n"
+    "usage: linshard plan (--model PATH | --shape gpt2|tiny|llama-1b) --tp P [--backward]\n"
     "                     [--json] [--mlp column,row|row,column|replicate]\n"
     "                     [--attention heads|replicate] [--bias after-reduce|one-rank|every-rank]\n"
     "\n"
@@ -35,7 +35,7 @@ static const char plan_usage[] =
     "table give what that costs (K/V heads held, extra weight memory, FLOPs per token and KV\n"
     "cache, over all ranks and layers) and the communication it adds: none.\n"
     "\n"
-    "  --model DIR       read the shape from DIR/config.json (any family)\n"
+    "  --model PATH      read the shape from PATH/config.json, or a .gguf file's metadata\n"
     "  --shape NAME      gpt2 (12 layers, 768 wide, 12 heads, vocab 50257), tiny (verify's\n"
     "                    default: 2 layers, 48 wide, 6 heads, vocab 101) or llama-1b (Llama\n"
     "                    3.2 1B: 16 layers, 2048 wide, 32 query and 8 K/V heads, vocab 128256)\n"
@@ -525,7 +525,7 @@ int cmd_plan(int argc, char **argv) {
     if (shape && cli_shape_named(shape, &cfg))
         return cli_usage_error("plan", "unknown --shape '%s' (available: gpt2, llama-1b, tiny)",
                                shape);
-    if (model_dir && model_config_load(model_dir, &cfg, err, sizeof(err)))
+    if (model_dir && cli_model_config(model_dir, &cfg, err, sizeof(err)))
         return cli_job_error("%s", err);
     plan_t plan;
     if (plan_build(&plan, &cfg, (int)P, &opt, err, sizeof(err))) return cli_job_error("%s", err);

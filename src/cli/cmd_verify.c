@@ -23,7 +23,7 @@
 #define VERIFY_REL_TOL 1e-4
 
 static const char verify_usage[] =
-    "usage: linshard verify [--model DIR] [--tp LIST] [--tokens IDS] [--backend threads|mpi]\n"
+    "usage: linshard verify [--model PATH] [--tp LIST] [--tokens IDS] [--backend threads|mpi]\n"
     "                       [--dtype T] [--comm-stats]\n"
     "\n"
     "Runs the model unsplit (P = 1) and split over each P in LIST on the same tokens; prints\n"
@@ -32,7 +32,7 @@ static const char verify_usage[] =
     "tolerance (an absolute one: 1e-4 of the largest |logit| at P = 1; a NaN or infinite\n"
     "logit always fails) and every layer did exactly 2 AllReduce.\n"
     "\n"
-    "  --model DIR     a checkpoint; without it, a seeded random GPT-2 of 2 layers, 48 wide,\n"
+    "  --model PATH    a checkpoint (a directory or a .gguf file); without it, a seeded random GPT-2 of 2 layers, 48 wide,\n"
     "                  6 heads, vocabulary 101, context 32 is built (in a temporary directory\n"
     "                  that is removed afterwards)\n"
     "  --tp LIST       the P values to check (default 1,2,3,4,5,6)\n"
@@ -189,7 +189,7 @@ int cmd_verify(int argc, char **argv) {
                "context 32\n");
     }
     model_config cfg;
-    if (model_config_load(model_dir, &cfg, err, sizeof(err))) {
+    if (cli_model_config(model_dir, &cfg, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }

@@ -31,20 +31,12 @@ static size_t span(const char *begin, const char *end) {
     return (size_t)((uintptr_t)end - (uintptr_t)begin);
 }
 
-int cli_default_model_open(model_config *cfg, st_set *weights, char *err, size_t errlen) {
+int cli_default_model_open(model_source *src, char *err, size_t errlen) {
     /* Read in place: no copy to a temporary file at every start. */
-    if (model_config_parse(linshard_default_config_json,
-                           span(linshard_default_config_json, linshard_default_config_json_end),
-                           "default model config.json", cfg, err, errlen))
-        return -1;
-    if (st_set_open_memory(
-            weights, linshard_default_model_safetensors,
-            span(linshard_default_model_safetensors, linshard_default_model_safetensors_end),
-            "default model.safetensors", err, errlen))
-        return -1;
-    if (model_check_weights(cfg, weights, err, errlen)) {
-        st_set_close(weights);
-        return -1;
-    }
-    return 0;
+    return model_source_open_memory(
+        src, linshard_default_config_json,
+        span(linshard_default_config_json, linshard_default_config_json_end),
+        linshard_default_model_safetensors,
+        span(linshard_default_model_safetensors, linshard_default_model_safetensors_end),
+        "the built-in default model's", err, errlen);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -14,7 +15,7 @@
 
 typedef struct {
     model_run *job;
-    const st_set *file;
+    const model_source *src;
 } run_ctx;
 
 static int run_rank(comm_t *comm, void *arg) {
@@ -24,8 +25,7 @@ static int run_rank(comm_t *comm, void *arg) {
     model_shard m;
     char err[512];
     double t0 = timer_seconds();
-    if (model_shard_load_as(&m, &job->cfg, ctx->file, r, comm_size(comm), job->T, job->held_as, err,
-                            sizeof(err)))
+    if (model_source_load(ctx->src, &m, r, comm_size(comm), job->T, job->held_as, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
     if (r == 0) {
         job->load_seconds = timer_seconds() - t0;
@@ -123,26 +123,26 @@ int model_run_job(model_run *job) {
     char err[512];
     if (job->top_k > (int)(sizeof(job->top_ids) / sizeof(job->top_ids[0])))
         return cli_job_error("top-k of %d: at most 16 are reported", job->top_k);
-    if (model_config_load(job->model_dir, &job->cfg, err, sizeof(err)) ||
-        model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
-        model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err)))
+    model_source src;
+    if (model_source_open(&src, job->model_dir, err, sizeof(err))) return cli_job_error("%s", err);
+    job->cfg = src.cfg;
+    if (model_config_check_tp(&job->cfg, job->P, err, sizeof(err)) ||
+        model_check_tokens(&job->cfg, job->tokens, job->T, err, sizeof(err))) {
+        model_source_close(&src);
         return cli_job_error("%s", err);
+    }
     /* Top-5 of a 3-token vocabulary is its top 3. */
     if (job->top_k > job->cfg.vocab_size) job->top_k = job->cfg.vocab_size;
-    st_set file;
-    if (cli_open_weights(job->model_dir, &job->cfg, &file, err, sizeof(err)))
-        return cli_job_error("%s", err);
-    job->held_as =
-        job->wtype_given ? job->wtype : (kernel_type)model_stored_matrix_type(&job->cfg, &file);
+    job->held_as = job->wtype_given ? job->wtype : model_source_stored_type(&src);
     if (model_check_weight_type(&job->cfg, job->held_as, err, sizeof(err))) {
-        st_set_close(&file);
+        model_source_close(&src);
         return cli_job_error("%s", err);
     }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     kernel_set_threads(job->P > 1 ? 1 : job->blas_threads);
-    run_ctx ctx = {job, &file};
+    run_ctx ctx = {job, &src};
     int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
-    st_set_close(&file);
+    model_source_close(&src);
     if (rc) return cli_job_error("%s", err);
     return EXIT_OK;
 }
@@ -204,25 +204,53 @@ int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, 
     return 0;
 }
 
+int cli_model_config(const char *path, model_config *cfg, char *err, size_t errlen) {
+    struct stat sb;
+    if (!(path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)))
+        return model_config_load(path, cfg, err, errlen); /* config.json alone will do */
+    model_source src;
+    if (model_source_open(&src, path, err, errlen)) return -1;
+    *cfg = src.cfg;
+    model_source_close(&src);
+    return 0;
+}
+
 int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer **tok, char *err,
                        size_t errlen) {
+    char parent[4096];
+    struct stat sb;
+    const char *given = model_dir;
+    if (model_dir && stat(model_dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* A GGUF file: its own tokenizer metadata is not read yet; tokenizer files beside it
+         * are, and GPT-2 has the built-in one. */
+        snprintf(parent, sizeof(parent), "%s", model_dir);
+        char *slash = strrchr(parent, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof(parent), ".");
+        model_dir = parent;
+    }
     if (model_dir) {
         static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-            char path[4096];
+            char path[4096 + 32];
             snprintf(path, sizeof(path), "%s/%s", model_dir, names[i]);
             if (access(path, R_OK) == 0) return tokenizer_load_dir(tok, model_dir, err, errlen);
         }
         model_config own;
         if (!cfg) {
-            if (model_config_load(model_dir, &own, err, errlen)) return -1;
+            if (cli_model_config(given, &own, err, errlen)) return -1;
             cfg = &own;
         }
         if (cfg->family != FAMILY_GPT2) {
             snprintf(err, errlen,
                      "%s has no tokenizer.json: a %s checkpoint needs the tokenizer it was "
-                     "trained with",
-                     model_dir, model_family_architecture(cfg->family));
+                     "trained with%s",
+                     model_dir, model_family_architecture(cfg->family),
+                     model_dir == parent ? " (the tokenizer inside a GGUF file is not read yet: "
+                                           "put its tokenizer.json beside the file)"
+                                         : "");
             return -1;
         }
     }
