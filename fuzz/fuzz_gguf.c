@@ -3,8 +3,11 @@
  * tensor inside the file and inside the data section, findable by name, and readable in full when
  * its type is one linshard reads (refused otherwise), and every metadata value readable through
  * the getters and every array element through the element accessors (so ASan sees any bad
- * offset). Seeds: the gguf-py fixtures (tests/data/gguf). Build and run: see fuzz/CMakeLists.txt.
- */
+ * offset). Then the model layer on top: the config from the metadata (refused in one line, or
+ * accepted), and for an accepted config whose tensors check out, rank 0 of 2's shard loaded from
+ * the file as F32 and as Q8_0. Seeds: the gguf-py fixtures
+ * (tests/data/gguf) and two tiny models linshard wrote (a GPT-2 in F16, a Llama in Q4_0). Build
+ * and run: see fuzz/CMakeLists.txt. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "linshard/gguf.h"
+#include "linshard/model_gguf.h"
 
 static char path[64];
 
@@ -75,6 +79,30 @@ static void check_kv(const gguf_file *f, int64_t i) {
     (void)sink;
 }
 
+/* The model read from f, when the metadata describes one linshard runs. */
+static void check_model(const gguf_file *f) {
+    model_config cfg;
+    char err[1024];
+    if (model_config_from_gguf(f, &cfg, err, sizeof(err)) != 0) {
+        if (!err[0] || strchr(err, '\n')) abort();
+        return;
+    }
+    if (model_check_weights_gguf(&cfg, f, err, sizeof(err)) != 0) {
+        if (!err[0] || strchr(err, '\n')) abort();
+        return;
+    }
+    kernel_type types[2] = {KERNEL_F32, KERNEL_Q8_0};
+    for (int i = 0; i < 2; i++) {
+        model_shard m;
+        if (model_shard_load_gguf(&m, &cfg, f, 0, cfg.n_head >= 2 ? 2 : 1, 1, types[i], err,
+                                  sizeof(err)) != 0) {
+            if (!err[0] || strchr(err, '\n')) abort();
+            continue;
+        }
+        model_shard_free(&m);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *fp = fopen(path, "wb");
     if (!fp) abort();
@@ -102,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (read != 0 && (!err[0] || strchr(err, '\n'))) abort();
             free(out);
         }
+        check_model(&f);
     } else {
         if (!err[0] || strchr(err, '\n')) abort();
         if (f.header || f.tensors || f.kv || f.n_tensors || f.n_kv || f.path) abort();
