@@ -85,29 +85,30 @@ void kernel_set_gemm_min_rows(int n);
 /* F16 -> F32 of n values, portable (types.c); the tables' f16_to_f32 must agree bit for bit. */
 void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n);
 
-/* F16 bits to F32 inline, for the portable dot products (same result as kernel_f16_to_f32). */
+/* F16 bits to F32 inline (same result as kernel_f16_to_f32), branch-free so that loops over
+ * it vectorise: exponent and mantissa move to F32's positions and the exponent is rebiased
+ * (15 -> 127); Inf/NaN get the rest of the exponent (NaN quieted, as F16C's vcvtph2ps does); a
+ * subnormal m * 2^-24 is built as 2^-14 * (1 + m / 1024) and 2^-14 subtracted (exact). */
 static inline float kernel_f16_bits_to_f32_inline(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        /* Inf; NaN quieted, payload kept (as F16C's vcvtph2ps does) */
-        bits = sign | 0x7F800000 | (man ? 0x400000u | (man << 13) : 0);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13); /* normal: rebias 15 -> 127 */
-    } else if (man == 0) {
-        bits = sign; /* +-0 */
-    } else {
-        /* subnormal: man * 2^-24; normalise so the leading 1 becomes the implicit bit */
-        int e = 113;
-        while (!(man & 0x400)) {
-            man <<= 1;
-            e--;
-        }
-        bits = sign | ((uint32_t)e << 23) | ((man & 0x3FF) << 13);
+    const uint32_t exp_mask = 0x7C00u << 13;
+    uint32_t bits = (uint32_t)(h & 0x7FFF) << 13;
+    uint32_t exp = bits & exp_mask;
+    bits += (127u - 15u) << 23;
+    float f, magic, out;
+    const uint32_t magic_bits = 113u << 23; /* 2^-14 */
+    memcpy(&magic, &magic_bits, sizeof magic);
+    if (exp == exp_mask) {
+        bits += (128u - 16u) << 23;
+        if (h & 0x3FF) bits |= 0x400000u;
+    } else if (exp == 0) {
+        bits += 1u << 23;
+        memcpy(&f, &bits, sizeof f);
+        f -= magic;
+        memcpy(&bits, &f, sizeof bits);
     }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+    bits |= (uint32_t)(h & 0x8000) << 16;
+    memcpy(&out, &bits, sizeof out);
+    return out;
 }
 
 #endif

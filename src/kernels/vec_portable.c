@@ -47,11 +47,13 @@ static float dot_q8_0(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, in
 static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb) {
     float sum = 0.0f;
     for (int b = 0; b < nb; b++) {
-        int32_t isum = 0;
+        int8_t v[KERNEL_QK]; /* the block's values, nibble - 8, in GGUF's order */
         for (int j = 0; j < KERNEL_QK / 2; j++) {
-            isum += ((w[b].qs[j] & 0x0F) - 8) * x[b].qs[j];
-            isum += ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + KERNEL_QK / 2];
+            v[j] = (int8_t)((w[b].qs[j] & 0x0F) - 8);
+            v[j + KERNEL_QK / 2] = (int8_t)((w[b].qs[j] >> 4) - 8);
         }
+        int32_t isum = 0;
+        for (int j = 0; j < KERNEL_QK; j++) isum += (int32_t)v[j] * x[b].qs[j];
         sum += (float)isum *
                (kernel_f16_bits_to_f32_inline(w[b].d) * kernel_f16_bits_to_f32_inline(x[b].d));
     }
