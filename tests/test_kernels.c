@@ -475,6 +475,39 @@ static void test_products_every_isa(void **state) {
     kernel_force_isa(kernel_isa_best());
 }
 
+/* Weights of many rows: several row tiles on both paths (dot products: 32 KB of weights per
+ * step; dequantised tiles: 1 MB of F32 per tile, 240 rows at K = 1056), the last one partial. */
+static void test_products_many_tiles(void **state) {
+    (void)state;
+    enum { K = 32 * 33, N = 2 * 240 + 37 };
+    static const kernel_type types[] = {KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0, KERNEL_Q4_0};
+    double *wd = malloc((size_t)K * N * sizeof *wd);
+    float *in = malloc((size_t)17 * K * sizeof *in);
+    float *out = malloc((size_t)17 * N * sizeof *out);
+    for (int i = 0; i < 17 * K; i++) in[i] = rng_f();
+    for (int ti = 0; ti < 4; ti++) {
+        kernel_type t = types[ti];
+        int q = t == KERNEL_Q8_0 || t == KERNEL_Q4_0;
+        void *data = make_weight(t, KERNEL_OUT_IN, K, N, wd);
+        kernel_weight w = {t, KERNEL_OUT_IN, K, N, data};
+        for (int level = 0; level <= (int)kernel_isa_best(); level++) {
+            assert_int_equal(kernel_force_isa((kernel_isa_level)level), 0);
+            kernel_set_gemm_min_rows(INT_MAX); /* dot products, T = 7 */
+            kernel_matmul(out, in, &w, 7, 0);
+            check_product("many rows, dots", out, NULL, in, wd, 7, K, N, q, q ? K / 32 : K);
+            kernel_set_gemm_min_rows(1); /* tiles, T = 17 */
+            kernel_matmul(out, in, &w, 17, 0);
+            check_product("many rows, tiles", out, NULL, in, wd, 17, K, N, 0, K);
+        }
+        free(data);
+    }
+    kernel_set_gemm_min_rows(0);
+    kernel_force_isa(kernel_isa_best());
+    free(out);
+    free(in);
+    free(wd);
+}
+
 /* K = 0: zeros, or out unchanged when accumulating. */
 static void test_empty_k(void **state) {
     (void)state;
@@ -547,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_block_layout),
         cmocka_unit_test(test_empty_k),
         cmocka_unit_test(test_products_every_isa),
+        cmocka_unit_test(test_products_many_tiles),
         cmocka_unit_test(test_quantisation_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
