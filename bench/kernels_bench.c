@@ -48,13 +48,14 @@ static float rnd(void) {
     return (float)(rng >> 8) / 8388608.0f - 1.0f;
 }
 
-/* ---- 1. one core's bandwidth ------------------------------------------------------------------ */
+/* ---- 1. one core's bandwidth ------------------------------------------------------------------
+ */
 
 static volatile float sink;
 
 static void ceilings(double *copy_gbs, double *read_gbs) {
     size_t n = (size_t)256 << 20;
-    char *a = xmalloc(n), *b = xmalloc(n);
+    float *a = xmalloc(n), *b = xmalloc(n);
     memset(a, 1, n);
     memset(b, 2, n);
     double best_copy = 1e30, best_read = 1e30;
@@ -62,10 +63,9 @@ static void ceilings(double *copy_gbs, double *read_gbs) {
         double t0 = now();
         memcpy(b, a, n);
         double t1 = now();
-        const float *f = (const float *)a;
         float s[16] = {0};
         for (size_t i = 0; i < n / sizeof(float); i += 16)
-            for (int j = 0; j < 16; j++) s[j] += f[i + j];
+            for (int j = 0; j < 16; j++) s[j] += a[i + j];
         double t2 = now();
         sink = s[0] + s[7] + s[15];
         if (t1 - t0 < best_copy) best_copy = t1 - t0;
@@ -92,9 +92,10 @@ static weight_set make_set(kernel_type t, kernel_layout layout, int K, int N, si
     if (s.copies > 64) s.copies = 64;
     float *row = xmalloc((size_t)K * sizeof *row);
     for (int c = 0; c < s.copies; c++) {
-        uint8_t *data = xmalloc(s.bytes);
+        void *p = xmalloc(s.bytes);
+        uint8_t *data = p;
         if (t == KERNEL_F32) {
-            float *f = (float *)data;
+            float *f = p;
             for (size_t i = 0; i < (size_t)K * N; i++) f[i] = rnd() * 0.05f;
         } else {
             size_t rb = kernel_row_bytes(t, (size_t)K);
@@ -129,11 +130,10 @@ static double time_matmul(weight_set *s, float *out, const float *in, int T) {
     return best;
 }
 
-/* ---- the report ------------------------------------------------------------------------------- */
+/* ---- the report -------------------------------------------------------------------------------
+ */
 
-static const struct {
-    int K, N;
-} shapes[] = {{768, 2304}, {768, 3072}, {3072, 768}, {768, 50257}};
+static const struct { int K, N; } shapes[] = {{768, 2304}, {768, 3072}, {3072, 768}, {768, 50257}};
 enum { NSHAPES = 4 };
 
 static const kernel_type typed[] = {KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0, KERNEL_Q4_0};
@@ -184,10 +184,11 @@ int main(int argc, char **argv) {
     for (int layout = 0; layout < 2; layout++) {
         printf("%-16s %-12s", layout ? "f32 OUT_IN" : "f32 IN_OUT", "blas sgemv");
         for (int s = 0; s < NSHAPES; s++) {
-            weight_set ws = make_set(KERNEL_F32, (kernel_layout)layout, shapes[s].K,
-                                     shapes[s].N, total);
+            weight_set ws =
+                make_set(KERNEL_F32, (kernel_layout)layout, shapes[s].K, shapes[s].N, total);
             double sec = time_matmul(&ws, out, in, 1);
-            printf("  %5.1f (%3.0f%%)", ws.bytes / sec / 1e9, 100 * ws.bytes / sec / 1e9 / read_gbs);
+            printf("  %5.1f (%3.0f%%)", ws.bytes / sec / 1e9,
+                   100 * ws.bytes / sec / 1e9 / read_gbs);
             free_set(&ws);
         }
         printf("\n");
@@ -214,7 +215,7 @@ int main(int argc, char **argv) {
 
     printf("\n3. typed products, 768x3072, ISA %s: GFLOP/s, dot products / dequantised tiles\n",
            kernel_isa());
-    static const int Ts[] = {1, 2, 4, 8, 16, 32, 64};
+    static const int Ts[] = {1, 4, 8, 16, 24, 32, 64};
     printf("%-6s", "type");
     for (int i = 0; i < 7; i++) printf("  T=%-11d", Ts[i]);
     printf("\n");

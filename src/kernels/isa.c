@@ -9,6 +9,9 @@
  * LINSHARD_KERNELS=portable|avx2|avx512|avx512-vnni asks for a level (to measure or test a lower
  * one). A level the CPU lacks, or a name that is none of these, is refused with one line on
  * stderr and the best level the CPU has is used. */
+#ifdef LINSHARD_KERNELS_X86
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +43,25 @@ static const kernel_isa_table *table_of(kernel_isa_level level) {
     }
 }
 
+#ifdef LINSHARD_KERNELS_X86
+/* Features not every compiler's __builtin_cpu_supports knows (clang 14: neither "f16c" nor
+ * "avx512vnni"), straight from cpuid: F16C is leaf 1 ECX bit 29, AVX512_VNNI leaf 7 ECX bit 11.
+ * (That the OS saves the AVX / AVX-512 registers is part of the "avx2" / "avx512f" checks.) */
+static int cpuid_ecx_bit(unsigned leaf, int bit) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(leaf, 0, &a, &b, &c, &d)) return 0;
+    return (int)((c >> bit) & 1);
+}
+#endif
+
 kernel_isa_level kernel_isa_best(void) {
 #ifdef LINSHARD_KERNELS_X86
     __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+    int avx2 =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_ecx_bit(1, 29);
     int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    if (avx512 && __builtin_cpu_supports("avx512vnni")) return KERNEL_ISA_AVX512_VNNI;
+    if (avx512 && cpuid_ecx_bit(7, 11)) return KERNEL_ISA_AVX512_VNNI;
     if (avx512) return KERNEL_ISA_AVX512;
     if (avx2) return KERNEL_ISA_AVX2;
 #endif

@@ -58,35 +58,49 @@ static float dot_q8_0(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, in
     return _mm512_reduce_add_ps(acc);
 }
 
-/* Blocks b and b + 1 of Q4_0 (16 bytes each) as 64 int8 values (nibble - 8) in the layout
- * above: [b: 0-15, b: 16-31, b+1: 0-15, b+1: 16-31] in 128-bit lanes. */
-static inline __m512i q4_values_x2(const uint8_t *qs0, const uint8_t *qs1) {
+/* Blocks b and b + 1 of Q4_0 (16 bytes each) as 64 unsigned codes 0..15 (the value is code - 8)
+ * in the layout above: [b: 0-15, b: 16-31, b+1: 0-15, b+1: 16-31] in 128-bit lanes. */
+static inline __m512i q4_codes_x2(const uint8_t *qs0, const uint8_t *qs1) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i t = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)qs1),
                                  _mm_loadu_si128((const __m128i *)qs0));
     __m256i lo = _mm256_and_si256(t, m4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), m4);
     /* lanes [lo0, lo1, hi0, hi1] -> [lo0, hi0, lo1, hi1] */
     __m512i v = join256(lo, hi);
-    v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_sub_epi8(v, _mm512_set1_epi8(8));
+    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* 16 int32 sums of 4 products (c - 8) * y each, as F32. The codes c are unsigned bytes already,
+ * so no sign trick: sum c y - 8 sum y, each one unsigned-by-signed product. */
+static inline __m512 mul_sum_q4(__m512i c, __m512i y) {
+    const __m512i eights = _mm512_set1_epi8(8);
+#ifdef KERNEL_AVX512_VNNI
+    __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c, y),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, y));
+#else
+    /* c y + c' y' <= 2 * 15 * 127: no int16 saturation; 8 y + 8 y' likewise */
+    __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(c, y), _mm512_maddubs_epi16(eights, y));
+    __m512i s = _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+#endif
+    return _mm512_cvtepi32_ps(s);
 }
 
 static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb) {
     __m512 acc = _mm512_setzero_ps();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
-        __m512i q = q4_values_x2(w[b].qs, w[b + 1].qs);
+        __m512i c = q4_codes_x2(w[b].qs, w[b + 1].qs);
         __m512i y = join256(_mm256_loadu_si256((const __m256i *)x[b].qs),
                             _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
         __m512 d = scales(scale_of(&x[b], w[b].d), scale_of(&x[b + 1], w[b + 1].d));
-        acc = _mm512_fmadd_ps(d, mul_sum_i8x64(q, y), acc);
+        acc = _mm512_fmadd_ps(d, mul_sum_q4(c, y), acc);
     }
     if (b < nb) {
         /* the odd last block beside itself, its second copy scaled by 0 */
-        __m512i q = q4_values_x2(w[b].qs, w[b].qs);
+        __m512i c = q4_codes_x2(w[b].qs, w[b].qs);
         __m512i y = join256(_mm256_loadu_si256((const __m256i *)x[b].qs),
                             _mm256_loadu_si256((const __m256i *)x[b].qs));
-        acc = _mm512_fmadd_ps(scales(scale_of(&x[b], w[b].d), 0.0f), mul_sum_i8x64(q, y), acc);
+        acc = _mm512_fmadd_ps(scales(scale_of(&x[b], w[b].d), 0.0f), mul_sum_q4(c, y), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
