@@ -441,7 +441,7 @@ static void run_products(int level) {
                 for (size_t i = 0; i < (size_t)T * N; i++) before[i] = rng_f();
                 for (int p = 0; p < 3; p++) {
                     kernel_set_gemm_min_rows(paths[p]);
-                    int min_rows = paths[p] ? paths[p] : 16;
+                    int min_rows = kernel_gemm_min_rows();
                     int tiles = t != KERNEL_F32 && T >= min_rows;
                     int xq = q && !tiles;
                     int terms = xq ? K / 32 : K;

@@ -81,6 +81,8 @@ const char *kernel_isa_level_name(kernel_isa_level level);
  * F32 GEMM at T >= this many activation rows (matmul.c states the measured default). Tests and
  * the benchmark set it (1: always tiles; a huge value: never); n <= 0 restores the default. */
 void kernel_set_gemm_min_rows(int n);
+/* The threshold in force. */
+int kernel_gemm_min_rows(void);
 
 /* F16 -> F32 of n values, portable (types.c); the tables' f16_to_f32 must agree bit for bit. */
 void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n);

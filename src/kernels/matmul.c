@@ -9,9 +9,11 @@
  *                        multiplied by the BLAS GEMM, which reuses each weight T times from
  *                        cache at GEMM speed.
  * The crossover (DEFAULT_GEMM_MIN_ROWS) was measured with bench/kernels_bench.c (section 3) on
- * the project's AMD Zen 5 (AVX-512 VNNI; OpenBLAS Cooperlake kernels), one thread, 768 x 3072:
- * at T = 16 the dot products were ahead for every type (e.g. Q8_0 68 vs 63 GFLOP/s, F16 72 vs
- * 53), at T = 32 the tiles were (Q8_0 91 vs 67, F16 78 vs 71, Q4_0 64 vs 50).
+ * the project's AMD Zen 5 (AVX-512 VNNI; OpenBLAS Cooperlake kernels), one thread, 768 x 3072,
+ * a shared and noisy machine, two runs: at T <= 8 the dot products win by 2-10x; at T = 16 they
+ * were ahead (Q8_0 68 vs 63 GFLOP/s, F16 72 vs 53) or even (Q8_0 43 vs 51, F16 47 vs 49); at
+ * T = 24 the tiles were ahead for every type (Q8_0 69 vs 47, F16 73 vs 48, Q4_0 47 vs 41), and
+ * at T = 32 in both runs. So: dot products below T = 20, tiles from there.
  *
  * Scratch (the quantised activations, a dequantised tile) is per thread: every rank is a thread
  * and calls at once, so nothing is shared. It grows as needed, is reused by the next call on the
@@ -24,12 +26,16 @@
 
 #include "kernels_internal.h"
 
-#define DEFAULT_GEMM_MIN_ROWS 16
+#define DEFAULT_GEMM_MIN_ROWS 20
 
 static int gemm_min_rows = DEFAULT_GEMM_MIN_ROWS;
 
 void kernel_set_gemm_min_rows(int n) {
     gemm_min_rows = n > 0 ? n : DEFAULT_GEMM_MIN_ROWS;
+}
+
+int kernel_gemm_min_rows(void) {
+    return gemm_min_rows;
 }
 
 /* ---- per-thread scratch ------------------------------------------------------------------- */
