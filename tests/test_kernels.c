@@ -622,6 +622,9 @@ static void test_quantisation_error(void **state) {
 }
 
 int main(void) {
+    /* one BLAS thread, as every rank sets (kernels.h): OpenBLAS's own worker threads are not
+     * TSan-instrumented and would be reported */
+    kernel_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),
         cmocka_unit_test(test_f16_decode_all),
