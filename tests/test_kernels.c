@@ -513,24 +513,36 @@ static void test_products_many_tiles(void **state) {
 
 /* Ranks are threads calling at once: each thread's scratch is its own, so four threads running
  * products of different sizes (quantised activations and dequantised tiles alike) get exactly
- * what one thread alone gets. */
+ * what one thread alone gets. On two busy cores the threads seldom overlap enough for a shared
+ * buffer to change a result; under TSan (label "threads") a shared scratch is reported as a
+ * race in q8_0_from_f32 (seen, with thread_scratch made a plain static). */
 typedef struct {
     const kernel_weight *w;
     const float *in;
     float *out;
+    const float *alone;
     int T;
+    int bad;
 } job;
 
+static pthread_barrier_t start;
+
+/* Many calls, each checked against the answer alone: overlapping calls of other threads that
+ * shared a buffer would change some of them. */
 static void *run_job(void *p) {
     job *j = p;
-    for (int rep = 0; rep < 20; rep++) kernel_matmul(j->out, j->in, j->w, j->T, 0);
+    pthread_barrier_wait(&start);
+    for (int rep = 0; rep < 300 && !j->bad; rep++) {
+        kernel_matmul(j->out, j->in, j->w, j->T, 0);
+        if (memcmp(j->out, j->alone, (size_t)j->T * j->w->N * sizeof(float)) != 0) j->bad = 1;
+    }
     return NULL;
 }
 
 static void test_threads(void **state) {
     (void)state;
     enum { K = 32 * 7, N = 41, THREADS = 4 };
-    static const int Ts[THREADS] = {1, 3, 20, 33}; /* dot products and tiles */
+    static const int Ts[THREADS] = {1, 3, 5, 33}; /* dot products and tiles */
     double *wd = malloc((size_t)K * N * sizeof *wd);
     kernel_set_threads(1);
     for (int ty = 0; ty < 2; ty++) {
@@ -546,13 +558,15 @@ static void test_threads(void **state) {
             alone[i] = malloc((size_t)Ts[i] * N * sizeof(float));
             for (int k = 0; k < Ts[i] * K; k++) in[i][k] = rng_f();
             kernel_matmul(alone[i], in[i], &w, Ts[i], 0);
-            jobs[i] = (job){&w, in[i], out[i], Ts[i]};
+            jobs[i] = (job){&w, in[i], out[i], alone[i], Ts[i], 0};
         }
+        pthread_barrier_init(&start, NULL, THREADS);
         for (int i = 0; i < THREADS; i++)
             assert_int_equal(pthread_create(&th[i], NULL, run_job, &jobs[i]), 0);
         for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&start);
         for (int i = 0; i < THREADS; i++) {
-            assert_memory_equal(out[i], alone[i], (size_t)Ts[i] * N * sizeof(float));
+            assert_int_equal(jobs[i].bad, 0);
             free(in[i]);
             free(out[i]);
             free(alone[i]);
