@@ -87,28 +87,24 @@ int kernel_gemm_min_rows(void);
 /* F16 -> F32 of n values, portable (types.c); the tables' f16_to_f32 must agree bit for bit. */
 void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n);
 
-/* F16 bits to F32 inline (same result as kernel_f16_to_f32), branch-free so that loops over
- * it vectorise: exponent and mantissa move to F32's positions and the exponent is rebiased
- * (15 -> 127); Inf/NaN get the rest of the exponent (NaN quieted, as F16C's vcvtph2ps does); a
- * subnormal m * 2^-24 is built as 2^-14 * (1 + m / 1024) and 2^-14 subtracted (exact). */
+/* F16 bits to F32 inline (same result as kernel_f16_to_f32), without branches so that loops
+ * over it vectorise: exponent and mantissa move to F32's positions and the exponent is rebiased
+ * (15 -> 127); Inf/NaN take the largest exponent (NaN quieted, as F16C's vcvtph2ps does); a
+ * subnormal m * 2^-24 (or zero) is built as 2^-14 * (1 + m / 1024) minus 2^-14 (exact). */
 static inline float kernel_f16_bits_to_f32_inline(uint16_t h) {
-    const uint32_t exp_mask = 0x7C00u << 13;
-    uint32_t bits = (uint32_t)(h & 0x7FFF) << 13;
-    uint32_t exp = bits & exp_mask;
-    bits += (127u - 15u) << 23;
-    float f, magic, out;
-    const uint32_t magic_bits = 113u << 23; /* 2^-14 */
-    memcpy(&magic, &magic_bits, sizeof magic);
-    if (exp == exp_mask) {
-        bits += (128u - 16u) << 23;
-        if (h & 0x3FF) bits |= 0x400000u;
-    } else if (exp == 0) {
-        bits += 1u << 23;
-        memcpy(&f, &bits, sizeof f);
-        f -= magic;
-        memcpy(&bits, &f, sizeof bits);
-    }
+    const uint32_t exp_mask = 0x1Fu << 23;
+    const float two_m14 = 1.0f / 16384.0f;
+    uint32_t em = (uint32_t)(h & 0x7FFF) << 13, exp = em & exp_mask;
+    uint32_t normal = em + (112u << 23);
+    uint32_t special = (em + (224u << 23)) | ((h & 0x3FF) ? 0x400000u : 0u);
+    uint32_t sub_bits = em + (113u << 23), bits;
+    float sub;
+    memcpy(&sub, &sub_bits, sizeof sub);
+    sub -= two_m14;
+    memcpy(&sub_bits, &sub, sizeof sub_bits);
+    bits = exp == exp_mask ? special : exp == 0 ? sub_bits : normal;
     bits |= (uint32_t)(h & 0x8000) << 16;
+    float out;
     memcpy(&out, &bits, sizeof out);
     return out;
 }
