@@ -1,151 +1,207 @@
-/* types.c — TEMPORARY portable weight types for branch i11-model; replaced by branch i11-types'
- * types.c at merge (same interface, kernels.h). */
+/* types.c — the weight types: the traits table of kernels.h, the F16/BF16 scalar conversions,
+ * and every type's row conversions to and from F32 (portable C, the reference for the per-ISA
+ * kernels).
+ *
+ * Q8_0 and Q4_0 are GGUF's block formats and their quantisers reproduce ggml's reference
+ * quantisers (quantize_row_q8_0_ref / quantize_row_q4_0_ref in ggml-quants.c) bit for bit, so a
+ * file linshard writes equals what llama.cpp would write from the same F32 values:
+ *   Q8_0: amax = max |x|; d = amax / 127; id = d ? 1 / d : 0; q = roundf(x * id) (ties away);
+ *   Q4_0: max = the value of largest magnitude (first one on ties), d = max / -8,
+ *         id = d ? 1 / d : 0; q = min(15, (int8)(x * id + 8.5)) (truncation);
+ * in both, the scale is stored as F16 (round to nearest even) but quantising uses the F32 d. */
 #include <math.h>
-#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "linshard/kernels.h"
+#include "kernels_internal.h"
 
-float kernel_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
-    if (exp == 0) {
-        float f = ldexpf((float)man, -24);
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        bits = sign | 0x7F800000u | (man << 13);
-    else
-        bits = sign | ((exp + 112) << 23) | (man << 13);
+/* ---- F16 and BF16 scalars ------------------------------------------------------------------- */
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_f32(uint32_t u) {
     float f;
-    memcpy(&f, &bits, 4);
+    memcpy(&f, &u, sizeof f);
     return f;
 }
 
+float kernel_f16_to_f32(uint16_t h) {
+    return kernel_f16_bits_to_f32_inline(h);
+}
+
+/* binary32 -> binary16, round to nearest even. Overflow (>= 65520) gives Inf, values below half
+ * the smallest subnormal (2^-25) give 0, NaN stays a quiet NaN (top payload bits kept). */
 uint16_t kernel_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    float a = fabsf(f);
-    if (isnan(f)) return (uint16_t)(sign | 0x7E00);
-    if (a >= 65520.0f) return (uint16_t)(sign | 0x7C00);
-    if (a < 6.103515625e-05f) { /* subnormal: multiples of 2^-24, round to nearest even */
-        float q = a * 16777216.0f;
-        return (uint16_t)(sign | (uint32_t)nearbyintf(q));
-    }
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7FFFFFFF;
-    uint32_t r = ax + 0xFFF + ((ax >> 13) & 1);
-    return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+    if (ax > 0x7F800000) return (uint16_t)(sign | 0x7E00 | ((ax >> 13) & 0x3FF));
+    if (ax >= 0x477FF000) return (uint16_t)(sign | 0x7C00); /* >= 65520 (or Inf) */
+    if (ax >= 0x38800000) {                                 /* >= 2^-14: a normal F16 */
+        uint32_t h = (ax >> 13) - (112u << 10);             /* rebias the exponent 127 -> 15 */
+        uint32_t rem = ax & 0x1FFF;                         /* the 13 bits dropped */
+        if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+            h++; /* a carry into the exponent is right */
+        return (uint16_t)(sign | h);
+    }
+    /* subnormal F16 (or 0): q = value / 2^-24 rounded; value = m * 2^(e - 150) */
+    uint32_t e = ax >> 23;
+    if (e < 102) return sign; /* < 2^-25 (F32 subnormals included): rounds to 0 */
+    uint32_t m = (ax & 0x7FFFFF) | 0x800000;
+    uint32_t s = 126 - e; /* 14..24 */
+    uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
+    if (rem > half || (rem == half && (q & 1))) q++; /* q = 0x400 is the smallest normal: right */
+    return (uint16_t)(sign | q);
 }
 
 float kernel_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return bits_f32((uint32_t)h << 16);
 }
 
+/* binary32 -> bfloat16 (the top 16 bits), round to nearest even; NaN stays a quiet NaN (a NaN
+ * whose payload lies in the low bits must not round to Inf). */
 uint16_t kernel_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if (isnan(f)) return (uint16_t)((x >> 16) | 0x40);
-    return (uint16_t)((x + 0x7FFF + ((x >> 16) & 1)) >> 16);
+    uint32_t x = f32_bits(f);
+    if ((x & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((x >> 16) | 0x40);
+    x += 0x7FFF + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
 }
 
-static void f32_to(const void *s, float *d, size_t n) {
-    memcpy(d, s, n * 4);
+/* ---- rows ------------------------------------------------------------------------------------ */
+
+static void f32_to_f32(const void *src, float *dst, size_t n) {
+    memcpy(dst, src, n * sizeof(float));
 }
-static void f32_from(const float *s, void *d, size_t n) {
-    memcpy(d, s, n * 4);
+
+static void f32_from_f32(const float *src, void *dst, size_t n) {
+    memcpy(dst, src, n * sizeof(float));
 }
-static void f16_to(const void *s, float *d, size_t n) {
-    const uint16_t *h = s;
-    for (size_t i = 0; i < n; i++) d[i] = kernel_f16_to_f32(h[i]);
+
+void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = kernel_f16_bits_to_f32_inline(src[i]);
 }
-static void f16_from(const float *s, void *d, size_t n) {
-    uint16_t *h = d;
-    for (size_t i = 0; i < n; i++) h[i] = kernel_f32_to_f16(s[i]);
+
+static void f16_to_f32(const void *src, float *dst, size_t n) {
+    kernel_f16_row_to_f32(src, dst, n);
 }
-static void bf16_to(const void *s, float *d, size_t n) {
-    const uint16_t *h = s;
-    for (size_t i = 0; i < n; i++) d[i] = kernel_bf16_to_f32(h[i]);
+
+static void f16_from_f32(const float *src, void *dst, size_t n) {
+    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++) h[i] = kernel_f32_to_f16(src[i]);
 }
-static void bf16_from(const float *s, void *d, size_t n) {
-    uint16_t *h = d;
-    for (size_t i = 0; i < n; i++) h[i] = kernel_f32_to_bf16(s[i]);
+
+static void bf16_to_f32(const void *src, float *dst, size_t n) {
+    const uint16_t *h = src;
+    for (size_t i = 0; i < n; i++) dst[i] = bits_f32((uint32_t)h[i] << 16);
 }
-static void q8_to(const void *s, float *d, size_t n) {
-    const uint8_t *b = s;
-    for (size_t i = 0; i < n / 32; i++, b += 34) {
-        uint16_t h;
-        memcpy(&h, b, 2);
-        float sc = kernel_f16_to_f32(h);
-        for (int j = 0; j < 32; j++) d[i * 32 + j] = sc * (float)(int8_t)b[2 + j];
-    }
+
+static void bf16_from_f32(const float *src, void *dst, size_t n) {
+    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++) h[i] = kernel_f32_to_bf16(src[i]);
 }
-static void q8_from(const float *s, void *d, size_t n) {
-    uint8_t *b = d;
-    for (size_t i = 0; i < n / 32; i++, b += 34) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(s[i * 32 + j]));
-        float sc = amax / 127.0f, id = sc ? 1.0f / sc : 0.0f;
-        uint16_t h = kernel_f32_to_f16(sc);
-        memcpy(b, &h, 2);
-        for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)roundf(s[i * 32 + j] * id);
-    }
+
+/* ggml's roundf(x) into int8. x lies in [-127.5, 127.5] for finite input (|x * id| <= ~127);
+ * a NaN (only from NaN input, undefined in ggml) gives 0 rather than undefined behaviour. */
+static int8_t round_to_i8(float x) {
+    if (!(x == x)) return 0;
+    return (int8_t)roundf(x);
 }
-static void q4_to(const void *s, float *d, size_t n) {
-    const uint8_t *b = s;
-    for (size_t i = 0; i < n / 32; i++, b += 18) {
-        uint16_t h;
-        memcpy(&h, b, 2);
-        float sc = kernel_f16_to_f32(h);
-        for (int j = 0; j < 16; j++) {
-            d[i * 32 + j] = sc * (float)((b[2 + j] & 15) - 8);
-            d[i * 32 + j + 16] = sc * (float)((b[2 + j] >> 4) - 8);
+
+static void q8_0_from_f32(const float *src, void *dst, size_t n) {
+    kernel_block_q8_0 *y = dst;
+    for (size_t b = 0; b < n / KERNEL_QK; b++) {
+        const float *x = src + b * KERNEL_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < KERNEL_QK; j++) {
+            float a = fabsf(x[j]);
+            amax = amax > a ? amax : a; /* ggml's MAX(amax, |x|) */
         }
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = kernel_f32_to_f16(d);
+        for (int j = 0; j < KERNEL_QK; j++) y[b].qs[j] = round_to_i8(x[j] * id);
     }
 }
-static void q4_from(const float *s, void *d, size_t n) {
-    uint8_t *b = d;
-    for (size_t i = 0; i < n / 32; i++, b += 18) {
-        float amax = 0, max = 0;
-        for (int j = 0; j < 32; j++)
-            if (fabsf(s[i * 32 + j]) > amax) {
-                amax = fabsf(s[i * 32 + j]);
-                max = s[i * 32 + j];
+
+static void q8_0_to_f32(const void *src, float *dst, size_t n) {
+    const kernel_block_q8_0 *x = src;
+    for (size_t b = 0; b < n / KERNEL_QK; b++) {
+        const float d = kernel_f16_bits_to_f32_inline(x[b].d);
+        for (int j = 0; j < KERNEL_QK; j++) dst[b * KERNEL_QK + j] = x[b].qs[j] * d;
+    }
+}
+
+/* (int8)(x * id + 8.5) capped at 15. For finite input x * id lies in [-8, 8], so the sum is in
+ * [0.5, 16.5] and the conversion truncates; NaN gives 8 (the zero code) instead of UB. */
+static uint8_t q4_code(float x) {
+    float v = x + 8.5f;
+    if (!(v == v)) return 8;
+    int8_t i = (int8_t)v;
+    return (uint8_t)(i < 15 ? i : 15);
+}
+
+static void q4_0_from_f32(const float *src, void *dst, size_t n) {
+    kernel_block_q4_0 *y = dst;
+    for (size_t b = 0; b < n / KERNEL_QK; b++) {
+        const float *x = src + b * KERNEL_QK;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < KERNEL_QK; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
             }
-        float sc = max / -8.0f, id = sc ? 1.0f / sc : 0.0f;
-        uint16_t h = kernel_f32_to_f16(sc);
-        memcpy(b, &h, 2);
-        for (int j = 0; j < 16; j++) {
-            int a = (int)(int8_t)(s[i * 32 + j] * id + 8.5f),
-                c = (int)(int8_t)(s[i * 32 + j + 16] * id + 8.5f);
-            a = a > 15 ? 15 : a;
-            c = c > 15 ? 15 : c;
-            b[2 + j] = (uint8_t)(a | (c << 4));
+        }
+        const float d = max / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = kernel_f32_to_f16(d);
+        for (int j = 0; j < KERNEL_QK / 2; j++) {
+            uint8_t lo = q4_code(x[j] * id), hi = q4_code(x[KERNEL_QK / 2 + j] * id);
+            y[b].qs[j] = (uint8_t)(lo | (hi << 4));
         }
     }
 }
+
+static void q4_0_to_f32(const void *src, float *dst, size_t n) {
+    const kernel_block_q4_0 *x = src;
+    for (size_t b = 0; b < n / KERNEL_QK; b++) {
+        const float d = kernel_f16_bits_to_f32_inline(x[b].d);
+        float *y = dst + b * KERNEL_QK;
+        for (int j = 0; j < KERNEL_QK / 2; j++) {
+            y[j] = ((x[b].qs[j] & 0x0F) - 8) * d;
+            y[j + KERNEL_QK / 2] = ((x[b].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
 
 static const kernel_type_traits traits[KERNEL_TYPE_COUNT] = {
-    {"f32", 1, 4, f32_to, f32_from},    {"f16", 1, 2, f16_to, f16_from},
-    {"bf16", 1, 2, bf16_to, bf16_from}, {"q8_0", 32, 34, q8_to, q8_from},
-    {"q4_0", 32, 18, q4_to, q4_from},
+    [KERNEL_F32] = {"f32", 1, 4, f32_to_f32, f32_from_f32},
+    [KERNEL_F16] = {"f16", 1, 2, f16_to_f32, f16_from_f32},
+    [KERNEL_BF16] = {"bf16", 1, 2, bf16_to_f32, bf16_from_f32},
+    [KERNEL_Q8_0] = {"q8_0", KERNEL_QK, sizeof(kernel_block_q8_0), q8_0_to_f32, q8_0_from_f32},
+    [KERNEL_Q4_0] = {"q4_0", KERNEL_QK, sizeof(kernel_block_q4_0), q4_0_to_f32, q4_0_from_f32},
 };
 
 const kernel_type_traits *kernel_type_info(kernel_type t) {
-    return (unsigned)t < KERNEL_TYPE_COUNT ? &traits[t] : NULL;
+    if ((int)t < 0 || t >= KERNEL_TYPE_COUNT) return NULL;
+    return &traits[t];
 }
 
 int kernel_type_from_name(const char *s) {
+    if (!s) return -1;
     for (int t = 0; t < KERNEL_TYPE_COUNT; t++)
-        if (!strcasecmp(s, traits[t].name)) return t;
+        if (strcasecmp(s, traits[t].name) == 0) return t;
     return -1;
 }
 
 size_t kernel_row_bytes(kernel_type t, size_t n) {
     const kernel_type_traits *tr = kernel_type_info(t);
-    if (!tr || n % (size_t)tr->block) return 0;
+    if (!tr || n % (size_t)tr->block != 0) return 0;
     return n / (size_t)tr->block * tr->block_bytes;
 }

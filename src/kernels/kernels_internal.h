@@ -1,0 +1,112 @@
+/* kernels_internal.h — what the files of src/kernels/ share, and the entry points the tests and
+ * the kernel benchmark use to pin an instruction set or a product path. Not installed.
+ *
+ * The typed kernels exist in up to four builds (portable C; AVX2+FMA+F16C; AVX-512 F/BW/VL/DQ;
+ * AVX-512 with VNNI), each a table of function pointers (kernel_isa_table). isa.c picks one
+ * table once, from cpuid and LINSHARD_KERNELS; matmul.c calls through it. Every function here is
+ * static inline or lives in one file: a per-ISA file is compiled with its own -m flags, and an
+ * out-of-line copy of a shared helper built with AVX-512 must never be what a portable caller
+ * links to. */
+#ifndef LINSHARD_KERNELS_INTERNAL_H
+#define LINSHARD_KERNELS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "linshard/kernels.h"
+
+/* GGUF's blocks (see kernels.h): alignment 2, no padding (34 and 18 bytes). */
+typedef struct {
+    uint16_t d;           /* F16 scale */
+    int8_t qs[KERNEL_QK]; /* value i = d * qs[i] */
+} kernel_block_q8_0;
+
+typedef struct {
+    uint16_t d;                /* F16 scale */
+    uint8_t qs[KERNEL_QK / 2]; /* nibble i: qs[i] & 15 (i < 16), qs[i - 16] >> 4 (i >= 16) */
+} kernel_block_q4_0;
+
+_Static_assert(sizeof(kernel_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(kernel_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+/* Instruction-set levels, lowest first. */
+typedef enum {
+    KERNEL_ISA_PORTABLE = 0,
+    KERNEL_ISA_AVX2 = 1,
+    KERNEL_ISA_AVX512 = 2,
+    KERNEL_ISA_AVX512_VNNI = 3,
+    KERNEL_ISA_COUNT
+} kernel_isa_level;
+
+/* One build of the typed kernels. A dot product reads one weight row (K values: K F16/BF16
+ * values, or nb = K / 32 blocks) against one activation row (F32, or Q8_0 blocks quantised by
+ * kernel_type_info(KERNEL_Q8_0)->from_f32) and returns the F32 sum. The int8 products sum in
+ * int32 within a block (at most 32 * 128 * 127 in magnitude: no overflow), F32 across blocks. */
+typedef struct {
+    const char *name; /* kernel_isa()'s answer */
+    float (*dot_f16)(const uint16_t *w, const float *x, int K);
+    float (*dot_bf16)(const uint16_t *w, const float *x, int K);
+    float (*dot_q8_0)(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, int nb);
+    float (*dot_q4_0)(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb);
+    /* n F16 values to F32 (exact), for the dequantised-tile GEMM path. */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
+} kernel_isa_table;
+
+/* The builds: portable always; the x86 ones only where CMake compiled them
+ * (LINSHARD_KERNELS_X86). */
+extern const kernel_isa_table kernel_table_portable;
+#ifdef LINSHARD_KERNELS_X86
+extern const kernel_isa_table kernel_table_avx2;
+extern const kernel_isa_table kernel_table_avx512;
+extern const kernel_isa_table kernel_table_avx512_vnni;
+/* vec_avx512.c's F16/BF16 products, shared by the VNNI table (vec_avx512_vnni.c). */
+float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K);
+float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
+void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+#endif
+
+/* The table in use (chosen at the first call; isa.c). */
+const kernel_isa_table *kernel_active_table(void);
+/* The best level this CPU runs (cpuid; portable on non-x86 builds). */
+kernel_isa_level kernel_isa_best(void);
+/* Tests and the benchmark: use `level` from now on. 0 on success; -1 (and nothing changes) if
+ * the CPU lacks it or this build has no such table. Not to be called while another thread is
+ * inside a kernel. */
+int kernel_force_isa(kernel_isa_level level);
+/* The name of a level ("portable", "avx2", "avx512", "avx512-vnni"). */
+const char *kernel_isa_level_name(kernel_isa_level level);
+
+/* kernel_matmul's typed products switch from per-row dot products to dequantised tiles under an
+ * F32 GEMM at T >= this many activation rows (matmul.c states the measured default). Tests and
+ * the benchmark set it (1: always tiles; a huge value: never); n <= 0 restores the default. */
+void kernel_set_gemm_min_rows(int n);
+/* The threshold in force. */
+int kernel_gemm_min_rows(void);
+
+/* F16 -> F32 of n values, portable (types.c); the tables' f16_to_f32 must agree bit for bit. */
+void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/* F16 bits to F32 inline (same result as kernel_f16_to_f32), without branches so that loops
+ * over it vectorise: exponent and mantissa move to F32's positions and the exponent is rebiased
+ * (15 -> 127); Inf/NaN take the largest exponent (NaN quieted, as F16C's vcvtph2ps does); a
+ * subnormal m * 2^-24 (or zero) is built as 2^-14 * (1 + m / 1024) minus 2^-14 (exact). */
+static inline float kernel_f16_bits_to_f32_inline(uint16_t h) {
+    const uint32_t exp_mask = 0x1Fu << 23;
+    const float two_m14 = 1.0f / 16384.0f;
+    uint32_t em = (uint32_t)(h & 0x7FFF) << 13, exp = em & exp_mask;
+    uint32_t normal = em + (112u << 23);
+    uint32_t special = (em + (224u << 23)) | ((h & 0x3FF) ? 0x400000u : 0u);
+    uint32_t sub_bits = em + (113u << 23), bits;
+    float sub;
+    memcpy(&sub, &sub_bits, sizeof sub);
+    sub -= two_m14;
+    memcpy(&sub_bits, &sub, sizeof sub_bits);
+    bits = exp == exp_mask ? special : exp == 0 ? sub_bits : normal;
+    bits |= (uint32_t)(h & 0x8000) << 16;
+    float out;
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+#endif

@@ -1,0 +1,120 @@
+/* vec_avx2.c — the typed dot products for AVX2 + FMA + F16C (x86-64 from Haswell / Zen 1 on).
+ *
+ * Compiled with -mavx2 -mfma -mf16c (this file only; CMakeLists.txt) and called only when cpuid
+ * reports all three (isa.c). Same contract as vec_portable.c; the sums are ordered differently
+ * (8 lanes, then a horizontal add), so results agree with it up to F32 rounding.
+ *
+ * The int8 products use the sign trick (as llama.cpp does): vpmaddubsw multiplies UNSIGNED bytes
+ * by signed ones, so the weight's sign moves onto the activation: |w| * (sign(w) * x). |-128| is
+ * 128 as an unsigned byte, so even a -128 from another writer's file is right; a pair sum is at
+ * most 2 * 128 * 127 = 32512 and does not saturate int16. */
+#include <immintrin.h>
+
+#include "kernels_internal.h"
+
+static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static float dot_f16(const uint16_t *w, const float *x, int K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k))),
+                             _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k + 8))),
+                             _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k + 16))),
+                             _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k + 24))),
+                             _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8)
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k))),
+                             _mm256_loadu_ps(x + k), a0);
+    float tail = 0.0f;
+    for (; k < K; k++) tail += kernel_f16_bits_to_f32_inline(w[k]) * x[k];
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+}
+
+/* 8 BF16 values to F32: the 16 bits become the top half of each F32. */
+static inline __m256 bf16x8(const uint16_t *w) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static float dot_bf16(const uint16_t *w, const float *x, int K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm256_fmadd_ps(bf16x8(w + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(bf16x8(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(bf16x8(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(bf16x8(w + k), _mm256_loadu_ps(x + k), a0);
+    float tail = 0.0f;
+    for (; k < K; k++) {
+        uint32_t u = (uint32_t)w[k] << 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        tail += f * x[k];
+    }
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+}
+
+/* 32 int8 weights q and 32 int8 activations y: 8 int32 partial sums of q * y, as F32. */
+static inline __m256 mul_sum_i8(__m256i q, __m256i y) {
+    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+static float dot_q8_0(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, int nb) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        __m256i q = _mm256_loadu_si256((const __m256i *)w[b].qs);
+        __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        acc = _mm256_fmadd_ps(d, mul_sum_i8(q, y), acc);
+    }
+    return hsum256(acc);
+}
+
+/* A Q4_0 block's 16 bytes as its 32 values (nibble - 8, in GGUF's order) in int8. */
+static inline __m256i q4_values(const uint8_t *qs) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_and_si128(t, m4), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m4);
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        acc = _mm256_fmadd_ps(d, mul_sum_i8(q4_values(w[b].qs), y), acc);
+    }
+    return hsum256(acc);
+}
+
+static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = kernel_f16_bits_to_f32_inline(src[i]);
+}
+
+const kernel_isa_table kernel_table_avx2 = {
+    .name = "avx2",
+    .dot_f16 = dot_f16,
+    .dot_bf16 = dot_bf16,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .f16_to_f32 = f16_to_f32,
+};

@@ -1,0 +1,80 @@
+/* vec_avx512.c — the typed dot products for AVX-512 F/BW/VL/DQ (Skylake-X, Ice Lake, Zen 4/5).
+ *
+ * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq (+ AVX2/FMA/F16C; this file only) and
+ * called only when cpuid reports them all (isa.c). F16/BF16 rows go 16 values per instruction,
+ * the last K % 16 under a mask (no scalar tail). The int8 products are in vec_avx512_int8.h,
+ * shared with vec_avx512_vnni.c, which builds them with vpdpbusd instead. */
+#include <immintrin.h>
+
+#include "kernels_internal.h"
+
+/* The K % 16 values left at the end of a row, under a mask (masked-off lanes load 0). */
+static inline __mmask16 tail_mask(int n) {
+    return (__mmask16)((1u << n) - 1);
+}
+
+float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k))),
+                             _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k + 16))),
+                             _mm512_loadu_ps(x + k + 16), a1);
+    }
+    for (; k + 16 <= K; k += 16)
+        a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + k))),
+                             _mm512_loadu_ps(x + k), a0);
+    if (k < K) {
+        __mmask16 m = tail_mask(K - k);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + k)),
+                             _mm512_maskz_loadu_ps(m, x + k), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+/* 16 BF16 values (a 256-bit load) to F32. */
+static inline __m512 bf16x16(__m256i v) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256((const __m256i *)(w + k))),
+                             _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256((const __m256i *)(w + k + 16))),
+                             _mm512_loadu_ps(x + k + 16), a1);
+    }
+    for (; k + 16 <= K; k += 16)
+        a0 = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256((const __m256i *)(w + k))),
+                             _mm512_loadu_ps(x + k), a0);
+    if (k < K) {
+        __mmask16 m = tail_mask(K - k);
+        a1 = _mm512_fmadd_ps(bf16x16(_mm256_maskz_loadu_epi16(m, w + k)),
+                             _mm512_maskz_loadu_ps(m, x + k), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    if (i < n) {
+        __mmask16 m = tail_mask((int)(n - i));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+    }
+}
+
+#include "vec_avx512_int8.h"
+
+const kernel_isa_table kernel_table_avx512 = {
+    .name = "avx512",
+    .dot_f16 = kernel_avx512_dot_f16,
+    .dot_bf16 = kernel_avx512_dot_bf16,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .f16_to_f32 = kernel_avx512_f16_to_f32,
+};

@@ -1,0 +1,70 @@
+/* vec_portable.c — the typed dot products in plain C: any CPU (ARM included), and the
+ * behaviour the x86 builds (vec_avx2.c, vec_avx512.c) must reproduce up to F32 rounding.
+ *
+ * Each returns the dot product of one weight row with one activation row (kernels_internal.h):
+ * F16/BF16 weights against F32 activations, summed in F32 over 8 interleaved partial sums (so
+ * the compiler may keep them in vector registers); Q8_0/Q4_0 weights against the activation
+ * quantised to Q8_0, an int32 sum per block scaled by both blocks' F16 scales, F32 across
+ * blocks. */
+#include "kernels_internal.h"
+
+static float dot_f16(const uint16_t *w, const float *x, int K) {
+    float s[8] = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int j = 0; j < 8; j++) s[j] += kernel_f16_bits_to_f32_inline(w[k + j]) * x[k + j];
+    for (; k < K; k++) s[0] += kernel_f16_bits_to_f32_inline(w[k]) * x[k];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float bf16_bits(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float dot_bf16(const uint16_t *w, const float *x, int K) {
+    float s[8] = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int j = 0; j < 8; j++) s[j] += bf16_bits(w[k + j]) * x[k + j];
+    for (; k < K; k++) s[0] += bf16_bits(w[k]) * x[k];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float dot_q8_0(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, int nb) {
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int j = 0; j < KERNEL_QK; j++) isum += (int32_t)w[b].qs[j] * x[b].qs[j];
+        sum += (float)isum *
+               (kernel_f16_bits_to_f32_inline(w[b].d) * kernel_f16_bits_to_f32_inline(x[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb) {
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        int8_t v[KERNEL_QK]; /* the block's values, nibble - 8, in GGUF's order */
+        for (int j = 0; j < KERNEL_QK / 2; j++) {
+            v[j] = (int8_t)((w[b].qs[j] & 0x0F) - 8);
+            v[j + KERNEL_QK / 2] = (int8_t)((w[b].qs[j] >> 4) - 8);
+        }
+        int32_t isum = 0;
+        for (int j = 0; j < KERNEL_QK; j++) isum += (int32_t)v[j] * x[b].qs[j];
+        sum += (float)isum *
+               (kernel_f16_bits_to_f32_inline(w[b].d) * kernel_f16_bits_to_f32_inline(x[b].d));
+    }
+    return sum;
+}
+
+const kernel_isa_table kernel_table_portable = {
+    .name = "portable",
+    .dot_f16 = dot_f16,
+    .dot_bf16 = dot_bf16,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .f16_to_f32 = kernel_f16_row_to_f32,
+};
