@@ -12,10 +12,10 @@
  *  - F16, BF16: 2e-5, the float32-vs-double bound of test_gpt2.c / test_llama.c: the weights are
  *    exactly the reference's, the products accumulate in float32.
  *  - Q8_0, Q4_0: the int8 kernels also round each activation block to Q8_0 (as llama.cpp does):
- *    an activation's error is at most max|x_block| / 254, so a dot product over K inputs moves by
- *    at most sum|w| max|x| / 254 ~ 0.4% of the largest term, and these errors are independent
- *    across blocks. ACT_TOL = 1e-2 of the largest logit holds that with room; wrong block scales,
- *    nibble order or a split off a block boundary miss by 0.1 or more.
+ *    an activation's error is at most max|x_block| / 254 (0.4% of its block's largest value), in
+ *    every product of every layer and the LM head. Measured on these models: 6.5e-3..7.5e-3 of the
+ *    largest logit. ACT_TOL = 2e-2; a wrong block scale, nibble order or split off a block
+ *    boundary misses by 0.1 or more (seen: a transposed matrix, 0.5..0.8).
  *  - Across P, the same type: 2e-5 (only the order of float32 sums changes: every rank's
  *    activation blocks are the P = 1 blocks, since splits fall on block boundaries).
  *  - Against the F32 model (quantisation error itself, reported, loosely bounded): F16 1e-3,
@@ -43,7 +43,7 @@
 
 #define MAX_T 12
 #define FLOAT_TOL 2e-5
-#define ACT_TOL 1e-2
+#define ACT_TOL 2e-2
 
 /* ---- a plain block quantiser, from GGUF's definition ------------------------------------- */
 
@@ -223,6 +223,7 @@ static void check_family(const model_config *cfg, int max_P) {
         double scale = max_abs_d(ref, n);
         double tol = type == KERNEL_F16 || type == KERNEL_BF16 ? FLOAT_TOL : ACT_TOL;
         size_t bytes = 0;
+        double worst_ref = 0;
         for (int P = 1; P <= max_P; P++) {
             float *out = P == 1 ? p1 : got;
             run(dir, cfg, (kernel_type)type, P, tokens, T, out, P == 1 ? &bytes : NULL);
@@ -230,13 +231,14 @@ static void check_family(const model_config *cfg, int max_P) {
             if (!within_tol(worst, tol, scale))
                 fail_msg("%s P=%d: max |logit - reference| = %.3e > %.0e * %.3f", name, P, worst,
                          tol, scale);
+            worst_ref = max_keep_nan(worst_ref, worst / scale);
             if (P > 1 && !within_tol(max_diff_ff(out, p1, n), FLOAT_TOL, scale))
                 fail_msg("%s P=%d differs from P=1 by %.3e", name, P, max_diff_ff(out, p1, n));
         }
         double vs = max_diff_ff(p1, f32, n) / f32_scale;
-        printf("  %-5s vs reference on the same weights: ok; vs the F32 model: %.2e of max "
-               "|logit|; weights %zu bytes (F32 %zu)\n",
-               name, vs, bytes, f32_bytes);
+        printf("  %-5s vs the reference on the same weights: %.2e; vs the F32 model: %.2e (of "
+               "max |logit|); weights %zu bytes (F32 %zu)\n",
+               name, worst_ref, vs, bytes, f32_bytes);
         if (!(vs <= vs_f32[type])) fail_msg("%s vs F32: %.3e > %.2e", name, vs, vs_f32[type]);
         assert_true(bytes < f32_bytes);
         remove_dir(rdir);

@@ -19,8 +19,8 @@
 #define REPEATS 3
 
 static const char bench_forward_usage[] =
-    "usage: linshard bench forward (--model PATH | --shape NAME) [--tp LIST] [--tokens-count LIST]\n"
-    "                              [--dtype T] [--json] [--no-peers]\n"
+    "usage: linshard bench forward (--model PATH | --shape NAME) [--tp LIST]\n"
+    "                              [--tokens-count LIST] [--dtype T] [--json] [--no-peers]\n"
     "\n"
     "Prefill throughput (tokens/s) of the forward pass for each P (one core per rank), the\n"
     "speed-up over P = 1, and the fraction of time spent in communication. In the same run it\n"
