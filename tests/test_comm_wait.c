@@ -10,8 +10,8 @@
  * 24-34 ms of CPU in a 300 ms wait. MAX_CPU_MS lies between the two with a wide margin either
  * way (25x the sleeper's worst case, 5x below that overloaded spinner) and is no statement about
  * speed: nothing here asserts how fast anything is. Each scenario first runs many quick barriers,
- * so the adaptive policy has seen only short waits (its most patient state) when the long one
- * comes.
+ * so that the adaptive policy has settled (on a quiet machine at its full bound: the longest
+ * busy-wait it allows) when the long wait comes.
  *
  * cmocka's assertions are not thread-safe: rank functions record, the main thread asserts. */
 #define _GNU_SOURCE
