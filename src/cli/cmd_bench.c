@@ -11,42 +11,56 @@
  * memcpy (docs/PERFORMANCE.md shows both). */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "cli.h"
 #include "linshard/linshard.h"
 
 #define MAX_SIZES 16
-#define REPEATS 3           /* timed repeats per size; the fastest is reported */
+/* Timed repeats per size; the median is reported. The median, not the fastest: under load
+ * (--hog) the fastest repeat is the one the other processes happened to leave alone, and hides
+ * exactly the effect being measured. */
+#define REPEATS 5
+#define MAX_HOGS 64
 #define TARGET_SECONDS 0.05 /* length of one timed repeat */
 
 static const char bench_usage[] =
     "usage: linshard bench comm [--tp P] [--backend threads|mpi] [--sizes LIST] [--json]\n"
-    "                           [--no-peers] [--comm-stats]\n"
+    "                           [--no-peers] [--comm-stats] [--hog N]\n"
     "\n"
     "Times allreduce_sum (float32, in place) for each size on P ranks and prints time, algorithm\n"
     "bandwidth (bytes/time) and bus bandwidth (algbw*2(P-1)/P, as nccl-tests define it). With the\n"
     "threads backend it also measures, in the same run, the installed MPI's MPI_Allreduce on P\n"
     "processes (it runs mpirun on this same binary) and one core's memcpy of the same bytes —\n"
     "the memory-bandwidth reference: each rank of the threads backend reads and writes N bytes\n"
-    "per allreduce, one memcpy's worth.\n"
+    "per allreduce, one memcpy's worth. Each time is the median of 5 timed repeats of ~50 ms.\n"
     "\n"
     "  --tp P         ranks (default 2)\n"
     "  --backend B    threads (default) or mpi, the default under mpirun -np P (where P is then\n"
     "                 the number of processes)\n"
     "  --sizes LIST   message sizes in bytes, K/M/G suffixes (default 4K,64K,1M,16M,64M)\n"
-    "  --json         one JSON object per line: backend, P, bytes, seconds, algbw_GBps,\n"
-    "                 busbw_GBps, iters\n"
+    "  --json         one JSON object per line: backend, P, bytes, seconds (per call, the\n"
+    "                 median of the repeats), algbw_GBps, busbw_GBps, iters (per repeat), hogs\n"
     "  --no-peers     measure only the chosen backend (no mpirun, no memcpy)\n"
     "  --comm-stats   print rank 0's comm ledger at the end\n"
+    "  --hog N        run N busy-loop processes (0..64, default 0) during every measurement,\n"
+    "                 MPI peer and memcpy included, to show the backends under CPU load;\n"
+    "                 threads backend only\n"
     "  -h, --help     this text\n"
     "\n"
     "environment: LINSHARD_MPIRUN (default mpirun) is the launcher used for the MPI peer;\n"
-    "LINSHARD_SPIN_US sets how long a waiting rank spins before it sleeps.\n";
+    "LINSHARD_SPIN_US fixes how long a waiting rank spins before it sleeps (default: adapted to\n"
+    "the load, at most 50 us); LINSHARD_YIELD_US adds that long of sched_yield before the sleep.\n";
 
 typedef struct {
     char backend[16];
@@ -60,7 +74,7 @@ typedef struct {
 typedef struct {
     int P;
     comm_backend_t backend;
-    int json, peers, comm_stats;
+    int json, peers, comm_stats, hogs;
     size_t sizes[MAX_SIZES];
     int n_sizes;
     result_t mine[MAX_SIZES], mpi[MAX_SIZES], copy[MAX_SIZES];
@@ -71,6 +85,17 @@ static double busbw_factor(int P) {
 }
 
 /* ---- measuring ---------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of REPEATS times (sorts them). */
+static double median(double *t) {
+    qsort(t, REPEATS, sizeof(*t), cmp_double);
+    return REPEATS % 2 ? t[REPEATS / 2] : 0.5 * (t[REPEATS / 2 - 1] + t[REPEATS / 2]);
+}
 
 /* Times `iters` allreduces; every rank gets the mean over ranks of its own per-call time. */
 static int time_allreduce(comm_t *comm, float *buf, size_t count, long iters, double *seconds) {
@@ -101,19 +126,18 @@ static int bench_rank(comm_t *comm, void *arg) {
     int rc = COMM_OK;
     for (int s = 0; s < b->n_sizes && !rc; s++) {
         size_t count = b->sizes[s] / sizeof(float);
-        double t = 0, best = 1e30;
+        double t = 0, times[REPEATS];
         /* Warm up and calibrate; rank 0's choice of iteration count is broadcast so every rank
          * runs the same number of collectives. */
         if ((rc = time_allreduce(comm, buf, count, 3, &t))) break;
         float iters = (float)(TARGET_SECONDS / (t > 1e-9 ? t : 1e-9));
         iters = iters < 5 ? 5 : (iters > 200000 ? 200000 : iters);
         if ((rc = comm_broadcast(comm, &iters, 1, 0, "bench.sync"))) break;
-        for (int rep = 0; rep < REPEATS && !rc; rep++) {
-            rc = time_allreduce(comm, buf, count, (long)iters, &t);
-            if (t < best) best = t;
-        }
+        for (int rep = 0; rep < REPEATS && !rc; rep++)
+            rc = time_allreduce(comm, buf, count, (long)iters, &times[rep]);
         if (!rc && comm_rank(comm) == 0)
-            b->mine[s] = (result_t){"", comm_size(comm), b->sizes[s], best, (long)iters, 1};
+            b->mine[s] =
+                (result_t){"", comm_size(comm), b->sizes[s], median(times), (long)iters, 1};
     }
     if (!rc && b->comm_stats && comm_rank(comm) == 0) ledger_print(comm_ledger(comm), 0, stderr);
     free(buf);
@@ -139,20 +163,60 @@ static int bench_memcpy(bench_t *b) {
         double t = (timer_seconds() - t0) / 3;
         long iters = (long)(TARGET_SECONDS / (t > 1e-9 ? t : 1e-9));
         iters = iters < 5 ? 5 : (iters > 200000 ? 200000 : iters);
-        double best = 1e30;
+        double times[REPEATS];
         for (int rep = 0; rep < REPEATS; rep++) {
             t0 = timer_seconds();
             for (long i = 0; i < iters; i++) {
                 memcpy(dst, src, n);
                 __asm__ __volatile__("" ::"r"(dst) : "memory"); /* keep every copy */
             }
-            t = (timer_seconds() - t0) / (double)iters;
-            if (t < best) best = t;
+            times[rep] = (timer_seconds() - t0) / (double)iters;
         }
-        b->copy[s] = (result_t){"memcpy", 1, n, best, iters, 1};
+        b->copy[s] = (result_t){"memcpy", 1, n, median(times), iters, 1};
     }
     free(src);
     free(dst);
+    return EXIT_OK;
+}
+
+/* ---- CPU load: busy-loop hogs ------------------------------------------------------------- */
+
+/* The hogs are forked children that loop forever on the CPU, as `sh -c 'while :; do :; done'`
+ * would. They are SIGKILLed and reaped by hogs_stop on every way out of bench_comm; if this
+ * process dies first (a signal, a crash), PR_SET_PDEATHSIG kills them too, so no hog outlives
+ * the benchmark. Ctrl-C reaches them directly: they are in the terminal's process group. */
+static pid_t hog_pids[MAX_HOGS];
+static int n_hogs;
+
+static void hogs_stop(void) {
+    for (int i = 0; i < n_hogs; i++) kill(hog_pids[i], SIGKILL);
+    for (int i = 0; i < n_hogs; i++)
+        while (waitpid(hog_pids[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    n_hogs = 0;
+}
+
+static int hogs_start(int n) {
+    pid_t parent = getpid();
+    fflush(NULL); /* no buffered output duplicated into the children */
+    for (n_hogs = 0; n_hogs < n; n_hogs++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            int e = errno;
+            hogs_stop();
+            return cli_job_error("bench: cannot start busy-loop hog %d of %d (%s)", n_hogs + 1, n,
+                                 strerror(e));
+        }
+        if (pid == 0) {
+#ifdef __linux__
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+            if (getppid() != parent) _exit(0); /* the parent died before prctl */
+            for (volatile unsigned long spin = 0;; spin++) {
+            }
+        }
+        hog_pids[n_hogs] = pid;
+    }
     return EXIT_OK;
 }
 
@@ -243,7 +307,7 @@ static int bench_mpi_peer(bench_t *b) {
 
 /* ---- printing ----------------------------------------------------------------------------- */
 
-static void print_json(const result_t *r) {
+static void print_json(const result_t *r, int hogs) {
     if (!r->valid) return;
     cJSON *o = cJSON_CreateObject();
     int P = strcmp(r->backend, "memcpy") ? r->P : 1;
@@ -255,6 +319,7 @@ static void print_json(const result_t *r) {
     cJSON_AddNumberToObject(o, "algbw_GBps", algbw);
     cJSON_AddNumberToObject(o, "busbw_GBps", algbw * busbw_factor(P));
     cJSON_AddNumberToObject(o, "iters", (double)r->iters);
+    cJSON_AddNumberToObject(o, "hogs", hogs);
     char *text = cJSON_PrintUnformatted(o);
     if (text) puts(text);
     free(text);
@@ -274,8 +339,10 @@ static void print_row(const result_t *r, const result_t *mpi) {
 }
 
 static void print_table(const bench_t *b) {
-    printf("allreduce_sum, float32 in place, P=%d (best of %d timed repeats of ~%.0f ms each)\n",
+    printf("allreduce_sum, float32 in place, P=%d (median of %d timed repeats of ~%.0f ms each",
            b->P, REPEATS, TARGET_SECONDS * 1e3);
+    if (b->hogs) printf("; %d busy-loop hog%s running", b->hogs, b->hogs > 1 ? "s" : "");
+    printf(")\n");
     printf("  %10s  %-8s %12s %12s %12s   %s\n", "size", "backend", "time_us", "algbw_GB/s",
            "busbw_GB/s", "speed-up vs mpi");
     for (int s = 0; s < b->n_sizes; s++) {
@@ -293,11 +360,15 @@ static void print_table(const bench_t *b) {
 }
 
 static int bench_comm(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"tp", required_argument, 0, 'p'},    {"backend", required_argument, 0, 'b'},
-        {"sizes", required_argument, 0, 'z'}, {"json", no_argument, 0, 'j'},
-        {"no-peers", no_argument, 0, 'n'},    {"comm-stats", no_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"tp", required_argument, 0, 'p'},
+                                             {"backend", required_argument, 0, 'b'},
+                                             {"sizes", required_argument, 0, 'z'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"no-peers", no_argument, 0, 'n'},
+                                             {"comm-stats", no_argument, 0, 's'},
+                                             {"hog", required_argument, 0, 'g'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     static bench_t b;
     memset(&b, 0, sizeof(b));
     b.P = 2;
@@ -339,6 +410,14 @@ static int bench_comm(int argc, char **argv) {
         case 's':
             b.comm_stats = 1;
             break;
+        case 'g': {
+            long n;
+            if (cli_parse_int(optarg, 0, MAX_HOGS, &n))
+                return cli_usage_error("bench comm", "--hog must be an integer in 0..%d, got '%s'",
+                                       MAX_HOGS, optarg);
+            b.hogs = (int)n;
+            break;
+        }
         case 'h':
             fputs(bench_usage, stdout);
             return EXIT_OK;
@@ -357,16 +436,26 @@ static int bench_comm(int argc, char **argv) {
     if ((rc = cli_resolve_backend("bench comm", backend_given, &b.backend, tp_given, &P)))
         return rc;
     b.P = (int)P;
+    if (b.hogs && b.backend != COMM_BACKEND_THREADS)
+        return cli_usage_error("bench comm",
+                               "--hog is for the threads backend (its MPI peer then runs under "
+                               "the same hogs)");
     if ((rc = cli_start_backend(b.backend, b.P))) return rc;
+    if (b.hogs && (rc = hogs_start(b.hogs))) {
+        cli_stop_backend(b.backend);
+        return rc;
+    }
     const char *name = comm_backend_name(b.backend);
     int printer = cli_is_printer(b.backend);
     if (printer && !b.json)
-        fprintf(stderr, "bench comm: %s backend, P=%d, %d sizes...\n", name, b.P, b.n_sizes);
+        fprintf(stderr, "bench comm: %s backend, P=%d, %d sizes, %d busy-loop hogs...\n", name, b.P,
+                b.n_sizes, b.hogs);
     char err[512];
     rc = comm_launch(b.backend, b.P, bench_rank, &b, err, sizeof(err));
     for (int s = 0; s < b.n_sizes; s++)
         snprintf(b.mine[s].backend, sizeof(b.mine[s].backend), "%s", name);
     if (rc) {
+        hogs_stop();
         cli_stop_backend(b.backend);
         return cli_job_error("%s", err);
     }
@@ -378,12 +467,13 @@ static int bench_comm(int argc, char **argv) {
         if (!b.json) fprintf(stderr, "bench comm: memcpy...\n");
         status = bench_memcpy(&b);
     }
+    hogs_stop();
     if (printer && status == EXIT_OK) {
         if (b.json) {
             for (int s = 0; s < b.n_sizes; s++) {
-                print_json(&b.mine[s]);
-                print_json(&b.mpi[s]);
-                print_json(&b.copy[s]);
+                print_json(&b.mine[s], b.hogs);
+                print_json(&b.mpi[s], b.hogs);
+                print_json(&b.copy[s], b.hogs);
             }
         } else {
             print_table(&b);

@@ -15,9 +15,13 @@
  * each rank reads N and writes N bytes: the same traffic as one memcpy of the buffer, which is
  * why `linshard bench comm` reports memcpy as the ceiling.
  *
- * The barrier spins briefly (a collective in a decoding loop is latency-bound, and a futex
- * round trip costs microseconds), then sleeps on a futex. With more ranks than cores it yields
- * instead of spinning, so a waiting rank hands its core to the rank it waits for.
+ * Waiting (barrier_wait): a rank that must wait busy-waits for a bounded time — it spins, or,
+ * with more ranks than cores, yields — then sleeps on a futex. The bound adapts to the machine's
+ * load, one rank at a time: on an idle machine a collective is latency-bound and a futex round
+ * trip costs microseconds, so it spins (up to 50 us); on a busy one every microsecond spent
+ * spinning is taken from the peer it waits for or from another process, and the sleeping rank
+ * is the one the scheduler runs first when woken, so it sleeps almost at once. choose_waiting
+ * gives the measurements behind this; docs/PERFORMANCE.md has the tables.
  *
  * Failure: a rank that fails (comm_fail, or its function returns non-zero) sets the group's
  * failed flag and wakes everyone; waiting ranks return COMM_ERR_PEER. A rank whose function
@@ -26,8 +30,10 @@
 #include "comm_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +53,11 @@
  * P inputs and the P writes. A multiple of 16 floats so blocks never share a cache line. */
 #define REDUCE_BLOCK 1024
 #define ALIGN_ELEMS 16
+#define SPIN_MIN 2e-6      /* the adaptive spin bound's floor: catches a peer already there */
+#define CHECK_SECONDS 1e-3 /* how often a rank reconsiders its spin bound */
+#define QUIET_SECONDS 0.2  /* spinning resumes after this long without waiting for a CPU */
+#define CONTENDED_NS 50000 /* waiting this long for a CPU in one CHECK_SECONDS is contention */
+#define PROBE_SECONDS 0.1  /* how often an oversubscribed rank tries yielding again */
 
 typedef struct {
     const void *ptr;
@@ -57,8 +68,11 @@ typedef struct {
 
 typedef struct {
     int size;
-    double spin_seconds; /* how long a waiting rank spins (or yields) before it sleeps */
-    int yield;           /* 1: more ranks than cores, so wait with sched_yield, not pause */
+    double spin_seconds;  /* phase 1: how long a waiting rank spins (yields, if `yield`); the
+                             upper bound of each rank's own bound when `adaptive` */
+    double yield_seconds; /* phase 2: how long it then yields (LINSHARD_YIELD_US; default 0) */
+    int yield;            /* 1: more ranks than cores, so phase 1 yields instead of pausing */
+    int adaptive;         /* 1: each rank adapts its phase-1 bound (adapt_spin) */
 
     /* Barrier: arrivals counted in `arrived`; the last arrival bumps `generation`. */
     _Alignas(CACHE_LINE) _Atomic uint32_t arrived;
@@ -78,6 +92,11 @@ typedef struct {
 
 typedef struct {
     group_t *group;
+    double spin_seconds;  /* this rank's current phase-1 bound (adapt_spin), <= the group's */
+    double checked_at;    /* when adapt_spin last looked (timer_seconds) */
+    long long cpu_waited; /* cpu_wait() then */
+    double contended_at;  /* when adapt_spin last saw this rank wait for a CPU */
+    int schedstat_fd;     /* /proc/thread-self/schedstat: -2 not yet opened, -1 unavailable */
 } threads_impl;
 
 static group_t *group_of(const comm_t *comm) {
@@ -144,7 +163,100 @@ static int wait_hopeless(group_t *g, int rank, uint32_t gen) {
     return COMM_OK;
 }
 
-static int barrier_wait(group_t *g, int rank) {
+/* Busy-waits (pause-spinning, or yielding the core when `yield`) for at most `seconds` for the
+ * barrier of generation `gen` to complete: 1 once it has, 0 when time ran out, -1 on failure.
+ * The checks are cheap loads; the clock (~20 ns) is read every 16 pauses (~1 us) or yields. */
+static int busy_wait(group_t *g, uint32_t gen, double seconds, int yield) {
+    if (seconds <= 0) return 0;
+    double deadline = timer_seconds() + seconds;
+    unsigned check_every = yield ? 1 : 16;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&g->generation, memory_order_acquire) != gen) return 1;
+        if (atomic_load_explicit(&g->failed, memory_order_relaxed)) return -1;
+        if (yield)
+            sched_yield();
+        else
+            cpu_relax();
+        if (i % check_every == 0 && timer_seconds() > deadline) return 0;
+    }
+}
+
+/* Sleeps on the futex until the barrier of generation `gen` completes or cannot complete. */
+static int futex_sleep(group_t *g, int rank, uint32_t gen) {
+    atomic_fetch_add(&g->sleepers, 1);
+    int rc = COMM_OK;
+    for (;;) {
+        uint32_t seq = atomic_load(&g->wake_seq);
+        if (atomic_load(&g->generation) != gen) break;
+        if ((rc = wait_hopeless(g, rank, gen))) break;
+        futex_wait(&g->wake_seq, seq);
+    }
+    atomic_fetch_sub(&g->sleepers, 1);
+    return rc;
+}
+
+/* How long this thread has waited for a CPU while runnable, in ns: preempted, or woken and
+ * not yet run (the second field of /proc/thread-self/schedstat, kept open by the rank's own
+ * thread). Where that file is missing, the count of involuntary context switches stands in
+ * (it sees preemptions but not the wait after a wake-up). -1 where neither is known. */
+static long long cpu_wait(threads_impl *me) {
+#ifdef __linux__
+    if (me->schedstat_fd == -2) me->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY);
+    char buf[96];
+    ssize_t n = me->schedstat_fd >= 0 ? pread(me->schedstat_fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (n > 0) {
+        buf[n] = '\0';
+        char *end;
+        strtoull(buf, &end, 10); /* time on the CPU */
+        return (long long)strtoull(end, NULL, 10);
+    }
+#ifdef RUSAGE_THREAD
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) return (long long)ru.ru_nivcsw * 1000000;
+#endif
+#endif
+    (void)me;
+    return -1;
+}
+
+/* The adaptive spin bound, reconsidered at most once per CHECK_SECONDS (one pread, ~2 us,
+ * amortised over the barriers of that interval). A rank that waited more than CONTENDED_NS for
+ * a CPU since the last look is on contended cores: spinning would burn time its peer or another
+ * process needs, so the bound drops to SPIN_MIN (in effect: sleep at once). It returns to the
+ * group's full bound only after QUIET_SECONDS without such a wait. The asymmetry is measured: a
+ * bound that climbed back after each quiet millisecond spent much of the time spinning under
+ * load again (with 2-4 hogs, 250-400 us per 4 KiB allreduce against 30 us sleeping at once). */
+static void adapt_spin(const group_t *g, threads_impl *me) {
+    double now = timer_seconds();
+    if (now - me->checked_at < CHECK_SECONDS) return;
+    long long w = cpu_wait(me);
+    if (me->checked_at > 0 && w - me->cpu_waited > CONTENDED_NS) me->contended_at = now;
+    me->spin_seconds = now - me->contended_at > QUIET_SECONDS ? g->spin_seconds : SPIN_MIN;
+    me->cpu_waited = w;
+    me->checked_at = now; /* the first look only takes the baseline */
+}
+
+/* The adaptive bound with more ranks than cores. Here a rank that yields its core waits for a
+ * CPU by design, so adapt_spin's signal is useless; the outcome of the yield phase is used
+ * instead. A wait that outlasted it means the yields did not hand the core to a
+ * peer (another process took it — for a whole time slice under EEVDF — or the peer is in a long
+ * compute): yielding did not pay, so the rank stops yielding and sleeps at once (bound 0: even
+ * one yield can cost a slice; P = 3 with 2 hogs measured 9-23 ms per 4 KiB allreduce while a
+ * rank still yielded once per wait, 20-120 us sleeping at once). Every PROBE_SECONDS it tries
+ * the full bound again, so that it returns to yielding once the machine is quiet: a group whose
+ * ranks all sleep would otherwise never see a wait end while yielding. */
+static void adapt_yield(const group_t *g, threads_impl *me, int done_in_phase1) {
+    double now = timer_seconds();
+    if (!done_in_phase1) me->spin_seconds = 0;
+    if (now - me->checked_at > PROBE_SECONDS) {
+        me->spin_seconds = g->spin_seconds;
+        me->checked_at = now;
+    }
+}
+
+static int barrier_wait(comm_t *comm) {
+    group_t *g = group_of(comm);
+    threads_impl *me = comm->impl;
     uint32_t gen = atomic_load(&g->generation);
     if (atomic_load(&g->failed)) return COMM_ERR_PEER;
     if (atomic_fetch_add(&g->arrived, 1) == (uint32_t)g->size - 1) {
@@ -153,35 +265,20 @@ static int barrier_wait(group_t *g, int rank) {
         wake_everyone(g);
         return atomic_load(&g->failed) ? COMM_ERR_PEER : COMM_OK;
     }
-    /* Spin (own core) or yield (shared cores) for a while: cheap checks, the clock read only
-     * now and then. */
-    if (g->spin_seconds > 0) {
-        double deadline = timer_seconds() + g->spin_seconds;
-        unsigned check_every = g->yield ? 1 : 256;
-        for (unsigned i = 1;; i++) {
-            if (atomic_load_explicit(&g->generation, memory_order_acquire) != gen) goto passed;
-            if (atomic_load_explicit(&g->failed, memory_order_relaxed)) return COMM_ERR_PEER;
-            if (g->yield)
-                sched_yield();
-            else
-                cpu_relax();
-            if (i % check_every == 0 && timer_seconds() > deadline) break;
-        }
+    /* Phase 1: spin (own core) or yield (shared cores), for this rank's current bound. */
+    int done = busy_wait(g, gen, me->spin_seconds, g->yield), done_in_phase1 = done > 0;
+    /* Phase 2 (only when LINSHARD_YIELD_US asks for it): yield. */
+    if (done == 0) done = busy_wait(g, gen, g->yield_seconds, 1);
+    /* Phase 3: sleep. */
+    if (done < 0) return COMM_ERR_PEER;
+    if (done == 0) {
+        int rc = futex_sleep(g, comm->rank, gen);
+        if (rc) return rc;
     }
-    /* Sleep. */
-    atomic_fetch_add(&g->sleepers, 1);
-    for (;;) {
-        uint32_t seq = atomic_load(&g->wake_seq);
-        if (atomic_load(&g->generation) != gen) break;
-        int rc = wait_hopeless(g, rank, gen);
-        if (rc) {
-            atomic_fetch_sub(&g->sleepers, 1);
-            return rc;
-        }
-        futex_wait(&g->wake_seq, seq);
-    }
-    atomic_fetch_sub(&g->sleepers, 1);
-passed:
+    if (g->adaptive && !g->yield)
+        adapt_spin(g, me);
+    else if (g->adaptive)
+        adapt_yield(g, me, done_in_phase1);
     return atomic_load(&g->failed) ? COMM_ERR_PEER : COMM_OK;
 }
 
@@ -245,7 +342,7 @@ static int threads_allreduce_sum(comm_t *comm, void *buf, size_t count, comm_dty
     group_t *g = group_of(comm);
     int P = g->size, r = comm->rank, rc;
     publish(g, r, buf, count, 0);
-    if ((rc = barrier_wait(g, r))) return rc;
+    if ((rc = barrier_wait(comm))) return rc;
     if ((rc = check_counts(comm, "allreduce_sum", NULL))) return rc;
     size_t lo, hi;
     owned_range(count, P, r, &lo, &hi);
@@ -255,7 +352,7 @@ static int threads_allreduce_sum(comm_t *comm, void *buf, size_t count, comm_dty
         sum_block(acc, g->slots, P, off, n);
         for (int j = 0; j < P; j++) memcpy((float *)g->slots[j].ptr + off, acc, n * sizeof(float));
     }
-    return barrier_wait(g, r);
+    return barrier_wait(comm);
 }
 
 static int threads_allgather(comm_t *comm, const void *send, void *recv, const size_t *counts,
@@ -264,14 +361,14 @@ static int threads_allgather(comm_t *comm, const void *send, void *recv, const s
     int P = g->size, r = comm->rank, rc;
     size_t esize = comm_dtype_size(dtype);
     publish(g, r, send, counts[r], 0);
-    if ((rc = barrier_wait(g, r))) return rc;
+    if ((rc = barrier_wait(comm))) return rc;
     if ((rc = check_counts(comm, "allgather", counts))) return rc;
     for (int j = 0; j < P; j++) {
         char *dst = (char *)recv + displs[j] * esize;
         if (counts[j] && dst != (const char *)g->slots[j].ptr)
             memmove(dst, g->slots[j].ptr, counts[j] * esize);
     }
-    return barrier_wait(g, r);
+    return barrier_wait(comm);
 }
 
 static int threads_reduce_scatter(comm_t *comm, const void *send, void *recv, const size_t *counts,
@@ -281,7 +378,7 @@ static int threads_reduce_scatter(comm_t *comm, const void *send, void *recv, co
     int P = g->size, r = comm->rank, rc;
     size_t total = displs[P - 1] + counts[P - 1];
     publish(g, r, send, total, 0);
-    if ((rc = barrier_wait(g, r))) return rc;
+    if ((rc = barrier_wait(comm))) return rc;
     if ((rc = check_counts(comm, "reduce_scatter", NULL))) return rc;
     float acc[REDUCE_BLOCK];
     for (size_t done = 0; done < counts[r]; done += REDUCE_BLOCK) {
@@ -289,14 +386,14 @@ static int threads_reduce_scatter(comm_t *comm, const void *send, void *recv, co
         sum_block(acc, g->slots, P, displs[r] + done, n);
         memcpy((float *)recv + done, acc, n * sizeof(float));
     }
-    return barrier_wait(g, r);
+    return barrier_wait(comm);
 }
 
 static int threads_broadcast(comm_t *comm, void *buf, size_t count, int root, comm_dtype_t dtype) {
     group_t *g = group_of(comm);
     int r = comm->rank, rc;
     publish(g, r, buf, count, root);
-    if ((rc = barrier_wait(g, r))) return rc;
+    if ((rc = barrier_wait(comm))) return rc;
     if ((rc = check_counts(comm, "broadcast", NULL))) return rc;
     if (g->slots[root].root != root || g->slots[r].root != g->slots[0].root) {
         char msg[120];
@@ -306,11 +403,11 @@ static int threads_broadcast(comm_t *comm, void *buf, size_t count, int root, co
         return COMM_ERR_ARG;
     }
     if (r != root && count) memcpy(buf, g->slots[root].ptr, count * comm_dtype_size(dtype));
-    return barrier_wait(g, r);
+    return barrier_wait(comm);
 }
 
 static int threads_barrier(comm_t *comm) {
-    return barrier_wait(group_of(comm), comm->rank);
+    return barrier_wait(comm);
 }
 
 static void threads_fail(comm_t *comm, const char *msg) {
@@ -347,16 +444,44 @@ static int online_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 
-/* How a waiting rank waits before it sleeps on the futex. With a core per rank it spins for up
- * to 50 us: the peer it waits for is running, and a futex round trip costs several us. With more
- * ranks than cores the peer may need this very core, so it yields instead (sched_yield hands the
- * core to a runnable rank at once, far cheaper than a futex sleep and wake), for up to 200 us.
- * LINSHARD_SPIN_US overrides the time. */
+/* How a waiting rank waits. Measured with `linshard bench comm --hog N` on the 2-core VM
+ * (Linux 6.18, whose EEVDF scheduler runs a woken task that has been sleeping ahead of one that
+ * has used its share), 4 KiB allreduce at P = 2, median us per call; no run had the machine to
+ * itself (other builds: load average ~20), tables in docs/PERFORMANCE.md:
+ *
+ *   policy                                      least loaded   + 0..4 hogs
+ *   spin 50 us, then futex (the old default)        2.0          170 .. 850
+ *   spin only (LINSHARD_SPIN_US=1000000)            1.9          1.9 .. 50000
+ *   spin, then sched_yield (LINSHARD_YIELD_US)       -           600 .. 9700
+ *   futex at once (LINSHARD_SPIN_US=0)              9 .. 18      9 .. 38
+ *   adaptive (this default)                         (2.0)        20 .. 84
+ *
+ * Spinning is right only while the rank has a core to itself; the kernel says when it does not:
+ * the time the rank spent runnable but waiting for a CPU (adapt_spin). Yielding hands the core
+ * to a busy process for a whole slice under this scheduler, so it is only tried with more ranks
+ * than cores, where the peer may need this very core, and given up when it does not pay
+ * (adapt_yield). The bounds stay those of the old policy: 50 us spinning with a core per rank,
+ * 200 us yielding with more ranks than cores; on an idle machine the adaptive policy is the old
+ * one. Whatever the load, a rank busy-waits at most that long per wait and then sleeps, so a
+ * rank whose peer computes for a long time never burns its core.
+ *
+ * LINSHARD_SPIN_US=T fixes phase 1 at T us with no adaptation (the old behaviour; 0 sleeps at
+ * once); LINSHARD_YIELD_US=T adds a phase 2 of T us of yielding before the sleep (for
+ * experiments: it measured worst of all under load). */
 static void choose_waiting(group_t *g) {
     g->yield = g->size > online_cpus();
     g->spin_seconds = g->yield ? 200e-6 : 50e-6;
-    const char *env = getenv("LINSHARD_SPIN_US");
-    if (env && *env) g->spin_seconds = atof(env) * 1e-6;
+    g->yield_seconds = 0;
+    g->adaptive = 1;
+    const char *spin = getenv("LINSHARD_SPIN_US"), *yield = getenv("LINSHARD_YIELD_US");
+    if (spin && *spin) {
+        g->spin_seconds = atof(spin) * 1e-6;
+        g->adaptive = 0;
+    }
+    if (yield && *yield) {
+        g->yield_seconds = atof(yield) * 1e-6;
+        g->adaptive = 0;
+    }
 }
 
 typedef struct {
@@ -370,6 +495,8 @@ static void *rank_main(void *p) {
     rank_run *run = p;
     group_t *g = group_of(run->comm);
     run->rc = run->fn(run->comm, run->arg);
+    threads_impl *me = run->comm->impl;
+    if (me->schedstat_fd >= 0) close(me->schedstat_fd);
     if (run->rc != 0 && !atomic_load(&g->failed)) {
         char msg[80];
         snprintf(msg, sizeof(msg), "rank %d failed (%s)", run->comm->rank,
@@ -405,6 +532,9 @@ int comm_threads_launch(int P, comm_rank_fn fn, void *arg, char *err, size_t err
     choose_waiting(g);
     for (int r = 0; r < P; r++) {
         impls[r].group = g;
+        impls[r].spin_seconds = g->spin_seconds;
+        impls[r].contended_at = -1e9; /* never: start at the full bound */
+        impls[r].schedstat_fd = -2;
         runs[r] =
             (rank_run){comm_alloc(&threads_ops, COMM_BACKEND_THREADS, r, P, &impls[r]), fn, arg, 0};
         if (!runs[r].comm) {
