@@ -43,7 +43,8 @@ int cli_parse_dtype(const char *cmd, const char *arg, int *given, kernel_type *w
 /* A comma-separated list of --dtype values into types[] (-1 for auto), at most max. Returns the
  * count, or -1 for a bad or empty list. */
 int cli_parse_dtype_list(const char *arg, int *types, int max);
-/* Bytes of this process resident in memory now (VmRSS), 0 if unknown. */
+/* Bytes of this process's own memory resident now (RssAnon: a mapped checkpoint's page cache
+ * not counted), 0 if unknown. */
 size_t cli_resident_bytes(void);
 
 /* Reads config.json, opens and checks model.safetensors, checks P and the tokens, then runs

@@ -111,12 +111,15 @@ int cli_parse_dtype_list(const char *arg, int *types, int max) {
 }
 
 size_t cli_resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, resident = 0;
-    int ok = f && fscanf(f, "%lu %lu", &pages, &resident) == 2;
+    /* RssAnon: the process's own resident memory (weights, activations, caches). A mapped
+     * checkpoint's pages are the page cache's, shared and reclaimable: not counted. */
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kib = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %zu kB", &kib) == 1) break;
     if (f) fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return ok && page > 0 ? (size_t)resident * (size_t)page : 0;
+    return kib * 1024;
 }
 
 int model_run_job(model_run *job) {

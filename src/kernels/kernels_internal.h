@@ -49,8 +49,11 @@ typedef struct {
     float (*dot_bf16)(const uint16_t *w, const float *x, int K);
     float (*dot_q8_0)(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, int nb);
     float (*dot_q4_0)(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb);
-    /* n F16 values to F32 (exact), for the dequantised-tile GEMM path. */
+    /* n F16 values to F32 (exact), for the dequantised-tile GEMM path and loading. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
+    /* n F32 values to F16, bit for bit as kernel_f32_to_f16 (round to nearest even; a NaN
+     * lane is converted by kernel_f32_to_f16 itself): loading F16 weights. */
+    void (*f32_to_f16)(const float *src, uint16_t *dst, size_t n);
 } kernel_isa_table;
 
 /* The builds: portable always; the x86 ones only where CMake compiled them
@@ -64,6 +67,7 @@ extern const kernel_isa_table kernel_table_avx512_vnni;
 float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
 void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void kernel_avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 #endif
 
 /* The table in use (chosen at the first call; isa.c). */
@@ -86,6 +90,8 @@ int kernel_gemm_min_rows(void);
 
 /* F16 -> F32 of n values, portable (types.c); the tables' f16_to_f32 must agree bit for bit. */
 void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n);
+/* F32 -> F16 of n values, portable (types.c). */
+void kernel_f32_row_to_f16(const float *src, uint16_t *dst, size_t n);
 
 /* F16 bits to F32 inline (same result as kernel_f16_to_f32), without branches so that loops
  * over it vectorise: exponent and mantissa move to F32's positions and the exponent is rebiased

@@ -86,13 +86,18 @@ void kernel_f16_row_to_f32(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = kernel_f16_bits_to_f32_inline(src[i]);
 }
 
+void kernel_f32_row_to_f16(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = kernel_f32_to_f16(src[i]);
+}
+
+/* F16 rows through the active ISA's conversions (F16C's vcvtph2ps / vcvtps2ph where present:
+ * loading an F16 model converts every weight twice, 10x slower one value at a time). */
 static void f16_to_f32(const void *src, float *dst, size_t n) {
-    kernel_f16_row_to_f32(src, dst, n);
+    kernel_active_table()->f16_to_f32(src, dst, n);
 }
 
 static void f16_from_f32(const float *src, void *dst, size_t n) {
-    uint16_t *h = dst;
-    for (size_t i = 0; i < n; i++) h[i] = kernel_f32_to_f16(src[i]);
+    kernel_active_table()->f32_to_f16(src, dst, n);
 }
 
 static void bf16_to_f32(const void *src, float *dst, size_t n) {

@@ -110,6 +110,20 @@ static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = kernel_f16_bits_to_f32_inline(src[i]);
 }
 
+/* vcvtps2ph with round to nearest even is IEEE's rounding, subnormals and overflow included;
+ * only a NaN's payload could differ from kernel_f32_to_f16, so NaN lanes take the scalar path. */
+static void f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)))
+            for (size_t j = i; j < i + 8; j++) dst[j] = kernel_f32_to_f16(src[j]);
+    }
+    for (; i < n; i++) dst[i] = kernel_f32_to_f16(src[i]);
+}
+
 const kernel_isa_table kernel_table_avx2 = {
     .name = "avx2",
     .dot_f16 = dot_f16,
@@ -117,4 +131,5 @@ const kernel_isa_table kernel_table_avx2 = {
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .f16_to_f32 = f16_to_f32,
+    .f32_to_f16 = f32_to_f16,
 };

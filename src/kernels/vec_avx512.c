@@ -68,6 +68,19 @@ void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     }
 }
 
+/* As vec_avx2.c's: vcvtps2ph rounds as IEEE does; NaN lanes go through the scalar path. */
+void kernel_avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(src + i);
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        if (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q))
+            for (size_t j = i; j < i + 16; j++) dst[j] = kernel_f32_to_f16(src[j]);
+    }
+    for (; i < n; i++) dst[i] = kernel_f32_to_f16(src[i]);
+}
+
 #include "vec_avx512_int8.h"
 
 const kernel_isa_table kernel_table_avx512 = {
@@ -77,4 +90,5 @@ const kernel_isa_table kernel_table_avx512 = {
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
+    .f32_to_f16 = kernel_avx512_f32_to_f16,
 };

@@ -18,4 +18,5 @@ const kernel_isa_table kernel_table_avx512_vnni = {
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
+    .f32_to_f16 = kernel_avx512_f32_to_f16,
 };

@@ -67,4 +67,5 @@ const kernel_isa_table kernel_table_portable = {
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
     .f16_to_f32 = kernel_f16_row_to_f32,
+    .f32_to_f16 = kernel_f32_row_to_f16,
 };
