@@ -682,6 +682,10 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     job.file = &file;
+    if (cli_reserve_blas(backend == COMM_BACKEND_MPI ? 1 : (int)P, err, sizeof(err))) {
+        rc = JOB_ERROR("%s", err);
+        goto done;
+    }
     kernel_set_threads(1);
     if (printer)
         fprintf(
