@@ -443,5 +443,36 @@ if ! grep -qaE '__(asan|tsan)_init' "$bin"; then
     failed=$((failed + 1)); echo "FAIL: forward --tp 3 under ulimit -v 2000000 differs:"; echo "$got"; fi
 fi
 
+# ---- issue 10: a training run that diverges stops at the first non-finite value, saving nothing ----
+# fill FILE TENSOR VALUE: every element of an F32/BF16 tensor set to VALUE. A layer-norm gain of
+# 3e38 is finite (loading accepts it) but overflows float32 in the first forward pass: the loss is
+# NaN at once, as after a learning rate far too high.
+fill() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+path, name, value = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))[name]
+    a, b = t["data_offsets"]
+    one = struct.pack("<f", value) if t["dtype"] == "F32" else struct.pack("<f", value)[2:]
+    f.seek(8 + n + a)
+    f.write(one * ((b - a) // len(one)))
+PY
+}
+if command -v python3 >/dev/null; then
+  cp -r "$tmp/ctx12" "$tmp/huge" && fill "$tmp/huge/model.safetensors" ln_f.weight 3e38
+  expect 1 "^linshard: error: step 1: the loss is NaN: training diverged; stopped without saving \(no checkpoint was written" -- train --model "$tmp/huge" --data "$model/config.json" --out "$tmp/div" --tp 2 --steps 3 --batch 2 --seq 8
+  if [ ! -e "$tmp/div/model.safetensors" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a diverged run saved a checkpoint"; fi
+  # Resumed from a good checkpoint of step 2 that then diverges: the checkpoint stays byte for byte.
+  expect 0 "step 2/2" -- train --model "$tmp/ctx12" --data "$model/config.json" --out "$tmp/div2" --tp 2 --steps 2 --batch 2 --seq 8
+  fill "$tmp/div2/model.safetensors" transformer.ln_f.weight 3e38
+  before=$(cat "$tmp"/div2/* | cksum)
+  expect 1 "^linshard: error: step 3: the loss is NaN: training diverged; stopped without saving \(the checkpoint of step 2 stays" -- train --data "$model/config.json" --out "$tmp/div2" --resume --tp 2 --steps 4
+  if [ "$(cat "$tmp"/div2/* | cksum)" = "$before" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a diverged resumed run changed the checkpoint"; fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
