@@ -474,5 +474,68 @@ if command -v python3 >/dev/null; then
     failed=$((failed + 1)); echo "FAIL: a diverged resumed run changed the checkpoint"; fi
 fi
 
+# ---- issue 10: BOOL and U8 buffers in a checkpoint are skipped; a weight stored so is refused ----
+# st_rewrite IN OUT add|retype NAME DTYPE [DIM...]: copies a safetensors file, adding tensor NAME
+# (DTYPE BOOL or U8, the given shape; for a square last pair of dims a lower-triangular mask, as
+# older transformers stored "h.N.attn.bias") or giving the existing tensor NAME dtype DTYPE (one
+# byte per element, all 1).
+st_rewrite() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, mode, name, dtype = sys.argv[1:6]
+shape = [int(d) for d in sys.argv[6:]]
+with open(src, "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+meta = header.pop("__metadata__", None)
+blobs = {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items()}
+order = sorted(header, key=lambda k: header[k]["data_offsets"][0])
+if mode == "add":
+    count = 1
+    for d in shape: count *= d
+    if len(shape) >= 2 and shape[-1] == shape[-2]:
+        T = shape[-1]
+        tri = bytes(1 if j <= i else 0 for i in range(T) for j in range(T))
+        blobs[name] = tri * (count // (T * T))
+    else:
+        blobs[name] = bytes(i % 256 for i in range(count))
+    header[name] = {"dtype": dtype, "shape": shape}
+    order.append(name)
+else:
+    count = 1
+    for d in header[name]["shape"]: count *= d
+    header[name]["dtype"] = dtype
+    blobs[name] = b"\x01" * count
+out, at = {}, 0
+if meta is not None: out["__metadata__"] = meta
+for k in order:
+    out[k] = {"dtype": header[k]["dtype"], "shape": header[k]["shape"],
+              "data_offsets": [at, at + len(blobs[k])]}
+    at += len(blobs[k])
+text = json.dumps(out).encode()
+text += b" " * (-len(text) % 8)
+with open(dst, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs[k] for k in order))
+PY
+}
+if command -v python3 >/dev/null; then
+  mkdir -p "$tmp/buffers" "$tmp/boolw"
+  cp "$tmp/ctx12/config.json" "$tmp/buffers/" && cp "$tmp/ctx12/config.json" "$tmp/boolw/"
+  st_rewrite "$tmp/ctx12/model.safetensors" "$tmp/buffers/a.safetensors" add h.0.attn.bias BOOL 1 1 12 12
+  st_rewrite "$tmp/buffers/a.safetensors" "$tmp/buffers/model.safetensors" add h.0.attn.masked_u8 U8 5
+  rm "$tmp/buffers/a.safetensors"
+  for P in 1 2; do
+    "$bin" forward --model "$tmp/ctx12" --tokens 5,9,100,0 --tp $P --dump-logits "$tmp/plain$P.bin" >/dev/null 2>&1
+    expect 0 "written to $tmp/buffers$P.bin" -- forward --model "$tmp/buffers" --tokens 5,9,100,0 --tp $P --dump-logits "$tmp/buffers$P.bin"
+    if [ -s "$tmp/plain$P.bin" ] && cmp -s "$tmp/plain$P.bin" "$tmp/buffers$P.bin"; then passed=$((passed + 1)); else
+      failed=$((failed + 1)); echo "FAIL: BOOL/U8 buffer tensors changed the logits at P=$P"; fi
+  done
+  st_rewrite "$tmp/ctx12/model.safetensors" "$tmp/boolw/model.safetensors" retype h.0.ln_1.bias BOOL
+  expect 1 "^linshard: error: .*tensor 'h.0.ln_1.bias' has dtype BOOL" -- forward --model "$tmp/boolw" --tokens 1,2
+  expect_one_line 1 forward --model "$tmp/boolw" --tokens 1,2
+  expect 1 "tensor 'h.0.ln_1.bias' has dtype BOOL: linshard reads F32, F16 and BF16" -- verify --model "$tmp/boolw" --tp 1,2
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
