@@ -15,12 +15,12 @@
  *     later, after cli_reserve_blas has made room for them. The restart also ends a worker
  *     that was already spinning;
  *   - before the ranks start, cli_reserve_blas grows OpenBLAS's pool to one buffer per thread
- *     that will run BLAS at once, in this one thread, and makes sure of the room for each buffer
- *     (an mmap of that size, unmapped at once) before asking OpenBLAS for it. A pool big enough
- *     for every concurrent caller never grows again, so no later BLAS call can spin; a limit
- *     too small is one line naming the limit. What the job allocates after that (weights,
- *     activations, thread stacks) fails the ordinary way: malloc returns NULL, a one-line error.
- * Without a limit nothing here does anything. */
+ *     that will run BLAS at once (the ranks, and the workers, which keep theirs), in this one
+ * thread, and makes sure of the room for each buffer (an mmap of that size, unmapped at once)
+ * before asking OpenBLAS for it. A pool big enough for every concurrent caller never grows again,
+ * so no later BLAS call can spin; a limit too small is one line naming the limit. What the job
+ * allocates after that (weights, activations, thread stacks) fails the ordinary way: malloc returns
+ * NULL, a one-line error. Without a limit nothing here does anything. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +41,7 @@ extern void blas_memory_free(void *buffer) __attribute__((weak));
 enum { MAX_RESERVED = 256 };
 
 static int reserved; /* buffers already in OpenBLAS's pool (cli_reserve_blas runs in main) */
+static int workers;  /* the most OpenBLAS worker threads a job asked for: each holds a buffer */
 
 static int limit_kib(unsigned long long *kib) {
     struct rlimit rl;
@@ -65,9 +66,14 @@ void cli_limit_blas_workers(char **argv) {
     execve("/proc/self/exe", argv, env); /* returns only on failure: go on as we are */
 }
 
-int cli_reserve_blas(int threads, char *err, size_t errlen) {
+int cli_reserve_blas(int ranks, int blas_threads, char *err, size_t errlen) {
     unsigned long long kib;
     if (!limit_kib(&kib) || !blas_memory_alloc || !blas_memory_free) return 0;
+    /* OpenBLAS's workers, once started, keep their buffers for good (a later, smaller thread
+     * count leaves them idle, not gone): the pool serves the ranks on top of the most workers
+     * any job of this process started. */
+    if (blas_threads - 1 > workers) workers = blas_threads - 1;
+    int threads = ranks + workers;
     if (threads > MAX_RESERVED) threads = MAX_RESERVED;
     void *held[MAX_RESERVED];
     int n = 0, rc = 0;

@@ -291,7 +291,7 @@ int cmd_bench_forward(int argc, char **argv) {
         rc = cli_job_error("%s", err);
         goto done;
     }
-    if (cli_reserve_blas(1, err, sizeof(err))) { /* the sgemm below, before any job */
+    if (cli_reserve_blas(1, 1, err, sizeof(err))) { /* the sgemm below, before any job */
         rc = cli_job_error("%s", err);
         goto done;
     }

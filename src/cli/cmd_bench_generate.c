@@ -303,7 +303,7 @@ int cmd_bench_generate(int argc, char **argv) {
         }
     int most = 1;
     for (int i = 0; i < n_tp; i++) most = tps[i] > most ? tps[i] : most;
-    if (cli_reserve_blas(most, err, sizeof(err))) {
+    if (cli_reserve_blas(most, 1, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }

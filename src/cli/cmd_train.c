@@ -717,7 +717,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     job.file = &file;
-    if (cli_reserve_blas(backend == COMM_BACKEND_MPI ? 1 : (int)P, err, sizeof(err))) {
+    if (cli_reserve_blas(backend == COMM_BACKEND_MPI ? 1 : (int)P, 1, err, sizeof(err))) {
         rc = JOB_ERROR("%s", err);
         goto done;
     }

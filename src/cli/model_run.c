@@ -141,7 +141,7 @@ int model_run_job(model_run *job) {
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
     int blas_threads = job->P > 1 ? 1 : job->blas_threads < 1 ? 1 : job->blas_threads;
     int callers = job->backend == COMM_BACKEND_MPI ? 1 : job->P; /* ranks in this process */
-    if (cli_reserve_blas(callers + blas_threads - 1, err, sizeof(err))) {
+    if (cli_reserve_blas(callers, blas_threads, err, sizeof(err))) {
         model_source_close(&src);
         return cli_job_error("%s", err);
     }
