@@ -404,5 +404,138 @@ b=$("$bin" generate --model "$tmp/g2" -n 6 --temperature 0 --tp 2 --dtype q8_0 2
 if [ -n "$a" ] && [ "$a" = "$b" ]; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: generate from a q8_0 GPT-2 GGUF: '$a' vs the directory's '$b'"; fi
 
+# ---- issue 10: under an address-space limit (ulimit -v) a job ends at once, in one line ----------
+# OpenBLAS retries a buffer allocation that fails forever (a rank spun in its first GEMM while the
+# others waited; even --version hung at exit). linshard makes room for its buffers before the ranks
+# start (src/cli/address_space.c). Sanitizer runtimes reserve terabytes of shadow memory and cannot
+# start under such a limit: skipped in those builds.
+# under_limit KIB SECONDS CODE PATTERN ARGS...: under ulimit -v KIB, linshard ARGS ends within
+# SECONDS with exit CODE; a failure is one line on stderr matching PATTERN.
+under_limit() {
+  local kib=$1 secs=$2 code=$3 pattern=$4 err rc
+  shift 4
+  err=$( (ulimit -v "$kib" && exec timeout "$secs" "$bin" "$@") 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -eq "$code" ] && { [ "$code" -eq 0 ] ||
+     { [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && grep -qE -- "$pattern" <<<"$err"; }; }; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: under ulimit -v $kib: linshard $* -> exit $rc (want $code within ${secs}s; 124 = hung):"
+    echo "$err" | head -5
+  fi
+}
+if ! grep -qaE '__(asan|tsan)_init' "$bin"; then
+  too_small="^linshard: error: the address-space limit \(ulimit -v 250000 KiB\) is too small: OpenBLAS needs a 128 MiB buffer per thread running BLAS at once"
+  under_limit 200000 30 0 "" --version
+  under_limit 250000 30 1 "$too_small \(3 here\) and found room for [01];" forward --model "$model" --tokens 1,2,3 --tp 3
+  under_limit 250000 30 1 "$too_small \(6 here\)" verify --model "$model" --tp 1,6
+  under_limit 250000 30 1 "$too_small \(2 here\)" generate --model "$tmp/ctx12" --tp 2 -n 2 --prompt "a"
+  under_limit 250000 30 1 "$too_small \(3 here\)" lab --tp 3
+  under_limit 250000 30 1 "$too_small \(2 here\)" train --data "$model/config.json" --out "$tmp/ulimit_train" --tp 2 --steps 1
+  under_limit 250000 30 1 "$too_small \(2 here\)" bench train --model "$model" --tp 2 --seq 8 --steps 1 --no-peers
+  # OPENBLAS_NUM_THREADS chosen by the user: its workers no longer start when OpenBLAS loads.
+  OPENBLAS_NUM_THREADS=8 under_limit 250000 30 1 "$too_small \(3 here\)" forward --model "$model" --tokens 1,2,3 --tp 3
+  # A limit with room: the job runs, with the same answer.
+  want=$("$bin" forward --model "$model" --tokens 5,9,100,0 --tp 3 2>/dev/null)
+  got=$( (ulimit -v 2000000 && exec timeout 60 "$bin" forward --model "$model" --tokens 5,9,100,0 --tp 3) 2>/dev/null)
+  if [ -n "$want" ] && [ "$want" = "$got" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: forward --tp 3 under ulimit -v 2000000 differs:"; echo "$got"; fi
+fi
+
+# ---- issue 10: a training run that diverges stops at the first non-finite value, saving nothing ----
+# fill FILE TENSOR VALUE: every element of an F32/BF16 tensor set to VALUE. A layer-norm gain of
+# 3e38 is finite (loading accepts it) but overflows float32 in the first forward pass: the loss is
+# NaN at once, as after a learning rate far too high.
+fill() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+path, name, value = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))[name]
+    a, b = t["data_offsets"]
+    one = struct.pack("<f", value) if t["dtype"] == "F32" else struct.pack("<f", value)[2:]
+    f.seek(8 + n + a)
+    f.write(one * ((b - a) // len(one)))
+PY
+}
+if command -v python3 >/dev/null; then
+  cp -r "$tmp/ctx12" "$tmp/huge" && fill "$tmp/huge/model.safetensors" ln_f.weight 3e38
+  expect 1 "^linshard: error: step 1: the loss is NaN: training diverged; stopped without saving \(no checkpoint was written" -- train --model "$tmp/huge" --data "$model/config.json" --out "$tmp/div" --tp 2 --steps 3 --batch 2 --seq 8
+  if [ ! -e "$tmp/div/model.safetensors" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a diverged run saved a checkpoint"; fi
+  # Resumed from a good checkpoint of step 2 that then diverges: the checkpoint stays byte for byte.
+  expect 0 "step 2/2" -- train --model "$tmp/ctx12" --data "$model/config.json" --out "$tmp/div2" --tp 2 --steps 2 --batch 2 --seq 8
+  fill "$tmp/div2/model.safetensors" transformer.ln_f.weight 3e38
+  before=$(cat "$tmp"/div2/* | cksum)
+  expect 1 "^linshard: error: step 3: the loss is NaN: training diverged; stopped without saving \(the checkpoint of step 2 stays" -- train --data "$model/config.json" --out "$tmp/div2" --resume --tp 2 --steps 4
+  if [ "$(cat "$tmp"/div2/* | cksum)" = "$before" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a diverged resumed run changed the checkpoint"; fi
+fi
+
+# ---- issue 10: BOOL and U8 buffers in a checkpoint are skipped; a weight stored so is refused ----
+# st_rewrite IN OUT add|retype NAME DTYPE [DIM...]: copies a safetensors file, adding tensor NAME
+# (DTYPE BOOL or U8, the given shape; for a square last pair of dims a lower-triangular mask, as
+# older transformers stored "h.N.attn.bias") or giving the existing tensor NAME dtype DTYPE (one
+# byte per element, all 1).
+st_rewrite() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, mode, name, dtype = sys.argv[1:6]
+shape = [int(d) for d in sys.argv[6:]]
+with open(src, "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+meta = header.pop("__metadata__", None)
+blobs = {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items()}
+order = sorted(header, key=lambda k: header[k]["data_offsets"][0])
+if mode == "add":
+    count = 1
+    for d in shape: count *= d
+    if len(shape) >= 2 and shape[-1] == shape[-2]:
+        T = shape[-1]
+        tri = bytes(1 if j <= i else 0 for i in range(T) for j in range(T))
+        blobs[name] = tri * (count // (T * T))
+    else:
+        blobs[name] = bytes(i % 256 for i in range(count))
+    header[name] = {"dtype": dtype, "shape": shape}
+    order.append(name)
+else:
+    count = 1
+    for d in header[name]["shape"]: count *= d
+    header[name]["dtype"] = dtype
+    blobs[name] = b"\x01" * count
+out, at = {}, 0
+if meta is not None: out["__metadata__"] = meta
+for k in order:
+    out[k] = {"dtype": header[k]["dtype"], "shape": header[k]["shape"],
+              "data_offsets": [at, at + len(blobs[k])]}
+    at += len(blobs[k])
+text = json.dumps(out).encode()
+text += b" " * (-len(text) % 8)
+with open(dst, "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs[k] for k in order))
+PY
+}
+if command -v python3 >/dev/null; then
+  mkdir -p "$tmp/buffers" "$tmp/boolw"
+  cp "$tmp/ctx12/config.json" "$tmp/buffers/" && cp "$tmp/ctx12/config.json" "$tmp/boolw/"
+  st_rewrite "$tmp/ctx12/model.safetensors" "$tmp/buffers/a.safetensors" add h.0.attn.bias BOOL 1 1 12 12
+  st_rewrite "$tmp/buffers/a.safetensors" "$tmp/buffers/model.safetensors" add h.0.attn.masked_u8 U8 5
+  rm "$tmp/buffers/a.safetensors"
+  for P in 1 2; do
+    "$bin" forward --model "$tmp/ctx12" --tokens 5,9,100,0 --tp $P --dump-logits "$tmp/plain$P.bin" >/dev/null 2>&1
+    expect 0 "written to $tmp/buffers$P.bin" -- forward --model "$tmp/buffers" --tokens 5,9,100,0 --tp $P --dump-logits "$tmp/buffers$P.bin"
+    if [ -s "$tmp/plain$P.bin" ] && cmp -s "$tmp/plain$P.bin" "$tmp/buffers$P.bin"; then passed=$((passed + 1)); else
+      failed=$((failed + 1)); echo "FAIL: BOOL/U8 buffer tensors changed the logits at P=$P"; fi
+  done
+  st_rewrite "$tmp/ctx12/model.safetensors" "$tmp/boolw/model.safetensors" retype h.0.ln_1.bias BOOL
+  expect 1 "^linshard: error: .*tensor 'h.0.ln_1.bias' has dtype BOOL" -- forward --model "$tmp/boolw" --tokens 1,2
+  expect_one_line 1 forward --model "$tmp/boolw" --tokens 1,2
+  expect 1 "tensor 'h.0.ln_1.bias' has dtype BOOL: linshard reads F32, F16 and BF16" -- verify --model "$tmp/boolw" --tp 1,2
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,6 +24,15 @@ int cli_job_error(const char *fmt, ...)
 #endif
     ;
 
+/* Under an address-space limit (ulimit -v), makes room in OpenBLAS's buffer pool for `ranks`
+ * threads (of this process) running BLAS at once, each with `blas_threads` BLAS threads, before
+ * the ranks start (address_space.c): OpenBLAS would otherwise retry a failed buffer allocation
+ * forever. Returns 0, or -1 with a one-line message naming the limit. Does nothing without a
+ * limit. */
+int cli_reserve_blas(int ranks, int blas_threads, char *err, size_t errlen);
+/* main's first step: under an address-space limit, restarts the program once with
+ * OPENBLAS_NUM_THREADS=1 so that OpenBLAS starts no worker threads of its own when it loads. */
+void cli_limit_blas_workers(char **argv);
 /* Strict integer parse in [lo, hi]; returns 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* "4K,64K,1M,16M" (suffixes K, M, G are powers of 1024; plain numbers are bytes). Returns the

@@ -291,6 +291,10 @@ int cmd_bench_forward(int argc, char **argv) {
         rc = cli_job_error("%s", err);
         goto done;
     }
+    if (cli_reserve_blas(1, 1, err, sizeof(err))) { /* the sgemm below, before any job */
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
     double peak = measure_sgemm_gflops();
     fwd_result mine[MAX_LIST][MAX_LIST], blas2[MAX_LIST], torch1[MAX_LIST], torch2[MAX_LIST];
     memset(mine, 0, sizeof(mine));

@@ -303,6 +303,12 @@ int cmd_bench_generate(int argc, char **argv) {
             rc = cli_job_error("%s", err);
             goto done;
         }
+    int most = 1;
+    for (int i = 0; i < n_tp; i++) most = tps[i] > most ? tps[i] : most;
+    if (cli_reserve_blas(most, 1, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
     kernel_set_threads(1);
     for (int k = 0; k < n_types; k++) {
         if (types[k] < 0) types[k] = (int)model_source_stored_type(&src);

@@ -217,6 +217,12 @@ int cmd_bench_train(int argc, char **argv) {
             rc = cli_job_error("%s", err);
             goto done;
         }
+    int most = 1;
+    for (int i = 0; i < n_tp; i++) most = tps[i] > most ? tps[i] : most;
+    if (cli_reserve_blas(most, 1, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
     kernel_set_threads(1);
     train_job jobs[MAX_LIST];
     for (int i = 0; i < n_tp && !rc; i++) {

@@ -298,6 +298,10 @@ int cmd_generate(int argc, char **argv) {
     job.tok = tok;
     job.prompt = ids;
     job.n_prompt = (int)n_ids;
+    if (cli_reserve_blas(backend == COMM_BACKEND_MPI ? 1 : (int)P, 1, err, sizeof(err))) {
+        rc = cli_job_error("%s", err);
+        goto done;
+    }
     kernel_set_threads(1);
     if (printer) {
         fputs(prompt, stdout);

@@ -129,6 +129,7 @@ int cmd_lab(int argc, char **argv) {
 
     lab_row rows[LAB_ROWS];
     char err[256];
+    if (cli_reserve_blas((int)P, 1, err, sizeof(err))) return cli_job_error("%s", err);
     int n = lab_run((int)P, (uint64_t)seed, rows, LAB_ROWS, err, sizeof(err));
     if (n < 0) return cli_job_error("%s", err);
     int unexpected = 0;

@@ -215,6 +215,22 @@ static int val_loss(comm_t *comm, model_shard *m, const train_job *job, float *s
     return 0;
 }
 
+/* A diverged run (a learning rate far too high) must not save what it diverged to: the first
+ * non-finite loss, gradient norm, validation loss or weight stops it with one line naming the
+ * step, and the last checkpoint (step `saved`) stays as it was. */
+static int diverged(comm_t *comm, long step, const char *what, double value, long saved) {
+    char kept[64] = "no checkpoint was written";
+    if (saved > 0) snprintf(kept, sizeof(kept), "the checkpoint of step %ld stays", saved);
+    return comm_fail(comm,
+                     "step %ld: the %s is %s: training diverged; stopped without saving (%s; "
+                     "a lower --lr?)",
+                     step, what,
+                     isnan(value) ? "NaN"
+                     : value > 0  ? "+inf"
+                                  : "-inf",
+                     kept);
+}
+
 static int train_rank(comm_t *comm, void *arg) {
     train_job *job = arg;
     int r = comm_rank(comm), P = comm_size(comm), rc = 0;
@@ -253,6 +269,12 @@ static int train_rank(comm_t *comm, void *arg) {
         double norm = 0;
         if (!rc) rc = model_grad_norm(comm, &m, &tr, &norm);
         if (rc) break;
+        /* Both reduced over the ranks: every rank stops here alike, before the update. */
+        if (!isfinite(loss_sum) || !isfinite(norm)) {
+            rc = !isfinite(loss_sum) ? diverged(comm, s + 1, "loss", loss_sum / B, st.step)
+                                     : diverged(comm, s + 1, "gradient norm", norm, st.step);
+            break;
+        }
         float clip = st.clip > 0 && norm > st.clip ? (float)(st.clip / norm) : 1.0f;
         double lr = lr_at(&st, s);
         model_adamw_step(&m, &tr, (float)lr, 0.9f, 0.95f, 1e-8f, (float)st.weight_decay, clip);
@@ -267,6 +289,19 @@ static int train_rank(comm_t *comm, void *arg) {
                 break;
             }
             have_val = v == 0;
+            if (have_val && !isfinite(vloss)) {
+                rc = diverged(comm, done, "validation loss", vloss, st.step);
+                break;
+            }
+            /* Each rank checks its own shard; one that fails ends the save on every rank. */
+            for (size_t i = 0; i < m.n_params; i++)
+                if (!isfinite(m.params[i])) {
+                    char what[64];
+                    snprintf(what, sizeof(what), "weight %zu of rank %d", i, r);
+                    rc = diverged(comm, done, what, m.params[i], st.step);
+                    break;
+                }
+            if (rc) break;
         }
         double dt = timer_seconds() - t0, tps = (double)B * T / dt;
         double mean = loss_sum / B;
@@ -682,6 +717,10 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     job.file = &file;
+    if (cli_reserve_blas(backend == COMM_BACKEND_MPI ? 1 : (int)P, 1, err, sizeof(err))) {
+        rc = JOB_ERROR("%s", err);
+        goto done;
+    }
     kernel_set_threads(1);
     if (printer)
         fprintf(

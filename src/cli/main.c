@@ -64,6 +64,7 @@ static int run_command(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    cli_limit_blas_workers(argv);
     cli_choose_blas_kernels(argv);
     /* Under MPI, how this rank ended decides whether the job finalises or is aborted. */
     return cli_end_job(run_command(argc, argv));

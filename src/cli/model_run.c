@@ -142,7 +142,13 @@ int model_run_job(model_run *job) {
         return cli_job_error("%s", err);
     }
     /* One core per rank: BLAS must not start threads of its own inside each rank. */
-    kernel_set_threads(job->P > 1 ? 1 : job->blas_threads);
+    int blas_threads = job->P > 1 ? 1 : job->blas_threads < 1 ? 1 : job->blas_threads;
+    int callers = job->backend == COMM_BACKEND_MPI ? 1 : job->P; /* ranks in this process */
+    if (cli_reserve_blas(callers, blas_threads, err, sizeof(err))) {
+        model_source_close(&src);
+        return cli_job_error("%s", err);
+    }
+    kernel_set_threads(blas_threads);
     run_ctx ctx = {job, &src};
     int rc = comm_launch(job->backend, job->P, run_rank, &ctx, err, sizeof(err));
     model_source_close(&src);
