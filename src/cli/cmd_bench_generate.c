@@ -360,10 +360,10 @@ int cmd_bench_generate(int argc, char **argv) {
         /* P cores share bw: each rank streams its shard at bw / P. */
         double tps_ = N / j->seconds, ceiling = bw[bi] / j->P / (double)j->weight_bytes;
         double vs1 = 0, vst = torch[0].valid ? torch[0].seconds / j->seconds : 0;
-        const decode_job *first = NULL; /* the first run of the same type: its tokens */
+        const decode_job *first = j; /* the first run of the same type: its tokens */
         for (int k = 0; k < n_runs; k++) {
             if (jobs[k].P == 1 && jobs[k].wtype == KERNEL_F32) vs1 = jobs[k].seconds / j->seconds;
-            if (!first && jobs[k].wtype == j->wtype) first = &jobs[k];
+            if (k < i && first == j && jobs[k].wtype == j->wtype) first = &jobs[k];
         }
         if (vs1 == 0) /* no F32 P=1 run: against P=1 of the same type */
             for (int k = 0; k < n_runs; k++)
