@@ -189,7 +189,7 @@ static void test_rope_scaling_llama3_tied(void **state) {
     model_config c = small(FAMILY_LLAMA, 6, 2, 16); /* head_dim 16: 8 frequencies to scale */
     c.tied = 1;
     c.rope_theta = 500000.0;
-    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 16};
+    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 16, {0}};
     const int Ps[] = {1, 3, 4};
     run_case("llama3 rope scaling, theta 5e5, tied", &c, ST_F32, 0, 26, Ps, 3);
 }
@@ -392,7 +392,7 @@ static void test_config_round_trip(void **state) {
     (void)state;
     model_config c = small(FAMILY_QWEN3, 6, 2, 12);
     c.tied = 1;
-    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 16};
+    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 16, {0}};
     char dir[] = "/tmp/linshard-test-llamacfg-XXXXXX", err[512], path[600];
     assert_non_null(mkdtemp(dir));
     if (model_config_save(dir, &c, err, sizeof(err))) fail_msg("%s", err);

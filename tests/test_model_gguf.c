@@ -173,6 +173,61 @@ static void test_qwen3_qk_norm(void **state) {
     check_family(model_config_llama(FAMILY_QWEN3, 1, 64, 4, 2, 32, 128, 29, 16), 3);
 }
 
+/* Llama 3's RoPE scaling travels as llama.cpp's rope_freqs tensor (one divisor per frequency,
+ * F32): the GGUF model equals the Hugging Face one within float rounding of the divisors. */
+static void test_llama3_rope_freqs(void **state) {
+    (void)state;
+    model_config cfg = model_config_llama(FAMILY_LLAMA, 2, 64, 2, 1, 32, 64, 23, 16);
+    cfg.rope_theta = 500000.0;
+    cfg.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 64, {0}};
+    char *dir = temp_dir(), err[512], path[600];
+    model_init_opts opts = {4, ST_F32, 0, 0, 0};
+    if (model_init_random(dir, &cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
+    model_source hf, gg;
+    if (model_source_open(&hf, dir, err, sizeof(err))) fail_msg("%s", err);
+    snprintf(path, sizeof(path), "%s/m.gguf", dir);
+    if (model_write_gguf(path, &cfg, &hf.st, KERNEL_F32, err, sizeof(err))) fail_msg("%s", err);
+    if (model_source_open(&gg, path, err, sizeof(err))) fail_msg("%s", err);
+    assert_int_equal(gg.cfg.rope_scaling.kind, ROPE_SCALING_FACTORS);
+    /* the three bands: kept (1), slowed by the factor (8), and interpolated between */
+    int ones = 0, eights = 0, between = 0;
+    for (int i = 0; i < 16; i++) {
+        float f = gg.cfg.rope_scaling.freq_factors[i];
+        ones += f == 1.0f;
+        eights += f == 8.0f;
+        between += f > 1.0f && f < 8.0f;
+    }
+    assert_true(ones > 0 && eights > 0 && between > 0);
+    size_t n = (size_t)T_ * (size_t)cfg.vocab_size;
+    float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    assert_true(want && got);
+    for (int P = 1; P <= 2; P++) {
+        logits_of(&hf, KERNEL_F32, P, want);
+        logits_of(&gg, KERNEL_F32, P, got);
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < n; i++) {
+            worst = fmax(worst, fabs((double)got[i] - want[i]));
+            scale = fmax(scale, fabs((double)want[i]));
+        }
+        /* the divisors are float32 (angles move by ~1e-7 relative): float32 forward tolerance */
+        if (!(worst <= 2e-5 * scale)) fail_msg("P=%d: %.3e of %.3f", P, worst, scale);
+    }
+    /* config.json cannot say it */
+    assert_int_not_equal(model_config_save(dir, &gg.cfg, err, sizeof(err)), 0);
+    /* ignoring the tensor changes the answer (little over 7 positions: the scaled frequencies
+     * are the slow ones) */
+    gg.cfg.rope_scaling.kind = ROPE_SCALING_NONE;
+    logits_of(&gg, KERNEL_F32, 1, got);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)got[i] - want[i]));
+    assert_true(worst > 0);
+    free(want);
+    free(got);
+    model_source_close(&gg);
+    model_source_close(&hf);
+    remove_dir(dir);
+}
+
 /* llama.cpp's permute(w, n_head): w.reshape(n_head, 2, D / 2, in).swapaxes(1, 2).reshape(w.shape)
  * — written here as that index arithmetic: GGUF row (h, i, s) <- HF row (h, s, i). */
 static void test_permutation_is_llama_cpps(void **state) {
@@ -270,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_qwen3_qk_norm),
         cmocka_unit_test(test_permutation_is_llama_cpps),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_llama3_rope_freqs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

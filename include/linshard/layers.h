@@ -67,16 +67,27 @@ void swiglu_forward(float *out, const float *x, int T, int n);
 
 /* ---- rotary positions (RoPE) --------------------------------------------------------------- */
 
+#define ROPE_MAX_FACTORS 256 /* head_dim / 2 of any model linshard reads: head_dim <= 512 */
+
 typedef struct {
-    int kind; /* 0: none; 1: Llama 3's frequency-dependent scaling */
+    /* 0: none; 1: Llama 3's frequency-dependent scaling (factor, low/high_freq_factor,
+     * original_max_positions); 2: a divisor per frequency, freq_factors[0 .. D/2) (llama.cpp's
+     * rope_freqs tensor: how a GGUF file stores Llama 3's scaling) */
+    int kind;
     double factor, low_freq_factor, high_freq_factor;
     int original_max_positions;
+    float freq_factors[ROPE_MAX_FACTORS];
 } rope_scaling_params;
 
 /* cos_sin[T, D] = [cos | sin] of the D/2 angles pos * inv_freq[i] of each position pos0 + t,
  * inv_freq[i] = theta^(-2i/D), adjusted by the scaling (NULL: none). Angles in double. */
 void rope_table(float *cos_sin, int pos0, int T, int D, double theta,
                 const rope_scaling_params *scaling);
+
+/* Llama 3's scaling (kind 1) as D/2 divisors of the frequencies, as llama.cpp's converter writes
+ * them into rope_freqs: 1 for short wavelengths, factor for long ones, 1 / ((1 - smooth) /
+ * factor + smooth) between. */
+void rope_llama3_factors(const rope_scaling_params *s, double theta, int D, float *factors);
 
 /* Rotates one head vector x[D] in place, Hugging Face's "rotate half" convention: dimension i
  * pairs with i + D/2 (not with i + 1). cos_sin is one row of rope_table. */

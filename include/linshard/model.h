@@ -52,7 +52,8 @@ typedef enum {
 } model_family;
 typedef enum { NORM_LAYERNORM = 0, NORM_RMSNORM } norm_kind;
 typedef enum { MLP_GELU = 0, MLP_SWIGLU } mlp_kind;
-enum { ROPE_SCALING_NONE = 0, ROPE_SCALING_LLAMA3 = 1 }; /* rope_scaling_params.kind */
+/* rope_scaling_params.kind */
+enum { ROPE_SCALING_NONE = 0, ROPE_SCALING_LLAMA3 = 1, ROPE_SCALING_FACTORS = 2 };
 
 typedef struct {
     model_family family;

@@ -8,9 +8,10 @@
  * rotates halves); reading undoes the permutation, writing applies it, so a file linshard writes
  * is the file llama.cpp's converter would write, and one llama.cpp wrote reads correctly.
  *
- * Not read yet, refused by name: Llama 3's RoPE scaling as llama.cpp stores it (a rope_freqs
- * tensor), other RoPE scaling types, mixtures of experts. The tokenizer stored in the file is
- * not read yet either: GPT-2 files use the built-in GPT-2 tokenizer. */
+ * Llama 3's RoPE scaling is stored as llama.cpp stores it: a rope_freqs tensor of one divisor
+ * per frequency. Not read yet, refused by name: other RoPE scaling types, mixtures of experts. The
+ * tokenizer stored in the file is not read yet either: GPT-2 files use the built-in GPT-2
+ * tokenizer. */
 #ifndef LINSHARD_MODEL_GGUF_H
 #define LINSHARD_MODEL_GGUF_H
 

@@ -201,7 +201,7 @@ int cmd_init(int argc, char **argv) {
     int have_family = 0;
     model_family family = FAMILY_GPT2;
     double theta = 0;
-    rope_scaling_params scaling = {0, 0, 0, 0, 0};
+    rope_scaling_params scaling = {0, 0, 0, 0, 0, {0}};
     model_init_opts opts = {1, ST_F32, 0, 0, 0};
     const char *out = NULL, *shape = NULL;
     int c;

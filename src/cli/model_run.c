@@ -168,7 +168,7 @@ model_config cli_shape_llama_1b(void) {
     model_config c = model_config_llama(FAMILY_LLAMA, 16, 2048, 32, 8, 64, 8192, 128256, 2048);
     c.tied = 1;
     c.rope_theta = 500000.0;
-    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 32.0, 1.0, 4.0, 8192};
+    c.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 32.0, 1.0, 4.0, 8192, {0}};
     return c;
 }
 

@@ -474,6 +474,13 @@ int model_config_check_tp(const model_config *cfg, int P, char *err, size_t errl
 }
 
 int model_config_save(const char *dir, const model_config *cfg, char *err, size_t errlen) {
+    if (cfg->rope_scaling.kind == ROPE_SCALING_FACTORS) {
+        snprintf(err, errlen,
+                 "%s: RoPE divisors per frequency (a GGUF file's rope_freqs) have no config.json "
+                 "form",
+                 dir);
+        return -1;
+    }
     char path[4096];
     snprintf(path, sizeof(path), "%s/config.json", dir);
     return model_config_write(path, cfg, err, errlen);

@@ -3,6 +3,7 @@
  * Hugging Face checkpoint as GGUF. */
 #include "linshard/model_gguf.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,30 @@ static int has_tensor(const gguf_file *g, const char *name) {
     return gguf_find_tensor(g, name) != NULL;
 }
 
+/* llama.cpp's form of Llama 3's RoPE scaling: rope_freqs.weight, F32 [head_dim / 2], each
+ * frequency divided by its entry. */
+static int read_rope_freqs(const gguf_file *g, model_config *cfg, char *err, size_t errlen) {
+    const gguf_tensor *t = gguf_find_tensor(g, "rope_freqs.weight");
+    if (!t) return 0;
+    int half = cfg->head_dim / 2;
+    if (t->n_dims != 1 || t->ne[0] != (uint64_t)half || t->type != GGML_TYPE_F32 ||
+        half > ROPE_MAX_FACTORS) {
+        snprintf(err, errlen, "%s: tensor 'rope_freqs.weight' must be f32 [head_dim / 2 = %d]",
+                 g->path, half);
+        return -1;
+    }
+    float *f = cfg->rope_scaling.freq_factors;
+    if (gguf_read_bytes(g, t, 0, (size_t)half * sizeof(float), f, err, errlen)) return -1;
+    for (int i = 0; i < half; i++)
+        if (!(f[i] > 0 && isfinite(f[i]))) {
+            snprintf(err, errlen, "%s: tensor 'rope_freqs.weight' holds %g: must be positive",
+                     g->path, (double)f[i]);
+            return -1;
+        }
+    cfg->rope_scaling.kind = ROPE_SCALING_FACTORS;
+    return 0;
+}
+
 int model_config_from_gguf(const gguf_file *g, model_config *cfg, char *err, size_t errlen) {
     const char *a;
     size_t alen;
@@ -90,13 +115,6 @@ int model_config_from_gguf(const gguf_file *g, model_config *cfg, char *err, siz
             return -1;
         }
     }
-    if (has_tensor(g, "rope_freqs.weight")) {
-        snprintf(err, errlen,
-                 "%s: tensor 'rope_freqs.weight' (llama.cpp's form of Llama 3 RoPE scaling) is "
-                 "not read yet",
-                 g->path);
-        return -1;
-    }
     const gguf_tensor *embd = gguf_find_tensor(g, "token_embd.weight");
     if (!embd || embd->n_dims != 2 || embd->ne[1] > (1u << 30)) {
         snprintf(err, errlen, "%s: tensor 'token_embd.weight' [n_embd, vocab] is missing", g->path);
@@ -128,6 +146,7 @@ int model_config_from_gguf(const gguf_file *g, model_config *cfg, char *err, siz
         cfg->out_bias = has_tensor(g, "blk.0.attn_output.bias");
         cfg->mlp_bias = has_tensor(g, "blk.0.ffn_up.bias");
         cfg->qk_norm = has_tensor(g, "blk.0.attn_q_norm.weight");
+        if (read_rope_freqs(g, cfg, err, errlen)) return -1;
     }
     cfg->norm_eps = eps;
     cfg->tied = !has_tensor(g, "output.weight");
@@ -369,16 +388,10 @@ static int write_metadata(gguf_writer *w, const model_config *c, kernel_type wty
 
 int model_write_gguf(const char *path, const model_config *c, const st_set *weights,
                      kernel_type wtype, char *err, size_t errlen) {
-    if (c->rope_scaling.kind != ROPE_SCALING_NONE) {
-        snprintf(err, errlen,
-                 "writing Llama 3 RoPE scaling to GGUF (rope_freqs) is not supported "
-                 "yet");
-        return -1;
-    }
     if (model_check_weight_type(c, wtype, err, errlen)) return -1;
     int max = model_param_table_max(c), rc = 0, n_out = 0;
     model_param *hf = malloc((size_t)max * sizeof(*hf)), *gg = malloc((size_t)max * sizeof(*gg));
-    out_tensor *outs = calloc((size_t)max * 3, sizeof(*outs));
+    out_tensor *outs = calloc((size_t)max * 3 + 1, sizeof(*outs));
     gguf_writer *w = gguf_writer_new();
     if (!hf || !gg || !outs || !w) {
         snprintf(err, errlen, "out of memory");
@@ -462,6 +475,29 @@ int model_write_gguf(const char *path, const model_config *c, const st_set *weig
             rc = gguf_writer_add_tensor(w, o->name, o->type, o->n_dims, o->ne, NULL, fill_tensor, o,
                                         err, errlen);
         }
+    if (!rc && c->rope_scaling.kind != ROPE_SCALING_NONE) {
+        /* RoPE scaling as llama.cpp stores it: a divisor per frequency. */
+        out_tensor *o = &outs[n_out++];
+        int half = c->head_dim / 2;
+        snprintf(o->name, sizeof(o->name), "rope_freqs.weight");
+        o->f32 = malloc((size_t)half * sizeof(float));
+        if (!o->f32 || half > ROPE_MAX_FACTORS) {
+            snprintf(err, errlen, "cannot write rope_freqs for head_dim %d", c->head_dim);
+            rc = -1;
+        } else {
+            if (c->rope_scaling.kind == ROPE_SCALING_LLAMA3)
+                rope_llama3_factors(&c->rope_scaling, c->rope_theta, c->head_dim, o->f32);
+            else
+                memcpy(o->f32, c->rope_scaling.freq_factors, (size_t)half * sizeof(float));
+            o->n_dims = 1;
+            o->ne[0] = (uint64_t)half;
+            o->ne[1] = 1;
+            o->kt = KERNEL_F32;
+            o->type = GGML_TYPE_F32;
+            rc = gguf_writer_add_tensor(w, o->name, o->type, 1, o->ne, NULL, fill_tensor, o, err,
+                                        errlen);
+        }
+    }
     if (!rc) rc = gguf_writer_write(w, path, err, errlen);
 done:
     for (int j = 0; outs && j < n_out; j++) free(outs[j].f32);
