@@ -32,6 +32,7 @@
 #include "compare.h"
 #include "llama_reference.h"
 #include "poison.h"
+#include "temp_dir.h"
 
 #define LOGIT_TOL 2e-5
 #define CACHE_TOL 2e-5
@@ -41,27 +42,11 @@
 
 static char *make_model(const model_config *cfg, st_dtype dtype, size_t shard_bytes,
                         uint64_t seed) {
-    char *dir = strdup("/tmp/linshard-test-llama-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    char *dir = temp_dir_make("llama");
     model_init_opts opts = {seed, dtype, 0, 0, shard_bytes};
     char err[512];
     if (model_init_random(dir, cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     return dir;
-}
-
-static void remove_model(char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    const struct dirent *e;
-    char path[600];
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-    free(dir);
 }
 
 /* 2 layers, 48 wide, vocab 101 (prime: no P divides it), MLP 80, context 32. */
@@ -149,7 +134,7 @@ static void run_case(const char *what, const model_config *cfg, st_dtype dtype, 
     char *dir = make_model(cfg, dtype, shards, seed);
     double worst = check_against_reference(dir, Ps, nP);
     printf("    %-44s max |diff| %.2e of max |logit| (tol %.0e)\n", what, worst, LOGIT_TOL);
-    remove_model(dir);
+    temp_dir_remove(dir);
 }
 
 static void test_gqa_kv_replicated(void **state) {
@@ -276,7 +261,7 @@ static void test_cache_matches_full_forward(void **state) {
     printf("    cached vs full forward, P=1..4 (K/V replicated at 3, 4): max %.2e (tol %.0e)\n",
            worst, CACHE_TOL);
     st_set_close(&weights);
-    remove_model(dir);
+    temp_dir_remove(dir);
 }
 
 /* ---- refusals ---------------------------------------------------------------------------- */
@@ -441,7 +426,7 @@ static void test_weights_refusals(void **state) {
     assert_int_not_equal(model_shard_load(&m, &c, &weights, 0, 7, 4, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "6 attention heads over 7 ranks"));
     st_set_close(&weights);
-    remove_model(dir);
+    temp_dir_remove(dir);
 }
 
 /* One NaN or infinity in a checkpoint is refused at load, naming the tensor: in a stored
@@ -469,7 +454,7 @@ static void test_non_finite_weight_refused(void **state) {
     if (!strstr(err, "tensor 'lm_head.weight' holds a non-finite value (inf at element 4800)"))
         fail_msg("unexpected message: %s", err);
     st_set_close(&w);
-    remove_model(dir);
+    temp_dir_remove(dir);
 }
 
 int main(void) {

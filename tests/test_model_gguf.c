@@ -28,29 +28,9 @@
 
 #include "linshard/model_gguf.h"
 #include "linshard/model_source.h"
+#include "temp_dir.h"
 
 #define T_ 7
-
-static char *temp_dir(void) {
-    char *dir = strdup("/tmp/linshard-test-mgguf-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void remove_dir(char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    const struct dirent *e;
-    char path[600];
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-    free(dir);
-}
 
 typedef struct {
     const model_source *src;
@@ -88,7 +68,7 @@ static void logits_of(const model_source *src, kernel_type type, int P, float *o
 }
 
 static void check_family(model_config cfg, int max_P) {
-    char *dir = temp_dir(), err[512], path[600];
+    char *dir = temp_dir_make("mgguf"), err[512], path[600];
     model_init_opts opts = {3, ST_F32, 0, 0, 0};
     if (model_init_random(dir, &cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     model_source hf;
@@ -148,7 +128,7 @@ static void check_family(model_config cfg, int max_P) {
     model_source_close(&hf);
     free(want);
     free(got);
-    remove_dir(dir);
+    temp_dir_remove(dir);
 }
 
 static void test_gpt2(void **state) {
@@ -180,7 +160,7 @@ static void test_llama3_rope_freqs(void **state) {
     model_config cfg = model_config_llama(FAMILY_LLAMA, 2, 64, 2, 1, 32, 64, 23, 16);
     cfg.rope_theta = 500000.0;
     cfg.rope_scaling = (rope_scaling_params){ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 64, {0}};
-    char *dir = temp_dir(), err[512], path[600];
+    char *dir = temp_dir_make("mgguf"), err[512], path[600];
     model_init_opts opts = {4, ST_F32, 0, 0, 0};
     if (model_init_random(dir, &cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     model_source hf, gg;
@@ -225,7 +205,7 @@ static void test_llama3_rope_freqs(void **state) {
     free(got);
     model_source_close(&gg);
     model_source_close(&hf);
-    remove_dir(dir);
+    temp_dir_remove(dir);
 }
 
 /* llama.cpp's permute(w, n_head): w.reshape(n_head, 2, D / 2, in).swapaxes(1, 2).reshape(w.shape)
@@ -233,7 +213,7 @@ static void test_llama3_rope_freqs(void **state) {
 static void test_permutation_is_llama_cpps(void **state) {
     (void)state;
     model_config cfg = model_config_llama(FAMILY_LLAMA, 1, 32, 1, 1, 32, 32, 7, 8);
-    char *dir = temp_dir(), err[512], path[600];
+    char *dir = temp_dir_make("mgguf"), err[512], path[600];
     model_init_opts opts = {9, ST_F32, 0, 0, 0};
     if (model_init_random(dir, &cfg, &opts, err, sizeof(err))) fail_msg("%s", err);
     model_source hf;
@@ -263,7 +243,7 @@ static void test_permutation_is_llama_cpps(void **state) {
     assert_memory_equal(gg_v, hf_v, sizeof(gg_v)); /* V is not permuted */
     gguf_close(&g);
     model_source_close(&hf);
-    remove_dir(dir);
+    temp_dir_remove(dir);
 }
 
 /* A GGUF file with the given metadata and no tensors, or one tensor of a type id. */
@@ -286,7 +266,7 @@ static void write_file(const char *path, const char *arch, int bad_type) {
 
 static void test_refusals(void **state) {
     (void)state;
-    char *dir = temp_dir(), path[600], err[512];
+    char *dir = temp_dir_make("mgguf"), path[600], err[512];
     model_source s;
     snprintf(path, sizeof(path), "%s/mamba.gguf", dir);
     write_file(path, "mamba", -1);
@@ -299,7 +279,7 @@ static void test_refusals(void **state) {
     assert_null(strchr(err, '\n'));
     /* A complete model whose one tensor is q4_K: refused naming the tensor and the type. */
     model_config cfg = model_config_llama(FAMILY_LLAMA, 1, 256, 8, 8, 32, 256, 4, 8);
-    char *mdir = temp_dir();
+    char *mdir = temp_dir_make("mgguf");
     model_init_opts opts = {1, ST_F32, 0, 0, 0};
     if (model_init_random(mdir, &cfg, &opts, err, sizeof(err))) fail_msg("%s", err);
     model_source hf;
@@ -313,8 +293,8 @@ static void test_refusals(void **state) {
     snprintf(path, sizeof(path), "%s/config.json", mdir);
     assert_int_not_equal(model_source_open(&s, path, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "is a file but not a GGUF file"));
-    remove_dir(mdir);
-    remove_dir(dir);
+    temp_dir_remove(mdir);
+    temp_dir_remove(dir);
 }
 
 int main(void) {

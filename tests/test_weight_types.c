@@ -40,6 +40,7 @@
 #include "compare.h"
 #include "gpt2_reference.h"
 #include "llama_reference.h"
+#include "temp_dir.h"
 
 #define MAX_T 12
 #define FLOAT_TOL 2e-5
@@ -73,29 +74,8 @@ static void round_block(float *x, size_t stride, kernel_type type) {
 
 /* ---- models ------------------------------------------------------------------------------ */
 
-static char *temp_dir(void) {
-    char *dir = strdup("/tmp/linshard-test-wtypes-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void remove_dir(char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    const struct dirent *e;
-    char path[600];
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-    free(dir);
-}
-
 static char *make_model(const model_config *cfg) {
-    char *dir = temp_dir(), err[512];
+    char *dir = temp_dir_make("wtypes"), err[512];
     model_init_opts opts = {5, ST_F32, 0, 0, 0};
     if (model_init_random(dir, cfg, &opts, err, sizeof(err))) fail_msg("init: %s", err);
     return dir;
@@ -105,7 +85,7 @@ static char *make_model(const model_config *cfg) {
  * GPT-2's Conv1D weights are stored [in, out] (blocks run down the columns); everything else,
  * the embedding included, is [out, in] (blocks along rows). wpe is not a matrix. */
 static char *rounded_copy(const char *src, const model_config *cfg, kernel_type type) {
-    char *dir = temp_dir(), path[600], err[512];
+    char *dir = temp_dir_make("wtypes"), path[600], err[512];
     if (model_config_save(dir, cfg, err, sizeof(err))) fail_msg("%s", err);
     snprintf(path, sizeof(path), "%s/model.safetensors", src);
     st_file f;
@@ -241,13 +221,13 @@ static void check_family(const model_config *cfg, int max_P) {
                name, worst_ref, vs, bytes, f32_bytes);
         if (!(vs <= vs_f32[type])) fail_msg("%s vs F32: %.3e > %.2e", name, vs, vs_f32[type]);
         assert_true(bytes < f32_bytes);
-        remove_dir(rdir);
+        temp_dir_remove(rdir);
     }
     free(f32);
     free(p1);
     free(got);
     free(ref);
-    remove_dir(dir);
+    temp_dir_remove(dir);
 }
 
 static void test_gpt2_types(void **state) {
