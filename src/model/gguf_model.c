@@ -240,20 +240,30 @@ static size_t hf_index(size_t gguf_index, size_t D) {
 }
 
 /* In place on the columns [c0, c0 + heads D) of a [rows, cols] block: each head's columns from
- * GGUF order to Hugging Face order (hf = 1) or back (hf = 0). */
+ * GGUF order to Hugging Face order. */
 static void permute_heads(float *x, size_t rows, size_t cols, size_t c0, size_t heads, size_t D,
-                          int hf, float *tmp) {
+                          float *tmp) {
     for (size_t r = 0; r < rows; r++)
         for (size_t h = 0; h < heads; h++) {
             float *v = x + r * cols + c0 + h * D;
-            for (size_t j = 0; j < D; j++) {
-                if (hf)
-                    tmp[hf_index(j, D)] = v[j];
-                else
-                    tmp[j] = v[hf_index(j, D)];
-            }
+            for (size_t j = 0; j < D; j++) tmp[hf_index(j, D)] = v[j];
             memcpy(v, tmp, D * sizeof(float));
         }
+}
+
+/* Before writing: rows [outputs][in] (a Q or K weight, or a bias with in = 1) from Hugging Face
+ * order to llama.cpp's, each head's rows moved whole: GGUF row j of a head is HF row
+ * hf_index(j). Replaces *rows; -1 when out of memory. */
+static int permute_rows(float **rows, size_t outputs, size_t in, size_t D) {
+    float *out = malloc(outputs * in * sizeof(float));
+    if (!out) return -1;
+    for (size_t r = 0; r < outputs; r++) {
+        size_t head = r / D * D;
+        memcpy(out + r * in, *rows + (head + hf_index(r - head, D)) * in, in * sizeof(float));
+    }
+    free(*rows);
+    *rows = out;
+    return 0;
 }
 
 /* After reading: a permuted family's Q and K outputs back to Hugging Face order. The QKV
@@ -269,8 +279,8 @@ static void unpermute(void *ctx, const model_param *p, float *data) {
     size_t kv = (size_t)(m->heads.kv_local ? m->heads.kv_local : m->heads.h_local);
     float *tmp = malloc(D * sizeof(float));
     if (!tmp) return; /* D floats; the caller just held rows * cols */
-    permute_heads(data, p->rows, p->cols, 0, hl, D, 1, tmp);
-    permute_heads(data, p->rows, p->cols, hl * D, kv, D, 1, tmp);
+    permute_heads(data, p->rows, p->cols, 0, hl, D, tmp);
+    permute_heads(data, p->rows, p->cols, hl * D, kv, D, tmp);
     free(tmp);
 }
 
@@ -445,28 +455,13 @@ int model_write_gguf(const char *path, const model_config *c, const st_set *weig
             /* llama.cpp's Q/K row order (its RoPE pairs adjacent values). */
             if (ga->qk_permuted && (strstr(o->name, ".attn_q.") || strstr(o->name, ".attn_k."))) {
                 size_t outputs = o->n_dims == 2 ? (size_t)o->ne[1] : (size_t)o->ne[0];
-                size_t D = (size_t)c->head_dim, heads = outputs / D;
-                float *tmp = malloc(D * sizeof(float));
-                if (!tmp) {
-                    snprintf(err, errlen, "out of memory");
-                    rc = -1;
-                    break;
-                }
-                /* Rows are outputs: permute the "columns" of the transposed view = rows here. */
                 size_t in = o->n_dims == 2 ? (size_t)o->ne[0] : 1;
-                float *col = malloc(heads * D * sizeof(float));
-                for (size_t e = 0; col && e < in; e++) {
-                    for (size_t j = 0; j < heads * D; j++) col[j] = data[j * in + e];
-                    permute_heads(col, 1, heads * D, 0, heads, D, 0, tmp);
-                    for (size_t j = 0; j < heads * D; j++) data[j * in + e] = col[j];
-                }
-                free(tmp);
-                if (!col) {
+                if (permute_rows(&o->f32, outputs, in, (size_t)c->head_dim)) {
                     snprintf(err, errlen, "out of memory");
                     rc = -1;
                     break;
                 }
-                free(col);
+                data = o->f32;
             }
             /* Matrices as wtype; norms, biases and learned positions as F32 (as llama.cpp). */
             int matrix = hf[i].matrix && o->n_dims == 2;
