@@ -9,14 +9,15 @@
  * is the file llama.cpp's converter would write, and one llama.cpp wrote reads correctly.
  *
  * Llama 3's RoPE scaling is stored as llama.cpp stores it: a rope_freqs tensor of one divisor
- * per frequency. Not read yet, refused by name: other RoPE scaling types, mixtures of experts. The
- * tokenizer stored in the file is not read yet either: GPT-2 files use the built-in GPT-2
- * tokenizer. */
+ * per frequency. Not read yet, refused by name: other RoPE scaling types, mixtures of experts.  The
+ * tokenizer stored in the file is read by tokenizer_load_gguf (tokenizer.h) and written by
+ * model_write_gguf_tokenizer. */
 #ifndef LINSHARD_MODEL_GGUF_H
 #define LINSHARD_MODEL_GGUF_H
 
 #include "linshard/gguf.h"
 #include "linshard/model.h"
+#include "linshard/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,12 @@ int model_shard_load_gguf(model_shard *m, const model_config *cfg, const gguf_fi
  * Returns 0, or -1 with a one-line message. */
 int model_write_gguf(const char *path, const model_config *cfg, const st_set *weights,
                      kernel_type wtype, char *err, size_t errlen);
+/* The same with a tokenizer (tokenizer_write_gguf; tok may be NULL: none written; its size must
+ * not exceed cfg's vocab_size, the token list is padded to it) and tokenizer.chat_template (a
+ * NUL-terminated Jinja text, or NULL). */
+int model_write_gguf_tokenizer(const char *path, const model_config *cfg, const st_set *weights,
+                               kernel_type wtype, const tokenizer *tok, const char *chat_template,
+                               char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

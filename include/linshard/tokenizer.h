@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include "linshard/gguf.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +41,29 @@ int tokenizer_load_dir(tokenizer **out, const char *dir, char *err, size_t errle
 /* The GPT-2 tokenizer built into the library (data/gpt2-tokenizer, embedded at build time). */
 int tokenizer_load_builtin(tokenizer **out, char *err, size_t errlen);
 void tokenizer_free(tokenizer *t);
+/* The tokenizer stored in a GGUF file, under llama.cpp's keys: tokenizer.ggml.model "gpt2"
+ * (byte-level BPE; tokenizer.ggml.pre names the split pattern: "gpt-2"/"default" GPT-2's,
+ * "llama-bpe" Llama 3's (merges ignored for whole-word tokens, as its tokenizer.json says),
+ * "qwen2" Qwen2's with NFC, as Qwen's tokenizer.json has) or "llama" (SentencePiece-style, the
+ * Llama 2 / Mistral kind: tokenizer.ggml.add_space_prefix, default true, puts "▁" before each
+ * stretch of text between added tokens and decoding drops one leading space); tokens
+ * (strings), token_type (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused: no token,
+ * 6 byte; control and user-defined are the added tokens, control ones special), merges
+ * ("left right", rank order; for "llama" without merges, derived from tokenizer.ggml.scores as
+ * Hugging Face's converter derives them), bos_token_id, eos_token_id, add_bos_token (default:
+ * whether there is a bos). Stop tokens as tokenizer_is_stop says. An unknown model or pre is
+ * refused by name, never tokenized differently. Returns 0; 1 when g holds no tokenizer
+ * (no tokenizer.ggml.model: err says so, the caller may look elsewhere); -1 with a one-line
+ * message naming the file and the key. */
+int tokenizer_load_gguf(tokenizer **out, const gguf_file *g, char *err, size_t errlen);
+/* Writes t under those keys into w, the token list padded with unused "[PADn]" entries to
+ * n_tokens ids when that is more than tokenizer_vocab_size(t) (llama.cpp wants one token per
+ * embedding row). A SentencePiece tokenizer gets both scores (minus the rank of the merge that
+ * makes each token, what llama.cpp ranks by) and merges (what linshard reads back). Refused in
+ * one line when GGUF's keys cannot say how t tokenizes (a pattern and normalizer that no
+ * llama.cpp pre-tokenizer name means, an added token that strips spaces, ...). */
+int tokenizer_write_gguf(const tokenizer *t, gguf_writer *w, int n_tokens, char *err,
+                         size_t errlen);
 
 /* Max id + 1 over the vocabulary and the added tokens: 50257 for GPT-2, 128256 for Llama 3. */
 int tokenizer_vocab_size(const tokenizer *t);

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "cli_model.h"
@@ -24,13 +27,71 @@ static const char convert_usage[] =
     "directory (created if missing). With --out FILE.gguf: writes one GGUF v3 file, the format\n"
     "llama.cpp reads: the matrices as the given type (q8_0 and q4_0 are GGUF's blocks of 32),\n"
     "norms and biases as f32, the config as metadata, tensors under llama.cpp's names (a Llama's\n"
-    "Q and K rows in llama.cpp's order). The tokenizer is not written into the file yet.\n"
+    "Q and K rows in llama.cpp's order), and the model's tokenizer under llama.cpp's keys (from\n"
+    "DIR's tokenizer files, with tokenizer_config.json's chat_template; a GPT-2 without them:\n"
+    "the built-in one), so that the file alone is the whole model.\n"
     "\n"
     "  --model DIR   the checkpoint to read (a Hugging Face directory)\n"
     "  --out PATH    a directory (safetensors) or a file ending in .gguf (must differ from\n"
     "                --model)\n"
     "  --dtype T     f32, f16, bf16, or (GGUF only) q8_0, q4_0\n"
     "  -h, --help    this text\n";
+
+/* tokenizer_config.json's chat_template (a string) in dir, malloc'd, or NULL. */
+static char *chat_template(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap), *out = NULL;
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, n) : NULL;
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "chat_template"));
+    if (s) out = strdup(s);
+    cJSON_Delete(root);
+    free(buf);
+    return out;
+}
+
+/* The tokenizer to write into the GGUF file: DIR's tokenizer files (refused in one line when
+ * they do not load), else GPT-2's built-in one for a GPT-2; NULL with a note on stderr when there
+ * is none or it does not fit the model's vocabulary. Returns 0, or -1 with err. */
+static int source_tokenizer(const char *dir, const model_config *cfg, const char *out,
+                            tokenizer **tok, char *err, size_t errlen) {
+    static const char *const names[] = {"encoder.json", "vocab.json", "tokenizer.json"};
+    int files = 0;
+    *tok = NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[4096 + 32];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        files |= access(path, R_OK) == 0;
+    }
+    if (files || cfg->family == FAMILY_GPT2) {
+        if (cli_load_tokenizer(dir, cfg, tok, err, errlen)) return -1;
+    } else {
+        fprintf(stderr, "linshard: note: %s has no tokenizer files: %s holds no tokenizer\n", dir,
+                out);
+        return 0;
+    }
+    if (tokenizer_vocab_size(*tok) > cfg->vocab_size) {
+        fprintf(stderr,
+                "linshard: note: the tokenizer has %d tokens, the model only %d: %s holds no "
+                "tokenizer\n",
+                tokenizer_vocab_size(*tok), cfg->vocab_size, out);
+        tokenizer_free(*tok);
+        *tok = NULL;
+    }
+    return 0;
+}
 
 int cmd_convert(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
@@ -85,9 +146,15 @@ int cmd_convert(int argc, char **argv) {
     if (model_config_load(model, &cfg, err, sizeof(err))) return cli_job_error("%s", err);
     if (cli_open_weights(model, &cfg, &file, err, sizeof(err))) return cli_job_error("%s", err);
     if (to_gguf) {
-        int rc = model_write_gguf(out, &cfg, &file, (kernel_type)ktype, err, sizeof(err))
+        tokenizer *tok = NULL;
+        char *chat = chat_template(model);
+        int rc = source_tokenizer(model, &cfg, out, &tok, err, sizeof(err)) ||
+                         model_write_gguf_tokenizer(out, &cfg, &file, (kernel_type)ktype, tok,
+                                                    tok ? chat : NULL, err, sizeof(err))
                      ? cli_job_error("%s", err)
                      : EXIT_OK;
+        tokenizer_free(tok);
+        free(chat);
         if (rc == EXIT_OK)
             printf("wrote %s (GGUF v3, matrices as %s)\n", out,
                    kernel_type_info((kernel_type)ktype)->name);

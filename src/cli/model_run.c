@@ -230,8 +230,13 @@ int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer
     struct stat sb;
     const char *given = model_dir;
     if (model_dir && stat(model_dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
-        /* A GGUF file: its own tokenizer metadata is not read yet; tokenizer files beside it
-         * are, and GPT-2 has the built-in one. */
+        /* A GGUF file: the tokenizer stored in it, else tokenizer files beside it, else (GPT-2)
+         * the built-in one. */
+        gguf_file g;
+        if (gguf_open(&g, model_dir, err, errlen)) return -1;
+        int r = tokenizer_load_gguf(tok, &g, err, errlen);
+        gguf_close(&g);
+        if (r <= 0) return r;
         snprintf(parent, sizeof(parent), "%s", model_dir);
         char *slash = strrchr(parent, '/');
         if (slash)
@@ -257,8 +262,9 @@ int cli_load_tokenizer(const char *model_dir, const model_config *cfg, tokenizer
                      "%s has no tokenizer.json: a %s checkpoint needs the tokenizer it was "
                      "trained with%s",
                      model_dir, model_family_architecture(cfg->family),
-                     model_dir == parent ? " (the tokenizer inside a GGUF file is not read yet: "
-                                           "put its tokenizer.json beside the file)"
+                     model_dir == parent ? " (the GGUF file holds none either: convert it again "
+                                           "from a directory with its tokenizer.json, or put the "
+                                           "tokenizer.json beside the file)"
                                          : "");
             return -1;
         }

@@ -398,7 +398,20 @@ static int write_metadata(gguf_writer *w, const model_config *c, kernel_type wty
 
 int model_write_gguf(const char *path, const model_config *c, const st_set *weights,
                      kernel_type wtype, char *err, size_t errlen) {
+    return model_write_gguf_tokenizer(path, c, weights, wtype, NULL, NULL, err, errlen);
+}
+
+int model_write_gguf_tokenizer(const char *path, const model_config *c, const st_set *weights,
+                               kernel_type wtype, const tokenizer *tok, const char *chat_template,
+                               char *err, size_t errlen) {
     if (model_check_weight_type(c, wtype, err, errlen)) return -1;
+    if (tok && tokenizer_vocab_size(tok) > c->vocab_size) {
+        snprintf(err, errlen,
+                 "the tokenizer has %d tokens, more than the model's vocabulary of %d: not a "
+                 "pair to write into one file",
+                 tokenizer_vocab_size(tok), c->vocab_size);
+        return -1;
+    }
     int max = model_param_table_max(c), rc = 0, n_out = 0;
     model_param *hf = malloc((size_t)max * sizeof(*hf)), *gg = malloc((size_t)max * sizeof(*gg));
     out_tensor *outs = calloc((size_t)max * 3 + 1, sizeof(*outs));
@@ -411,6 +424,11 @@ int model_write_gguf(const char *path, const model_config *c, const st_set *weig
     int n = model_param_table(c, 1, 0, hf, NULL);
     model_param_table_gguf(c, gg);
     rc = write_metadata(w, c, wtype, err, errlen);
+    /* The tokenizer, one token per embedding row (llama.cpp's n_vocab is the token count). */
+    if (!rc && tok) rc = tokenizer_write_gguf(tok, w, c->vocab_size, err, errlen);
+    if (!rc && chat_template)
+        rc = gguf_writer_set_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template),
+                                 err, errlen);
     const architecture *ga = architecture_gguf(c->family);
     for (int i = 0; i < n && !rc; i++)
         for (int k = 0; k < hf[i].n_src && !rc; k++) {

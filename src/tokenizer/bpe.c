@@ -339,6 +339,80 @@ static int alloc_merges(tokenizer *t, size_t n, const char *name, char *err, siz
     return 0;
 }
 
+/* ---- hooks for other loaders (gguf_vocab.c) ---------------------------------------------- */
+
+void tokenizer_alphabet(int u2b[TOKENIZER_ALPHABET_SIZE]) {
+    byte_alphabet(u2b);
+}
+
+int tokenizer_spell(int spell, const int *u2b, const char *s, size_t len, char *out) {
+    return spell_token(spell, u2b, s, len, out);
+}
+
+int tokenizer_set_token(tokenizer *t, int id, const char *key, size_t len, const char *name,
+                        const char *where, char *err, size_t errlen) {
+    if (len == 0 || len > INT_MAX) {
+        snprintf(err, errlen, "%s: %s: the empty string is a token", name, where);
+        return -1;
+    }
+    if (t->tok_len[id] >= 0 || vocab_find(t, key, len) >= 0) {
+        snprintf(err, errlen, "%s: %s: token \"%.*s\" appears twice", name, where,
+                 (int)(len < 40 ? len : 40), key);
+        return -1;
+    }
+    if (key != t->pool + t->pool_used) memmove(t->pool + t->pool_used, key, len);
+    t->tok_off[id] = t->pool_used;
+    t->tok_len[id] = (int)len;
+    t->pool_used += len;
+    vocab_insert(t, id);
+    return 0;
+}
+
+int tokenizer_alloc_merges(tokenizer *t, size_t n, const char *name, char *err, size_t errlen) {
+    return alloc_merges(t, n, name, err, errlen);
+}
+
+int tokenizer_add_merge(tokenizer *t, int spell, const int *u2b, const char *a, size_t alen,
+                        const char *b, size_t blen, int rank, const char *name, const char *where,
+                        char *err, size_t errlen) {
+    return add_merge(t, spell, u2b, a, alen, b, blen, rank, name, where, err, errlen);
+}
+
+static int by_rank(const void *x, const void *y) {
+    const int *a = x, *b = y;
+    return (a[0] > b[0]) - (a[0] < b[0]);
+}
+
+int tokenizer_merge_list(const tokenizer *t, int **pairs) {
+    int n = 0;
+    for (size_t i = 0; i < t->merge_cap; i++) n += t->merges[i].key != UINT64_MAX;
+    int *r = malloc((size_t)(n ? n : 1) * 3 * sizeof(int));
+    *pairs = malloc((size_t)(n ? n : 1) * 2 * sizeof(int));
+    if (!r || !*pairs) {
+        free(r);
+        free(*pairs);
+        *pairs = NULL;
+        return -1;
+    }
+    int k = 0;
+    for (size_t i = 0; i < t->merge_cap; i++) {
+        const merge_slot *m = &t->merges[i];
+        if (m->key == UINT64_MAX) continue;
+        r[3 * k] = m->rank;
+        r[3 * k + 1] = (int)(m->key >> 32);
+        r[3 * k + 2] = (int)(uint32_t)m->key;
+        k++;
+    }
+    /* ranks are distinct: a later duplicate of a pair replaced the earlier one */
+    qsort(r, (size_t)n, 3 * sizeof(int), by_rank);
+    for (int i = 0; i < n; i++) {
+        (*pairs)[2 * i] = r[3 * i + 1];
+        (*pairs)[2 * i + 1] = r[3 * i + 2];
+    }
+    free(r);
+    return n;
+}
+
 /* Merges from a vocab.bpe / merges.txt text: an optional "#version" first line, then one
  * "left right" pair per line in rank order. Blank lines are skipped. */
 static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size_t len,

@@ -376,9 +376,15 @@ static int read_config(tokenizer *t, const cJSON *root, const cJSON *config,
         t->adds_bos = t->bos >= 0;
     }
     if (t->adds_bos && t->bos < 0) t->adds_bos = 0;
+    return tokenizer_find_stops(t, err, errlen);
+}
+
+int tokenizer_find_stops(tokenizer *t, char *err, size_t errlen) {
     /* the end-of-turn tokens of instruct models stop generation too */
     static const char *const stops[] = {"<|eot_id|>", "<|eom_id|>",    "<|end_of_text|>",
                                         "<|im_end|>", "<|endoftext|>", "</s>"};
+    free(t->stop);
+    t->n_stop = 0;
     t->stop = malloc(sizeof(stops) / sizeof(stops[0]) * sizeof(int));
     if (!t->stop) {
         snprintf(err, errlen, "out of memory");

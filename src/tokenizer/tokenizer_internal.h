@@ -104,6 +104,23 @@ void tokenizer_finish(tokenizer *t);
 /* The id of the model-vocabulary token with these key bytes, or -1. */
 int vocab_find(const tokenizer *t, const char *s, size_t n);
 
+/* Hooks for loaders that do not read JSON (gguf_vocab.c). GPT-2's byte alphabet: u2b[code point]
+ * is the byte it stands for, or -1. */
+#define TOKENIZER_ALPHABET_SIZE 324
+void tokenizer_alphabet(int u2b[TOKENIZER_ALPHABET_SIZE]);
+/* A token's spelling to its key bytes in out (room for len bytes); -1 outside the alphabet. */
+int tokenizer_spell(int spell, const int *u2b, const char *s, size_t len, char *out);
+/* Vocabulary token id with these key bytes (which may already lie at pool + pool_used). */
+int tokenizer_set_token(tokenizer *t, int id, const char *key, size_t len, const char *name,
+                        const char *where, char *err, size_t errlen);
+/* Room for n merges, then merge number rank: two tokens as spelled. */
+int tokenizer_alloc_merges(tokenizer *t, size_t n, const char *name, char *err, size_t errlen);
+int tokenizer_add_merge(tokenizer *t, int spell, const int *u2b, const char *a, size_t alen,
+                        const char *b, size_t blen, int rank, const char *name, const char *where,
+                        char *err, size_t errlen);
+/* The merges in rank order as a malloc'd [n][2] of (left id, right id); returns n, or -1. */
+int tokenizer_merge_list(const tokenizer *t, int **pairs);
+
 /* Scratch space for one encode call, and the ids it produces. */
 typedef struct heap_entry heap_entry;
 typedef struct {
@@ -154,6 +171,10 @@ int sp_build_decoded(tokenizer *t, const char *name, char *err, size_t errlen);
 int tokenizer_load_hf(tokenizer **out, const char *json, size_t len, const char *name,
                       const char *config, size_t config_len, const char *config_name, char *err,
                       size_t errlen);
+
+/* The stop tokens besides eos: the added special tokens named <|eot_id|>, <|eom_id|>, ... (see
+ * tokenizer_is_stop). */
+int tokenizer_find_stops(tokenizer *t, char *err, size_t errlen);
 
 /* Loads from an encoder.json text (token → id) and a vocab.bpe text (merges); the names are
  * used in error messages. */
