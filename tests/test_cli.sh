@@ -281,6 +281,30 @@ g1=$("$bin" generate --model "$tmp/l3" --tp 1 --seed 4 -n 12 2>/dev/null)
 g3=$("$bin" generate --model "$tmp/l3" --tp 3 --seed 4 -n 12 2>/dev/null)
 if [ -n "$g1" ] && [ "$g1" = "$g3" ] && iconv -f UTF-8 -t UTF-8 <<<"$g1" >/dev/null; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: Llama 3 generation at P=3 differs from P=1 (or is not UTF-8)"; fi
+# The tokenizer travels inside a converted GGUF file (issue 11): the file alone, in a directory
+# without tokenizer files, tokenizes and generates as its source directory does.
+mkdir -p "$tmp/alone"
+expect 0 "wrote .*alone/l3.gguf" -- convert --model "$tmp/l3" --out "$tmp/alone/l3.gguf" --dtype bf16
+expect 0 "^9906,1917$" -- tokenize --model "$tmp/alone/l3.gguf" "Hello world"
+g2=$("$bin" generate --model "$tmp/alone/l3.gguf" --tp 2 --seed 4 -n 12 --prompt "<|begin_of_text|>Hi" 2>/dev/null)
+g1=$("$bin" generate --model "$tmp/l3" --tp 2 --seed 4 -n 12 --prompt "<|begin_of_text|>Hi" 2>/dev/null)
+if [ -n "$g1" ] && [ "$g1" = "$g2" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: generate from the Llama 3 GGUF alone: '$g2' vs the directory's '$g1'"; fi
+for f in qwen3:151936 mistral:32000; do
+  v=${f#*:} f=${f%%:*}
+  expect 0 "wrote" -- init --out "$tmp/$f" --family llama --layers 1 --embd 32 --heads 4 --kv-heads 2 --ff 64 --vocab "$v" --ctx 16
+  cp "$hf/$f/tokenizer.json" "$hf/$f/tokenizer_config.json" "$tmp/$f/"
+  expect 0 "wrote" -- convert --model "$tmp/$f" --out "$tmp/alone/$f.gguf" --dtype f16
+  text=$'  H\u00e9llo <|im_start|>w\u00f6rld <s>\n\n 12345 caf\u0065\u0301'
+  a=$("$bin" tokenize --model "$tmp/alone/$f.gguf" "$text" 2>&1)
+  b=$("$bin" tokenize --model "$tmp/$f" "$text" 2>&1)
+  if [ -n "$a" ] && [ "$a" = "$b" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: tokenize with the $f GGUF alone: '$a' vs the directory's '$b'"; fi
+  a=$("$bin" tokenize --model "$tmp/alone/$f.gguf" --decode "$b" 2>&1)
+  c=$("$bin" tokenize --model "$tmp/$f" --decode "$b" 2>&1)
+  if [ -n "$a" ] && [ "$a" = "$c" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: decode with the $f GGUF alone: '$a' vs the directory's '$c'"; fi
+done
 
 # ---- issue 10: non-finite weights are refused at load, by every command, naming the tensor ----
 # poison FILE TENSOR VALUE: writes VALUE (nan, inf) into element 0 of an F32/BF16 tensor.
@@ -393,7 +417,7 @@ expect 0 "every P matches P=1" -- verify --model "$tmp/blocks-q4_0.gguf" --tp 1,
 expect 0 "plan: Llama, 1 layers, 64 wide" -- plan --model "$tmp/blocks-q8_0.gguf" --tp 2
 expect_one_line 2 convert --model "$tmp/blocks" --out "$tmp/blocks-q8" --dtype q8_0
 expect_one_line 1 forward --model "$tmp/blocks/config.json" --tokens 1
-expect 1 "tokenizer inside a GGUF file is not read yet" -- generate --model "$tmp/blocks-q8_0.gguf" -n 2
+expect 1 "the GGUF file holds none either" -- generate --model "$tmp/blocks-q8_0.gguf" -n 2
 printf 'GGUF\003\000\000\000' >"$tmp/trunc.gguf"
 expect_one_line 1 forward --model "$tmp/trunc.gguf" --tokens 1
 # A GPT-2 GGUF generates with the built-in tokenizer, the same text as its directory.
