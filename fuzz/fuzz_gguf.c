@@ -5,9 +5,11 @@
  * the getters and every array element through the element accessors (so ASan sees any bad
  * offset). Then the model layer on top: the config from the metadata (refused in one line, or
  * accepted), and for an accepted config whose tensors check out, rank 0 of 2's shard loaded from
- * the file as F32 and as Q8_0. Seeds: the gguf-py fixtures
- * (tests/data/gguf) and two tiny models linshard wrote (a GPT-2 in F16, a Llama in Q4_0). Build
- * and run: see fuzz/CMakeLists.txt. */
+ * the file as F32 and as Q8_0. And the tokenizer stored in the file (tokenizer_load_gguf):
+ * refused in one line, absent, or loaded and then used to encode, decode and stream a text.
+ * Seeds: the gguf-py fixtures (tests/data/gguf), two tiny models linshard wrote (a GPT-2 in F16,
+ * a Llama in Q4_0) and two tiny tokenizers (fuzz/make_gguf_tokenizer_seeds.py: a byte-level BPE
+ * and a SentencePiece one). Build and run: see fuzz/CMakeLists.txt. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "linshard/gguf.h"
 #include "linshard/model_gguf.h"
+#include "linshard/tokenizer.h"
 
 static char path[64];
 
@@ -103,6 +106,43 @@ static void check_model(const gguf_file *f) {
     }
 }
 
+/* The tokenizer stored in f, when there is one: a refusal is one line; a tokenizer encodes,
+ * decodes and streams (any ids it gives decode). */
+static void check_tokenizer(const gguf_file *f) {
+    tokenizer *t = NULL;
+    char err[1024] = "";
+    int rc = tokenizer_load_gguf(&t, f, err, sizeof(err));
+    if (rc != 0) {
+        if (t || !err[0] || strchr(err, '\n')) abort();
+        return;
+    }
+    static const char text[] = "Hello wörld <s> <|endoftext|>\n\n  12345 \xff\xfe";
+    int *ids = NULL;
+    size_t n = 0;
+    if (tokenizer_encode_prompt(t, text, sizeof(text) - 1, &ids, &n) != 0) abort();
+    char *out = NULL;
+    size_t len = 0;
+    if (tokenizer_decode(t, ids, n, &out, &len, err, sizeof(err)) != 0) abort();
+    size_t room = TOKENIZER_STREAM_ROOM(t);
+    char *piece = malloc(room);
+    if (!piece) abort();
+    tokenizer_stream s;
+    tokenizer_stream_init(&s, t);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = tokenizer_stream_push(&s, ids[i], piece, room);
+        if (k < 0) abort();
+        total += (size_t)k;
+    }
+    int k = tokenizer_stream_flush(&s, piece, room);
+    if (k < 0 || total + (size_t)k != len) abort();
+    for (int id = 0; id < tokenizer_vocab_size(t); id++) (void)tokenizer_is_stop(t, id);
+    free(piece);
+    free(out);
+    free(ids);
+    tokenizer_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *fp = fopen(path, "wb");
     if (!fp) abort();
@@ -131,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(out);
         }
         check_model(&f);
+        check_tokenizer(&f);
     } else {
         if (!err[0] || strchr(err, '\n')) abort();
         if (f.header || f.tensors || f.kv || f.n_tensors || f.n_kv || f.path) abort();
