@@ -12,7 +12,8 @@
  *    cycled through that every call reads from memory, not cache (>= 256 MB in all).
  * 3. Crossover of the typed products: per-row dot products vs dequantised tiles under the F32
  *    GEMM, T = 1 .. 64 (kernel_set_gemm_min_rows picks the path), GFLOP/s.
- * 4. GEMM (T = 64, 512): GFLOP/s (2 T K N flops) per type, with kernel_matmul's own choice.
+ * 4. GEMM (T = 64, 512; 768x3072 and 3072x768): GFLOP/s (2 T K N flops) per type, with
+ *    kernel_matmul's own choice.
  * One BLAS thread throughout (kernel_set_threads(1)): a rank is one thread on one core. Run it
  * with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` so that OpenBLAS picks its kernels for this
  * CPU. Times are the thread's CPU time, the best of several repetitions (the machine may be
@@ -254,17 +255,21 @@ int main(int argc, char **argv) {
     }
 
     if (sections & 16) {
-        printf("\n4. GEMM, 768x3072, kernel_matmul's choice: GFLOP/s\n");
-        printf("%-12s  %-8s  %-8s\n", "type", "T=64", "T=512");
+        printf("\n4. GEMM, kernel_matmul's choice: GFLOP/s\n");
+        printf("%-6s  %-18s  %-18s\n", "K x N", "768x3072", "3072x768");
+        printf("%-6s  %-8s  %-8s  %-8s  %-8s\n", "type", "T=64", "T=512", "T=64", "T=512");
         static const kernel_type all[] = {KERNEL_F32, KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0,
                                           KERNEL_Q4_0};
         for (int ti = 0; ti < 5; ti++) {
-            weight_set ws = make_set(all[ti], KERNEL_OUT_IN, 768, 3072, 0);
-            printf("%-12s", kernel_type_info(all[ti])->name);
-            for (int T = 64; T <= 512; T *= 8)
-                printf("  %-8.1f", 2.0 * T * 768 * 3072 / time_matmul(&ws, out, in, T) / 1e9);
+            printf("%-6s", kernel_type_info(all[ti])->name);
+            for (int s = 0; s < 2; s++) {
+                int K = s ? 3072 : 768, N = s ? 768 : 3072;
+                weight_set ws = make_set(all[ti], KERNEL_OUT_IN, K, N, 0);
+                for (int T = 64; T <= 512; T *= 8)
+                    printf("  %-8.1f", 2.0 * T * K * N / time_matmul(&ws, out, in, T) / 1e9);
+                free_set(&ws);
+            }
             printf("\n");
-            free_set(&ws);
         }
     }
     free(in);

@@ -488,15 +488,19 @@ static void test_products_every_isa(void **state) {
 }
 
 /* Weights of many rows: several row tiles on both paths (dot products: 32 KB of weights per
- * step; dequantised tiles: 1 MB of F32 per tile, 240 rows at K = 1056), the last one partial. */
+ * step; dequantised tiles: R rows x Kc columns, K in chunks of at most 512, here K = 1184 in
+ * chunks 416, 416, 352 (the last shorter) and R = 624 rows, N = 2 R + 37: the last row tile
+ * partial), at T = 7 on the dot products and T = 17, 19, 20 (the default crossover), 21 on the
+ * tiles. */
 static void test_products_many_tiles(void **state) {
     (void)state;
-    enum { K = 32 * 33, N = 2 * 240 + 37 };
+    enum { K = 32 * 37, N = 2 * 624 + 37 };
     static const kernel_type types[] = {KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0, KERNEL_Q4_0};
+    static const int tile_Ts[] = {17, 19, 20, 21};
     double *wd = malloc((size_t)K * N * sizeof *wd);
-    float *in = malloc((size_t)17 * K * sizeof *in);
-    float *out = malloc((size_t)17 * N * sizeof *out);
-    for (int i = 0; i < 17 * K; i++) in[i] = rng_f();
+    float *in = malloc((size_t)21 * K * sizeof *in);
+    float *out = malloc((size_t)21 * N * sizeof *out);
+    for (int i = 0; i < 21 * K; i++) in[i] = rng_f();
     for (int ti = 0; ti < 4; ti++) {
         kernel_type t = types[ti];
         int q = t == KERNEL_Q8_0 || t == KERNEL_Q4_0;
@@ -507,9 +511,12 @@ static void test_products_many_tiles(void **state) {
             kernel_set_gemm_min_rows(INT_MAX); /* dot products, T = 7 */
             kernel_matmul(out, in, &w, 7, 0);
             check_product("many rows, dots", out, NULL, in, wd, 7, K, N, q, q ? K / 32 : K);
-            kernel_set_gemm_min_rows(1); /* tiles, T = 17 */
-            kernel_matmul(out, in, &w, 17, 0);
-            check_product("many rows, tiles", out, NULL, in, wd, 17, K, N, 0, K);
+            for (int i = 0; i < 4; i++) { /* tiles */
+                int T = tile_Ts[i];
+                kernel_set_gemm_min_rows(T < 20 ? 1 : 0);
+                kernel_matmul(out, in, &w, T, 0);
+                check_product("many rows, tiles", out, NULL, in, wd, T, K, N, 0, K);
+            }
         }
         free(data);
     }
