@@ -1,8 +1,9 @@
 /* kernels_bench.c — how fast the kernel layer's products run on one core, per weight type and
  * instruction set: built with the project, never run by CTest (it takes about a minute).
  *
- *   kernels_bench [--seconds S] [--isa NAME]
- *     S: the least time per measurement (default 0.3); NAME: measure section 2 under that ISA only
+ *   kernels_bench [--seconds S] [--isa NAME] [--section N]...
+ *     S: the least time per measurement (default 0.3); NAME: measure section 2 under that ISA only;
+ *     N: run only the sections named (1-4, repeatable; default all)
  *
  * 1. Bandwidth ceilings of one core: memcpy (bytes copied per second) and a read-only pass (the
  *    sum of a buffer), over 256 MB, far beyond the caches.
@@ -11,7 +12,8 @@
  *    cycled through that every call reads from memory, not cache (>= 256 MB in all).
  * 3. Crossover of the typed products: per-row dot products vs dequantised tiles under the F32
  *    GEMM, T = 1 .. 64 (kernel_set_gemm_min_rows picks the path), GFLOP/s.
- * 4. GEMM (T = 64, 512): GFLOP/s (2 T K N flops) per type, with kernel_matmul's own choice.
+ * 4. GEMM (T = 64, 512; 768x3072 and 3072x768): GFLOP/s (2 T K N flops) per type, with
+ *    kernel_matmul's own choice.
  * One BLAS thread throughout (kernel_set_threads(1)): a rank is one thread on one core. Run it
  * with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` so that OpenBLAS picks its kernels for this
  * CPU. Times are the thread's CPU time, the best of several repetitions (the machine may be
@@ -140,6 +142,7 @@ static const kernel_type typed[] = {KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0, KERNEL
 
 int main(int argc, char **argv) {
     int only = -1;
+    unsigned sections = 0; /* bit n: section n asked for; none asked: all */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             i++;
@@ -151,6 +154,15 @@ int main(int argc, char **argv) {
             }
             continue;
         }
+        if (strcmp(argv[i], "--section") == 0 && i + 1 < argc) {
+            int n = atoi(argv[++i]);
+            if (n < 1 || n > 4) {
+                fprintf(stderr, "kernels_bench: --section wants 1, 2, 3 or 4\n");
+                return 1;
+            }
+            sections |= 1u << n;
+            continue;
+        }
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             min_seconds = atof(argv[++i]);
             if (!(min_seconds > 0)) {
@@ -158,7 +170,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
         } else {
-            fprintf(stderr, "usage: kernels_bench [--seconds S] [--isa NAME]\n");
+            fprintf(stderr, "usage: kernels_bench [--seconds S] [--isa NAME] [--section N]...\n");
             return 1;
         }
     }
@@ -167,85 +179,98 @@ int main(int argc, char **argv) {
     printf("kernels_bench: ISA %s (best on this CPU: %s), BLAS %s, 1 thread\n", kernel_isa(),
            kernel_isa_level_name((kernel_isa_level)best), kernel_blas_description());
 
-    double copy_gbs, read_gbs;
-    ceilings(&copy_gbs, &read_gbs);
-    printf("\n1. one core, 256 MB: memcpy %.1f GB/s copied, read-only %.1f GB/s\n", copy_gbs,
-           read_gbs);
+    if (!sections) sections = 0x1E;
+    /* section 2 states its figures against the read-only ceiling: measured for it too */
+    double copy_gbs = 0, read_gbs = 1;
+    if (sections & 6) ceilings(&copy_gbs, &read_gbs);
+    if (sections & 2)
+        printf("\n1. one core, 256 MB: memcpy %.1f GB/s copied, read-only %.1f GB/s\n", copy_gbs,
+               read_gbs);
 
     size_t total = (size_t)256 << 20;
     float *in = xmalloc((size_t)512 * 3072 * sizeof *in);
     float *out = xmalloc((size_t)512 * 50257 * sizeof *out);
     for (size_t i = 0; i < (size_t)512 * 3072; i++) in[i] = rnd();
 
-    printf("\n2. GEMV (T = 1): GB/s of weight bytes (%% of the read-only ceiling)\n");
-    printf("%-16s %-12s", "type", "ISA");
-    for (int s = 0; s < NSHAPES; s++) printf("  %5dx%-7d", shapes[s].K, shapes[s].N);
-    printf("\n");
-    for (int layout = 0; layout < 2; layout++) {
-        printf("%-16s %-12s", layout ? "f32 OUT_IN" : "f32 IN_OUT", "blas sgemv");
-        for (int s = 0; s < NSHAPES; s++) {
-            weight_set ws =
-                make_set(KERNEL_F32, (kernel_layout)layout, shapes[s].K, shapes[s].N, total);
-            double sec = time_matmul(&ws, out, in, 1);
-            printf("  %5.1f (%3.0f%%)", ws.bytes / sec / 1e9,
-                   100 * ws.bytes / sec / 1e9 / read_gbs);
-            free_set(&ws);
-        }
+    if (sections & 4) {
+        printf("\n2. GEMV (T = 1): GB/s of weight bytes (%% of the read-only ceiling)\n");
+        printf("%-16s %-12s", "type", "ISA");
+        for (int s = 0; s < NSHAPES; s++) printf("  %5dx%-7d", shapes[s].K, shapes[s].N);
         printf("\n");
-    }
-    for (int ti = 0; ti < 4; ti++) {
-        weight_set ws[NSHAPES];
-        for (int s = 0; s < NSHAPES; s++)
-            ws[s] = make_set(typed[ti], KERNEL_OUT_IN, shapes[s].K, shapes[s].N, total);
-        for (int level = 0; level <= best; level++) {
-            if (only >= 0 && level != only) continue;
-            kernel_force_isa((kernel_isa_level)level);
-            printf("%-16s %-12s", kernel_type_info(typed[ti])->name,
-                   kernel_isa_level_name((kernel_isa_level)level));
+        for (int layout = 0; layout < 2; layout++) {
+            printf("%-16s %-12s", layout ? "f32 OUT_IN" : "f32 IN_OUT", "blas sgemv");
             for (int s = 0; s < NSHAPES; s++) {
-                double sec = time_matmul(&ws[s], out, in, 1);
-                printf("  %5.1f (%3.0f%%)", ws[s].bytes / sec / 1e9,
-                       100 * ws[s].bytes / sec / 1e9 / read_gbs);
+                weight_set ws =
+                    make_set(KERNEL_F32, (kernel_layout)layout, shapes[s].K, shapes[s].N, total);
+                double sec = time_matmul(&ws, out, in, 1);
+                printf("  %5.1f (%3.0f%%)", ws.bytes / sec / 1e9,
+                       100 * ws.bytes / sec / 1e9 / read_gbs);
+                free_set(&ws);
             }
             printf("\n");
         }
-        for (int s = 0; s < NSHAPES; s++) free_set(&ws[s]);
-    }
-    kernel_force_isa((kernel_isa_level)best);
-
-    printf("\n3. typed products, 768x3072, ISA %s: GFLOP/s, dot products / dequantised tiles\n",
-           kernel_isa());
-    static const int Ts[] = {1, 4, 8, 16, 24, 32, 64};
-    printf("%-6s", "type");
-    for (int i = 0; i < 7; i++) printf("  T=%-11d", Ts[i]);
-    printf("\n");
-    for (int ti = 0; ti < 4; ti++) {
-        weight_set ws = make_set(typed[ti], KERNEL_OUT_IN, 768, 3072, 0);
-        printf("%-6s", kernel_type_info(typed[ti])->name);
-        for (int i = 0; i < 7; i++) {
-            double flops = 2.0 * Ts[i] * 768 * 3072;
-            kernel_set_gemm_min_rows(1 << 30);
-            double dots = time_matmul(&ws, out, in, Ts[i]);
-            kernel_set_gemm_min_rows(1);
-            double tiles = time_matmul(&ws, out, in, Ts[i]);
-            printf("  %5.1f/%-6.1f", flops / dots / 1e9, flops / tiles / 1e9);
+        for (int ti = 0; ti < 4; ti++) {
+            weight_set ws[NSHAPES];
+            for (int s = 0; s < NSHAPES; s++)
+                ws[s] = make_set(typed[ti], KERNEL_OUT_IN, shapes[s].K, shapes[s].N, total);
+            for (int level = 0; level <= best; level++) {
+                if (only >= 0 && level != only) continue;
+                kernel_force_isa((kernel_isa_level)level);
+                printf("%-16s %-12s", kernel_type_info(typed[ti])->name,
+                       kernel_isa_level_name((kernel_isa_level)level));
+                for (int s = 0; s < NSHAPES; s++) {
+                    double sec = time_matmul(&ws[s], out, in, 1);
+                    printf("  %5.1f (%3.0f%%)", ws[s].bytes / sec / 1e9,
+                           100 * ws[s].bytes / sec / 1e9 / read_gbs);
+                }
+                printf("\n");
+            }
+            for (int s = 0; s < NSHAPES; s++) free_set(&ws[s]);
         }
-        printf("\n");
-        free_set(&ws);
+        kernel_force_isa((kernel_isa_level)best);
     }
-    kernel_set_gemm_min_rows(0);
 
-    printf("\n4. GEMM, 768x3072, kernel_matmul's choice: GFLOP/s\n");
-    printf("%-12s  %-8s  %-8s\n", "type", "T=64", "T=512");
-    static const kernel_type all[] = {KERNEL_F32, KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0,
-                                      KERNEL_Q4_0};
-    for (int ti = 0; ti < 5; ti++) {
-        weight_set ws = make_set(all[ti], KERNEL_OUT_IN, 768, 3072, 0);
-        printf("%-12s", kernel_type_info(all[ti])->name);
-        for (int T = 64; T <= 512; T *= 8)
-            printf("  %-8.1f", 2.0 * T * 768 * 3072 / time_matmul(&ws, out, in, T) / 1e9);
+    if (sections & 8) {
+        printf("\n3. typed products, 768x3072, ISA %s: GFLOP/s, dot products / dequantised tiles\n",
+               kernel_isa());
+        static const int Ts[] = {1, 4, 8, 16, 24, 32, 64};
+        printf("%-6s", "type");
+        for (int i = 0; i < 7; i++) printf("  T=%-11d", Ts[i]);
         printf("\n");
-        free_set(&ws);
+        for (int ti = 0; ti < 4; ti++) {
+            weight_set ws = make_set(typed[ti], KERNEL_OUT_IN, 768, 3072, 0);
+            printf("%-6s", kernel_type_info(typed[ti])->name);
+            for (int i = 0; i < 7; i++) {
+                double flops = 2.0 * Ts[i] * 768 * 3072;
+                kernel_set_gemm_min_rows(1 << 30);
+                double dots = time_matmul(&ws, out, in, Ts[i]);
+                kernel_set_gemm_min_rows(1);
+                double tiles = time_matmul(&ws, out, in, Ts[i]);
+                printf("  %5.1f/%-6.1f", flops / dots / 1e9, flops / tiles / 1e9);
+            }
+            printf("\n");
+            free_set(&ws);
+        }
+        kernel_set_gemm_min_rows(0);
+    }
+
+    if (sections & 16) {
+        printf("\n4. GEMM, kernel_matmul's choice: GFLOP/s\n");
+        printf("%-6s  %-18s  %-18s\n", "K x N", "768x3072", "3072x768");
+        printf("%-6s  %-8s  %-8s  %-8s  %-8s\n", "type", "T=64", "T=512", "T=64", "T=512");
+        static const kernel_type all[] = {KERNEL_F32, KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0,
+                                          KERNEL_Q4_0};
+        for (int ti = 0; ti < 5; ti++) {
+            printf("%-6s", kernel_type_info(all[ti])->name);
+            for (int s = 0; s < 2; s++) {
+                int K = s ? 3072 : 768, N = s ? 768 : 3072;
+                weight_set ws = make_set(all[ti], KERNEL_OUT_IN, K, N, 0);
+                for (int T = 64; T <= 512; T *= 8)
+                    printf("  %-8.1f", 2.0 * T * K * N / time_matmul(&ws, out, in, T) / 1e9);
+                free_set(&ws);
+            }
+            printf("\n");
+        }
     }
     free(in);
     free(out);

@@ -349,11 +349,20 @@ typedef struct {
     int K, N;
 } shape;
 
+/* Nonzero: make_weight gives the 32-value blocks of a row magnitudes from 2^-3 to 2^3 (block b:
+ * 2^((3b mod 7) - 3)), so that a kernel pairing a block with another block's scale is caught. */
+static int spread_blocks;
+
+static float block_magnitude(size_t k, int mul) {
+    return ldexpf(1.0f, (int)(k / 32 * (size_t)mul % 7) - 3);
+}
+
 /* The weight [N][K] (or [K][N] for IN_OUT) of type t from random F32 values, and its values as
  * the kernel sees them (dequantised), in double, as wd[n][k]. */
 static void *make_weight(kernel_type t, kernel_layout layout, int K, int N, double *wd) {
     float *w32 = malloc((size_t)K * N * sizeof *w32 + 1);
-    for (size_t i = 0; i < (size_t)K * N; i++) w32[i] = rng_f();
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w32[i] = rng_f() * (spread_blocks ? block_magnitude(i % (size_t)K, 3) : 1.0f);
     size_t row = kernel_row_bytes(t, (size_t)K);
     uint8_t *data = malloc(row * N + 1);
     float *back = malloc((size_t)K * sizeof *back + 1);
@@ -479,15 +488,19 @@ static void test_products_every_isa(void **state) {
 }
 
 /* Weights of many rows: several row tiles on both paths (dot products: 32 KB of weights per
- * step; dequantised tiles: 1 MB of F32 per tile, 240 rows at K = 1056), the last one partial. */
+ * step; dequantised tiles: R rows x Kc columns, K in chunks of at most 512, here K = 1184 in
+ * chunks 416, 416, 352 (the last shorter) and R = 624 rows, N = 2 R + 37: the last row tile
+ * partial), at T = 7 on the dot products and T = 17, 19, 20 (the default crossover), 21 on the
+ * tiles. */
 static void test_products_many_tiles(void **state) {
     (void)state;
-    enum { K = 32 * 33, N = 2 * 240 + 37 };
+    enum { K = 32 * 37, N = 2 * 624 + 37 };
     static const kernel_type types[] = {KERNEL_F16, KERNEL_BF16, KERNEL_Q8_0, KERNEL_Q4_0};
+    static const int tile_Ts[] = {17, 19, 20, 21};
     double *wd = malloc((size_t)K * N * sizeof *wd);
-    float *in = malloc((size_t)17 * K * sizeof *in);
-    float *out = malloc((size_t)17 * N * sizeof *out);
-    for (int i = 0; i < 17 * K; i++) in[i] = rng_f();
+    float *in = malloc((size_t)21 * K * sizeof *in);
+    float *out = malloc((size_t)21 * N * sizeof *out);
+    for (int i = 0; i < 21 * K; i++) in[i] = rng_f();
     for (int ti = 0; ti < 4; ti++) {
         kernel_type t = types[ti];
         int q = t == KERNEL_Q8_0 || t == KERNEL_Q4_0;
@@ -498,9 +511,12 @@ static void test_products_many_tiles(void **state) {
             kernel_set_gemm_min_rows(INT_MAX); /* dot products, T = 7 */
             kernel_matmul(out, in, &w, 7, 0);
             check_product("many rows, dots", out, NULL, in, wd, 7, K, N, q, q ? K / 32 : K);
-            kernel_set_gemm_min_rows(1); /* tiles, T = 17 */
-            kernel_matmul(out, in, &w, 17, 0);
-            check_product("many rows, tiles", out, NULL, in, wd, 17, K, N, 0, K);
+            for (int i = 0; i < 4; i++) { /* tiles */
+                int T = tile_Ts[i];
+                kernel_set_gemm_min_rows(T < 20 ? 1 : 0);
+                kernel_matmul(out, in, &w, T, 0);
+                check_product("many rows, tiles", out, NULL, in, wd, T, K, N, 0, K);
+            }
         }
         free(data);
     }
@@ -509,6 +525,44 @@ static void test_products_many_tiles(void **state) {
     free(out);
     free(in);
     free(wd);
+}
+
+/* The int8 dot products take four blocks per step, then a pair, then an odd block: every count
+ * of blocks from 1 to 13 (K = 32 .. 416; 0-3 steps of four and each remainder), T = 1 and 3, on
+ * the dot-product path under every ISA. Blocks of weights and activations have magnitudes from
+ * 2^-3 to 2^3 in different patterns, so each block's scale must meet that block's sum. */
+static void test_int8_dots_block_counts(void **state) {
+    (void)state;
+    enum { N = 5 };
+    spread_blocks = 1;
+    kernel_set_gemm_min_rows(INT_MAX);
+    for (int ty = 0; ty < 2; ty++) {
+        kernel_type t = ty ? KERNEL_Q4_0 : KERNEL_Q8_0;
+        for (int nb = 1; nb <= 13; nb++) {
+            int K = 32 * nb;
+            double *wd = malloc((size_t)K * N * sizeof *wd);
+            void *data = make_weight(t, KERNEL_OUT_IN, K, N, wd);
+            kernel_weight w = {t, KERNEL_OUT_IN, K, N, data};
+            float in[3 * 416], out[3 * N];
+            for (int i = 0; i < 3 * K; i++) in[i] = rng_f() * block_magnitude((size_t)(i % K), 5);
+            for (int level = 0; level <= (int)kernel_isa_best(); level++) {
+                assert_int_equal(kernel_force_isa((kernel_isa_level)level), 0);
+                char what[96];
+                for (int T = 1; T <= 3; T += 2) {
+                    snprintf(what, sizeof what, "%s %s blocks=%d",
+                             kernel_isa_level_name((kernel_isa_level)level),
+                             kernel_type_info(t)->name, nb);
+                    kernel_matmul(out, in, &w, T, 0);
+                    check_product(what, out, NULL, in, wd, T, K, N, 1, nb);
+                }
+            }
+            free(data);
+            free(wd);
+        }
+    }
+    spread_blocks = 0;
+    kernel_set_gemm_min_rows(0);
+    kernel_force_isa(kernel_isa_best());
 }
 
 /* Ranks are threads calling at once: each thread's scratch is its own, so four threads running
@@ -652,6 +706,7 @@ int main(void) {
         cmocka_unit_test(test_empty_k),
         cmocka_unit_test(test_products_every_isa),
         cmocka_unit_test(test_products_many_tiles),
+        cmocka_unit_test(test_int8_dots_block_counts),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_quantisation_error),
     };

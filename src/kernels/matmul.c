@@ -5,15 +5,22 @@
  *   F16/BF16/Q8_0/Q4_0   OUT_IN only. At T < gemm_min_rows: per-row dot products through the
  *                        ISA table (isa.c), reading each weight byte once per call. Q8_0/Q4_0
  *                        weights meet the activation rows quantised to Q8_0 once per call.
- *                        At T >= gemm_min_rows: tiles of weight rows dequantised into F32 and
- *                        multiplied by the BLAS GEMM, which reuses each weight T times from
- *                        cache at GEMM speed.
+ *                        At T >= gemm_min_rows: tiles of weights (R rows x at most 512
+ *                        columns, about 1 MB) dequantised into F32 and multiplied by the BLAS
+ *                        GEMM, which reuses each weight T times from cache at GEMM speed.
  * The crossover (DEFAULT_GEMM_MIN_ROWS) was measured with bench/kernels_bench.c (section 3) on
  * the project's AMD Zen 5 (AVX-512 VNNI; OpenBLAS Cooperlake kernels), one thread, 768 x 3072,
- * a shared and noisy machine, two runs: at T <= 8 the dot products win by 2-10x; at T = 16 they
- * were ahead (Q8_0 68 vs 63 GFLOP/s, F16 72 vs 53) or even (Q8_0 43 vs 51, F16 47 vs 49); at
- * T = 24 the tiles were ahead for every type (Q8_0 69 vs 47, F16 73 vs 48, Q4_0 47 vs 41), and
- * at T = 32 in both runs. So: dot products below T = 20, tiles from there.
+ * a shared and noisy machine. First (whole-row tiles, the earlier int8 kernels), two runs: at
+ * T <= 8 the dot products win by 2-10x; at T = 16 they were ahead (Q8_0 68 vs 63 GFLOP/s, F16
+ * 72 vs 53) or even; at T = 24 the tiles were ahead for every type (Q8_0 69 vs 47, F16 73 vs 48,
+ * Q4_0 47 vs 41), and at T = 32 in both runs. Again after the four-block int8 dot products and
+ * the two-dimensional tiles (one run, load 5): T = 16 dots ahead for every type (F16 62 vs 47,
+ * Q8_0 68 vs 58, Q4_0 71 vs 43); T = 24 even (F16 75/74, BF16 68/64, Q4_0 55/51) but Q8_0
+ * (70 vs 80); T = 32 tiles ahead for Q8_0 (69 vs 88), even for F16, dots ahead for BF16 and Q4_0
+ * (74 vs 69, 75 vs 65); T = 64 tiles ahead for every type by 1.3-1.7x. So: dot products below
+ * T = 20, tiles from there (from 20 to ~32 the two are within the noise of each other).
+ * At T = 512 the tiles run at 0.94-0.98 of the F32 GEMM (768 x 3072 and 3072 x 768, medians of
+ * 9 interleaved calls; matmul_tiles says why the tiles are two-dimensional).
  *
  * Scratch (the quantised activations, a dequantised tile) is per thread: every rank is a thread
  * and calls at once, so nothing is shared. It grows as needed, is reused by the next call on the
@@ -175,12 +182,31 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
     }
 }
 
-/* Weight rows per dequantised tile: about 1 MB of F32 (fits L2 beside the GEMM's own packing),
- * a multiple of 16 rows (the GEMM's register blocking). */
-static int gemm_tile_rows(int K, int N) {
-    int r = (int)((1u << 20) / ((size_t)K * sizeof(float)));
+/* The dequantised tiles: R weight rows x Kc columns of F32 (about 1 MB, a multiple of 16 rows,
+ * the GEMM's register blocking), each multiplied by its Kc columns of the activations and summed
+ * into out[:, n0:n0+R] (every K chunk after the first accumulates).
+ *
+ * Why two dimensions: every GEMM call packs its share of the activations (T x Kc) again, so the
+ * work per call must be large against T x Kc: 2 T Kc R flops, i.e. R must be large. Tiles of
+ * whole rows (Kc = K) of 1 MB had R = 80 at K = 3072, and the repacking of the 512 x 3072
+ * activations (6 MB, beyond L2) for every 80 rows cost 10-20% against F32's one GEMM
+ * (768 x 3072 at R = 336 was even with F32). With K cut into chunks of at most 512 the tile keeps
+ * R >= 512 rows at 1 MB. A chunk longer than ~300 costs nothing more: the GEMM itself reads and
+ * writes out once per ~300 columns of K (its own K blocking). */
+typedef struct {
+    int R;  /* weight rows per tile */
+    int Kc; /* columns per tile, a multiple of 32 (whole blocks), the last chunk may be shorter */
+} tile_shape;
+
+static tile_shape gemm_tile_shape(int K, int N) {
+    tile_shape t;
+    int chunks = (K + 511) / 512;
+    t.Kc = (K / KERNEL_QK + chunks - 1) / chunks * KERNEL_QK; /* whole blocks, about even */
+    if (t.Kc <= 0) t.Kc = K;
+    int r = (int)((1u << 20) / ((size_t)t.Kc * sizeof(float)));
     r = r < 16 ? 16 : r / 16 * 16;
-    return r < N ? r : N;
+    t.R = r < N ? r : N;
+    return t;
 }
 
 static void matmul_tiles(float *out, const float *in, const kernel_weight *w, int T,
@@ -189,18 +215,28 @@ static void matmul_tiles(float *out, const float *in, const kernel_weight *w, in
     const kernel_type_traits *tr = kernel_type_info(w->type);
     int K = w->K, N = w->N;
     size_t row_bytes = kernel_row_bytes(w->type, (size_t)K);
-    int R = gemm_tile_rows(K, N);
-    float *tile = scratch_get(1, (size_t)R * K * sizeof(float));
+    tile_shape ts = gemm_tile_shape(K, N);
+    float *tile = scratch_get(1, (size_t)ts.R * ts.Kc * sizeof(float));
     const uint8_t *W = w->data;
-    for (int n0 = 0; n0 < N; n0 += R) {
-        int rows = n0 + R < N ? R : N - n0;
-        const uint8_t *src = W + (size_t)n0 * row_bytes;
-        if (w->type == KERNEL_F16)
-            isa->f16_to_f32((const uint16_t *)src, tile, (size_t)rows * K);
-        else
-            tr->to_f32(src, tile, (size_t)rows * K); /* rows are contiguous runs of blocks */
-        /* out[:, n0:n0+rows] = in [T][K] · tile^T  (tile [rows][K]) */
-        kernel_sgemm(0, 1, T, rows, K, 1.0f, in, K, tile, K, accumulate ? 1.0f : 0.0f, out + n0, N);
+    for (int n0 = 0; n0 < N; n0 += ts.R) {
+        int rows = n0 + ts.R < N ? ts.R : N - n0;
+        for (int k0 = 0; k0 < K; k0 += ts.Kc) {
+            int cols = k0 + ts.Kc < K ? ts.Kc : K - k0;
+            /* the tile [rows][cols]: row r is weight row n0 + r, values k0 .. k0 + cols - 1
+             * (k0 and cols are whole blocks, so each is a run of blocks in the stored row) */
+            size_t off = kernel_row_bytes(w->type, (size_t)k0);
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *src = W + (size_t)(n0 + r) * row_bytes + off;
+                float *dst = tile + (size_t)r * cols;
+                if (w->type == KERNEL_F16)
+                    isa->f16_to_f32((const uint16_t *)src, dst, (size_t)cols);
+                else
+                    tr->to_f32(src, dst, (size_t)cols);
+            }
+            /* out[:, n0:n0+rows] (+)= in[:, k0:k0+cols] [T][cols] . tile^T */
+            float beta = accumulate || k0 > 0 ? 1.0f : 0.0f;
+            kernel_sgemm(0, 1, T, rows, cols, 1.0f, in + k0, K, tile, cols, beta, out + n0, N);
+        }
     }
 }
 
