@@ -3,9 +3,11 @@
  * GELU and softmax call exp once per activation: with libm's scalar expf/tanhf they took a
  * fifth of GPT-2's forward time. This is the classic Cephes expf — x = n ln2 + r with |r| <=
  * ln2/2, a degree-6 polynomial for exp(r), 2^n put into the exponent bits — written branch-free
- * so that each loop over it becomes AVX-512 code. Relative error <= 2e-7 (test_gpt2.c and
- * test_elementwise.c check it against double-precision exp over [-87, 88]); inputs are clamped to
- * that range, so it never returns Inf or 0 for finite x; a NaN comes back as NaN. */
+ * so that a loop over it vectorises where the target has a vector floor (SSE4.1 up: not the
+ * default x86-64 build, whose vector forms are exp8/exp16 in elementwise_avx2.c and
+ * elementwise_avx512.c, the same polynomial with FMA). Relative error <= 2e-7 (test_gpt2.c
+ * checks it against double-precision exp over [-87, 88]); inputs are clamped to that range, so
+ * it never returns Inf or 0 for finite x; a NaN comes back as NaN. */
 #ifndef LINSHARD_FAST_EXP_H
 #define LINSHARD_FAST_EXP_H
 
