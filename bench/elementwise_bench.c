@@ -8,7 +8,16 @@
  * a busy machine slows all levels alike); the median over R rounds (default 15) is printed as
  * millions of elements per second (a softmax element: one kept score) and as the ratio to the
  * portable build. Times are the thread's CPU time. Inputs are copied fresh before each timed
- * call (in place kernels would otherwise run on their own output), outside the timing. */
+ * call (in place kernels would otherwise run on their own output), outside the timing.
+ *
+ * Measured (AVX-512 server core, OpenBLAS's Cooperlake kernels, a shared 2-core machine; 21
+ * rounds), Melem/s portable / avx2 / avx512: layernorm 621 / 1707 / 2516, rmsnorm 1250 / 3089 /
+ * 6464, gelu tanh 172 / 1928 / 3606, swiglu 195 / 1380 / 2413, causal softmax 183 / 1273 /
+ * 2166. The portable exp loops run scalar at the x86-64 baseline (elementwise_portable.c): on
+ * GPT-2 small's 512-token prefill (`linshard bench forward --tp 1`) the elementwise work was 23%
+ * of the forward's profile (perf: softmax inlined in attention 7.3%, GELU 6.8%, LayerNorm 1.0%,
+ * against 51% in the sgemm) and is 2.3% with the AVX-512 build; tokens/s rose by a median 1.22x
+ * over 10 interleaved rounds (1.24x over 6 more). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
