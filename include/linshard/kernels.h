@@ -144,6 +144,86 @@ const char *kernel_blas_description(void);
  * acting on the answer means restarting the program with that variable set. */
 const char *kernel_blas_better_core(void);
 
+/* ---- elementwise and normalisation kernels ------------------------------------------------- */
+/* The per-element and per-row parts of the layers (activations.c, rope.c, the softmax of
+ * attention, their backward): one entry point each, dispatched like the typed products to a
+ * portable, AVX2 or AVX-512 build (kernel_isa() names the level; LINSHARD_KERNELS forces one).
+ * Ownership as above: every array is the caller's host memory, read and written only during the
+ * call. All shapes are row-major; rows are contiguous (stride = the row length).
+ *
+ * Determinism: a result depends only on the values of its own element (elementwise kernels) or
+ * its own row and the row length (row kernels) and on the level in use, never on where the
+ * element or row lies in the array, on T, or on the address's alignment: vector tails are
+ * computed by the same (masked) vector code as full vectors, and each reduction's order is fixed
+ * per level and row length. So the same row gives the same bits on every rank and at every P,
+ * and a decoding step (T = 1) gives the bits of the same row inside a prefill. Levels differ from
+ * each other by rounding (FMA, summation order): within the accuracies stated.
+ *
+ * Accuracy: each bound is against the same formula in double precision, u = 2^-24 (F32's unit
+ * roundoff), and holds for every level; tests/test_elementwise.c checks it on inputs of the
+ * model's scale (|x| <= 8, rows of 1 to 4096) and the measured worst is given in brackets. */
+
+typedef enum { KERNEL_GELU_TANH = 0, KERNEL_GELU_ERF = 1 } kernel_gelu_kind;
+
+/* LayerNorm, each of T rows of E: out = (in - mean) / sqrt(var + eps) * w + b (biased
+ * variance). Mean and variance are summed in double in two passes (no cancellation), the rest is
+ * float. out may equal in (no partial overlap). Error <= 8u (|w| (|xhat| + |mean| rstd) + |b|),
+ * xhat the normalised value (x - mean rounds with the mean held in float) [1.8u]. */
+void kernel_layernorm(float *out, const float *in, const float *w, const float *b, int T, int E,
+                      float eps);
+
+/* RMSNorm, each of T rows of E: out = in / sqrt(mean(in^2) + eps) * w, the sum of squares in
+ * double. out may equal in (as attention's per-head q/k norm runs it: T = 1, E = D).
+ * Error <= 4u |out| [2.3u]. */
+void kernel_rmsnorm(float *out, const float *in, const float *w, int T, int E, float eps);
+
+/* GELU in place on x[n] (elementwise: any n, any shard). KERNEL_GELU_TANH is GPT-2's "gelu_new",
+ * 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), computed as v / (1 + exp(-2z)) with the
+ * vectorised exp: error <= (3 |2z| + 8) u |out|, exp magnifying the float rounding of its
+ * argument 2z = 2 sqrt(2/pi) (v + 0.044715 v^3): 1.2e-6 relative for |v| < 3, 9e-6 at |v| = 8
+ * [0.8 of the bound]. KERNEL_GELU_ERF is 0.5 v (1 + erf(v / sqrt 2)) with libm's erff (no level
+ * vectorises it): error <= 4u |out| + u |v| (1 + erf cancels for negative v). */
+void kernel_gelu(float *x, size_t n, kernel_gelu_kind kind);
+
+/* SwiGLU's activation: for each of T rows of x[T][2n] = [gate | up], out[t][j] =
+ * SiLU(gate[t][j]) * up[t][j] = gate / (1 + exp(-gate)) * up, out[T][n]. out may equal x (rows
+ * compacted in order; row t of out never overtakes what row t of x still holds), no other
+ * overlap. Error <= (2 |gate| + 8) u |out| [0.35 of it]. */
+void kernel_swiglu(float *out, const float *x, int T, int n);
+
+/* Causal softmax in place on s[T][n]: row t is position pos0 + t and keeps columns
+ * 0..pos0+t (pos0 + T <= n): exp(s - max) / sum over them, zeros after. The exp is the
+ * vectorised Cephes exp (relative error <= 2e-7), the sum in float: each probability p within
+ * 16u p + 8u / (pos0 + t + 1) of the double softmax [0.14 of it]. */
+void kernel_softmax_causal(float *s, int T, int n, int pos0);
+
+/* Rotary embedding of one head vector x[D] (D even) in place, "rotate half": x[i] pairs with
+ * x[i + D/2]; cos_sin[D] is one row of rope_table: D/2 cosines, then D/2 sines. Error <= 2u
+ * (|a c| + |b s|) for x[i] = a c - b s (float products and a difference). */
+void kernel_rope(float *x, const float *cos_sin, int D);
+
+/* Backward of kernel_gelu: dx[i] = GELU'(x[i]) * dy[i], x the forward's input. dx may equal dy.
+ * Error <= 64u (1 + |v|) |dy| (tanh form), 8u |dy| (erf form, libm's erff and expf). */
+void kernel_gelu_backward(float *dx, const float *x, const float *dy, size_t n,
+                          kernel_gelu_kind kind);
+
+/* Backward of kernel_layernorm over T rows of E: dx[T][E] (may equal dy), and, unless NULL,
+ * dw[E] += sum_t dy * xhat, db[E] += sum_t dy (rows in order). Statistics recomputed from x in
+ * double as in the forward; dx within 1e-6 of the row's largest |dx| [6e-8]; dw and db add one
+ * float rounding per row. */
+void kernel_layernorm_backward(float *dx, float *dw, float *db, const float *x, const float *w,
+                               const float *dy, int T, int E, float eps);
+
+/* Backward of kernel_softmax_causal through its probabilities p[T][n] (same T, n, pos0): in
+ * place on d[T][n] (dL/dp in, dL/ds out): d = p (d - <p, d>) over the kept columns of each row,
+ * zeros after. The dot product in float, in column order: error <= 2u |out| + 8u len p sum |p d|
+ * over the row's len kept columns. */
+void kernel_softmax_causal_backward(float *d, const float *p, int T, int n, int pos0);
+
+/* Bias gradient: db[N] += sum over t of d[t][N], rows in order (the same bits wherever d is the
+ * same). */
+void kernel_colsum_acc(float *db, const float *d, int T, int N);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,18 @@ kernel_isa_level kernel_isa_best(void) {
 }
 
 static const kernel_isa_table *active;
+static const kernel_elementwise_table *active_elementwise;
+
+/* The elementwise kernels' build for a level (kernels_internal.h): avx512-vnni has no
+ * elementwise build of its own (VNNI is int8 only). */
+static const kernel_elementwise_table *elementwise_of(kernel_isa_level level) {
+#ifdef LINSHARD_KERNELS_X86
+    if (level >= KERNEL_ISA_AVX512) return &kernel_elementwise_avx512;
+    if (level == KERNEL_ISA_AVX2) return &kernel_elementwise_avx2;
+#endif
+    (void)level;
+    return &kernel_elementwise_portable;
+}
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
@@ -90,6 +102,7 @@ static void choose(void) {
             level = (kernel_isa_level)found;
     }
     active = table_of(level);
+    active_elementwise = elementwise_of(level);
 }
 
 const kernel_isa_table *kernel_active_table(void) {
@@ -102,7 +115,13 @@ int kernel_force_isa(kernel_isa_level level) {
     const kernel_isa_table *t = table_of(level);
     if (!t || level > kernel_isa_best()) return -1;
     active = t;
+    active_elementwise = elementwise_of(level);
     return 0;
+}
+
+const kernel_elementwise_table *kernel_active_elementwise(void) {
+    pthread_once(&choose_once, choose);
+    return active_elementwise;
 }
 
 const char *kernel_isa(void) {

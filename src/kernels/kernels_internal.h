@@ -115,4 +115,44 @@ static inline float kernel_f16_bits_to_f32_inline(uint16_t h) {
     return out;
 }
 
+/* ---- elementwise and normalisation kernels (kernels.h's last section) ---------------------- */
+/* One build of them per level, a table of its own beside kernel_isa_table (isa.c picks both
+ * from the same level; avx512-vnni uses the avx512 one). Entries a level does not vectorise
+ * point at the portable functions (elementwise_portable.c), which are also the reference
+ * semantics. Each entry has the contract of the kernels.h function of the same name. */
+typedef struct {
+    const char *name;
+    void (*layernorm)(float *out, const float *in, const float *w, const float *b, int T, int E,
+                      float eps);
+    void (*rmsnorm)(float *out, const float *in, const float *w, int T, int E, float eps);
+    void (*gelu)(float *x, size_t n, kernel_gelu_kind kind);
+    void (*swiglu)(float *out, const float *x, int T, int n);
+    void (*softmax_causal)(float *s, int T, int n, int pos0);
+    void (*rope)(float *x, const float *cos_sin, int D);
+    void (*gelu_backward)(float *dx, const float *x, const float *dy, size_t n,
+                          kernel_gelu_kind kind);
+    void (*layernorm_backward)(float *dx, float *dw, float *db, const float *x, const float *w,
+                               const float *dy, int T, int E, float eps);
+    void (*softmax_causal_backward)(float *d, const float *p, int T, int n, int pos0);
+    void (*colsum_acc)(float *db, const float *d, int T, int N);
+} kernel_elementwise_table;
+
+extern const kernel_elementwise_table kernel_elementwise_portable;
+#ifdef LINSHARD_KERNELS_X86
+extern const kernel_elementwise_table kernel_elementwise_avx2;
+extern const kernel_elementwise_table kernel_elementwise_avx512;
+#endif
+/* The portable functions, which the vector tables reuse for what they do not vectorise. */
+void kernel_portable_gelu(float *x, size_t n, kernel_gelu_kind kind);
+void kernel_portable_rope(float *x, const float *cos_sin, int D);
+void kernel_portable_gelu_backward(float *dx, const float *x, const float *dy, size_t n,
+                                   kernel_gelu_kind kind);
+void kernel_portable_layernorm_backward(float *dx, float *dw, float *db, const float *x,
+                                        const float *w, const float *dy, int T, int E, float eps);
+void kernel_portable_softmax_causal_backward(float *d, const float *p, int T, int n, int pos0);
+void kernel_portable_colsum_acc(float *db, const float *d, int T, int N);
+
+/* The elementwise table of the level in use (isa.c; follows kernel_force_isa). */
+const kernel_elementwise_table *kernel_active_elementwise(void);
+
 #endif

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "causal_softmax.h"
 #include "linshard/kernels.h"
 #include "linshard/layers.h"
 
@@ -26,14 +25,6 @@ size_t attention_scratch_floats(const attention_weights *w, int T, int context) 
     return (size_t)T * (qd + 2 * kd) + (size_t)T * (size_t)context + (size_t)T * qd;
 }
 
-/* In place on one head vector: RMSNorm over its D dimensions (Qwen3's q/k norm). */
-static void head_rmsnorm(float *x, const float *w, int D, float eps) {
-    double ss = 0;
-    for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
-    float r = (float)(1.0 / sqrt(ss / D + eps));
-    for (int i = 0; i < D; i++) x[i] = x[i] * r * w[i];
-}
-
 /* Per-head q/k norm, then RoPE, on the T new rows of [Q | K | V] (row stride ld). */
 static void position_heads(const attention_weights *w, float *qkv, int T, int ld) {
     int D = w->D, nq = w->h_local, nk = kv_heads(w);
@@ -43,8 +34,9 @@ static void position_heads(const attention_weights *w, float *qkv, int T, int ld
         const float *cs = w->rope ? w->rope + (size_t)t * (size_t)D : NULL;
         for (int h = 0; h < nq + nk; h++) {
             float *x = row + (size_t)h * (size_t)D;
-            if (w->q_norm) head_rmsnorm(x, h < nq ? w->q_norm : w->k_norm, D, w->norm_eps);
-            if (cs) rope_apply(x, cs, D);
+            /* Qwen3's q/k norm: RMSNorm over the head's D dimensions, in place */
+            if (w->q_norm) kernel_rmsnorm(x, x, h < nq ? w->q_norm : w->k_norm, 1, D, w->norm_eps);
+            if (cs) kernel_rope(x, cs, D);
         }
     }
 }
@@ -90,12 +82,12 @@ int parallel_attention_forward(comm_t *comm, float *out, const float *in,
              * a no-packing path for small matrices: GEMM 31.5, sgemv 33.1; plain C loops 38-42
              * with either. */
             kernel_sgemv(0, n, D, scale, k, kv_ld, q, 0.0f, scores);
-            causal_softmax(scores, 1, n, pos0);
+            kernel_softmax_causal(scores, 1, n, pos0);
             kernel_sgemv(1, n, D, 1.0f, v, kv_ld, scores, 0.0f, att + h * D);
             continue;
         }
         kernel_sgemm(0, 1, T, n, D, scale, q, ld, k, kv_ld, 0.0f, scores, n); /* [T, n] */
-        causal_softmax(scores, T, n, pos0);
+        kernel_softmax_causal(scores, T, n, pos0);
         kernel_sgemm(0, 0, T, D, n, 1.0f, scores, n, v, kv_ld, 0.0f, att + h * D, qd); /* [T, D] */
     }
     return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);

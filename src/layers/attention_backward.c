@@ -7,7 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "causal_softmax.h"
 #include "linshard/kernels.h"
 #include "linshard/layers_backward.h"
 
@@ -39,7 +38,7 @@ int parallel_attention_forward_train(comm_t *comm, float *out, const float *in,
         const float *q = qkv + h * D, *k = qkv + hd + h * D, *v = qkv + 2 * hd + h * D;
         float *p = saved->probs + (size_t)h * (size_t)T * (size_t)T;
         kernel_sgemm(0, 1, T, T, D, scale, q, ld, k, ld, 0.0f, p, T);
-        causal_softmax(p, T, T, 0);
+        kernel_softmax_causal(p, T, T, 0);
         kernel_sgemm(0, 0, T, D, T, 1.0f, p, T, v, ld, 0.0f, att + h * D, hd);
     }
     return row_parallel_forward(comm, out, att, &w->proj, w->proj_b, T, tag);
@@ -65,14 +64,7 @@ int parallel_attention_backward(comm_t *comm, float *dx, const attention_grads *
         kernel_sgemm(0, 1, T, T, D, 1.0f, da, hd, v, ld, 0.0f, ds, T);
         kernel_sgemm(1, 0, T, D, T, 1.0f, p, T, da, hd, 0.0f, dv, ld);
         /* Softmax, row by row: dS = P ⊙ (dP - <P, dP>). Masked entries have P = 0: dS = 0. */
-        for (int t = 0; t < T; t++) {
-            const float *pr = p + (size_t)t * (size_t)T;
-            float *dr = ds + (size_t)t * (size_t)T;
-            float dot = 0;
-            for (int j = 0; j <= t; j++) dot += pr[j] * dr[j];
-            for (int j = 0; j <= t; j++) dr[j] = pr[j] * (dr[j] - dot);
-            for (int j = t + 1; j < T; j++) dr[j] = 0.0f;
-        }
+        kernel_softmax_causal_backward(ds, p, T, T, 0);
         /* S = scale · Q · K^T: dQ = scale · dS · K, dK = scale · dS^T · Q. */
         kernel_sgemm(0, 0, T, D, T, scale, ds, T, k, ld, 0.0f, dq, ld);
         kernel_sgemm(1, 0, T, D, T, scale, ds, T, q, ld, 0.0f, dk, ld);

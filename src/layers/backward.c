@@ -1,9 +1,7 @@
 /* backward.c — backward of GELU, LayerNorm, the column- and row-parallel linear layers and the
  * Megatron MLP (see layers_backward.h). */
-#include <math.h>
 #include <string.h>
 
-#include "fast_exp.h"
 #include "linshard/kernels.h"
 #include "linshard/layers_backward.h"
 
@@ -25,66 +23,15 @@ static void gemm_a_bt(float *out, const float *a, const float *w, int T, int K, 
     kernel_sgemm(0, 1, T, K, N, 1.0f, a, N, w, N, 0.0f, out, K);
 }
 
-/* db[N] += column sums of d[T, N], rows in order: the same bits wherever d is the same. */
-static void colsum_acc(float *db, const float *d, int T, int N) {
-    for (int t = 0; t < T; t++) {
-        const float *row = d + (size_t)t * (size_t)N;
-        for (int j = 0; j < N; j++) db[j] += row[j];
-    }
-}
-
 /* ---- activations and normalisation -------------------------------------------------------- */
 
 void gelu_backward(float *dx, const float *x, const float *dy, size_t n, gelu_kind kind) {
-    if (kind == GELU_ERF) {
-        /* d/dv [v Phi(v)] = Phi(v) + v phi(v). */
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i];
-            float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
-            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-            dx[i] = dy[i] * (cdf + v * pdf);
-        }
-        return;
-    }
-    /* Forward: v * s, s = 1 / (1 + exp(-2z)), z = c (v + 0.044715 v^3), c = sqrt(2/pi).
-     * d/dv = s + v * s (1 - s) * 2c (1 + 3 * 0.044715 v^2). */
-    const float c = 0.7978845608028654f;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i], v2 = v * v;
-        float s = 1.0f / (1.0f + fast_expf(-2.0f * c * (v + 0.044715f * v2 * v)));
-        float dz = 2.0f * c * (1.0f + 3.0f * 0.044715f * v2);
-        dx[i] = dy[i] * (s + v * s * (1.0f - s) * dz);
-    }
+    kernel_gelu_backward(dx, x, dy, n, (kernel_gelu_kind)kind);
 }
 
 void layernorm_backward(float *dx, float *dw, float *db, const float *x, const float *w,
                         const float *dy, int T, int E, float eps) {
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * (size_t)E, *dyr = dy + (size_t)t * (size_t)E;
-        float *dxr = dx + (size_t)t * (size_t)E;
-        /* The forward's statistics, recomputed the same way (double, two passes). */
-        double mean = 0, var = 0;
-        for (int i = 0; i < E; i++) mean += xr[i];
-        mean /= E;
-        for (int i = 0; i < E; i++) var += (xr[i] - mean) * (xr[i] - mean);
-        var /= E;
-        double rstd = 1.0 / sqrt(var + eps);
-        /* dxhat = dy * w; dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)). */
-        double m1 = 0, m2 = 0;
-        for (int i = 0; i < E; i++) {
-            double xhat = (xr[i] - mean) * rstd, g = (double)dyr[i] * w[i];
-            m1 += g;
-            m2 += g * xhat;
-            if (dw) dw[i] += (float)(dyr[i] * xhat);
-            if (db) db[i] += dyr[i];
-        }
-        m1 /= E;
-        m2 /= E;
-        for (int i = 0; i < E; i++) {
-            double xhat = (xr[i] - mean) * rstd, g = (double)dyr[i] * w[i];
-            dxr[i] = (float)(rstd * (g - m1 - xhat * m2));
-        }
-    }
+    kernel_layernorm_backward(dx, dw, db, x, w, dy, T, E, eps);
 }
 
 /* ---- linear layers ------------------------------------------------------------------------ */
@@ -93,7 +40,7 @@ void column_parallel_backward(float *dx_partial, float *dw_local, float *db_loca
                               const float *d_out_local, const float *x, const float *w_local, int T,
                               int in_dim, int n_local) {
     gemm_at_b_acc(dw_local, x, d_out_local, T, in_dim, n_local);
-    if (db_local) colsum_acc(db_local, d_out_local, T, n_local);
+    if (db_local) kernel_colsum_acc(db_local, d_out_local, T, n_local);
     if (dx_partial) gemm_a_bt(dx_partial, d_out_local, w_local, T, in_dim, n_local);
 }
 
@@ -108,7 +55,7 @@ void row_parallel_backward(float *dx_local, float *dw_local, float *db, const fl
                            const float *x_local, const float *w_local, int T, int k_local,
                            int out_dim) {
     gemm_at_b_acc(dw_local, x_local, d_out, T, k_local, out_dim);
-    if (db) colsum_acc(db, d_out, T, out_dim);
+    if (db) kernel_colsum_acc(db, d_out, T, out_dim);
     if (dx_local) gemm_a_bt(dx_local, d_out, w_local, T, k_local, out_dim);
 }
 

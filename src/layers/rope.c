@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "linshard/kernels.h"
 #include "linshard/layers.h"
 
 /* Llama 3's scaling (transformers' _compute_llama3_parameters): long wavelengths are slowed
@@ -51,11 +52,5 @@ void rope_llama3_factors(const rope_scaling_params *s, double theta, int D, floa
 }
 
 void rope_apply(float *x, const float *cos_sin, int D) {
-    int half = D / 2;
-    const float *c = cos_sin, *s = cos_sin + half;
-    for (int i = 0; i < half; i++) {
-        float a = x[i], b = x[i + half];
-        x[i] = a * c[i] - b * s[i];
-        x[i + half] = b * c[i] + a * s[i];
-    }
+    kernel_rope(x, cos_sin, D);
 }
