@@ -466,6 +466,170 @@ void tokenizer_finish(tokenizer *t) {
             t->max_token_bytes = tok_dec_len(t, id);
 }
 
+/* ---- encoder.json without a DOM -------------------------------------------------------------- */
+
+/* GPT-2's encoder.json is one flat object {"token": id, ...} of 50257 entries. Parsing it with
+ * cJSON costs two mallocs per entry and most of the loading time; this reads the common form
+ * straight into the tables: keys with the usual escapes (\uXXXX of the BMP, \", \\, \/, \b, \f,
+ * \n, \r, \t), ids plain decimal integers. Anything else (other syntax, a surrogate or NUL
+ * escape, a raw control character, an id like 1e3, text after the object) returns 1 and the
+ * caller takes the cJSON path, which accepts what it accepts and words its errors -- so this
+ * path changes no result and no message. */
+
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+static int hex4(const char *s, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 0;
+}
+
+/* The JSON string at s[*i] (the opening quote) as UTF-8 into out (room for the string's raw
+ * length: an escape never grows); *i moves past the closing quote. Returns the length, or -1. */
+static long json_string(const char *s, size_t len, size_t *i, char *out) {
+    size_t p = *i + 1;
+    long n = 0;
+    while (p < len && s[p] != '"') {
+        unsigned char c = (unsigned char)s[p];
+        if (c < 0x20) return -1;
+        if (c != '\\') {
+            out[n++] = (char)c;
+            p++;
+            continue;
+        }
+        if (p + 1 >= len) return -1;
+        char e = s[p + 1];
+        p += 2;
+        switch (e) {
+        case '"':
+            out[n++] = '"';
+            break;
+        case '\\':
+            out[n++] = '\\';
+            break;
+        case '/':
+            out[n++] = '/';
+            break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
+        case 'u': {
+            unsigned v;
+            if (p + 4 > len || hex4(s + p, &v) || v == 0 || (v >= 0xD800 && v <= 0xDFFF)) return -1;
+            p += 4;
+            if (v < 0x80) {
+                out[n++] = (char)v;
+            } else if (v < 0x800) {
+                out[n++] = (char)(0xC0 | v >> 6);
+                out[n++] = (char)(0x80 | (v & 0x3F));
+            } else {
+                out[n++] = (char)(0xE0 | v >> 12);
+                out[n++] = (char)(0x80 | (v >> 6 & 0x3F));
+                out[n++] = (char)(0x80 | (v & 0x3F));
+            }
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    if (p >= len) return -1;
+    *i = p + 1;
+    return n;
+}
+
+/* Loads the vocabulary of encoder_json into t, as tokenizer_load_vocab would from cJSON's
+ * object (file order, the same checks). Returns 0, or 1: not the common form, or any problem
+ * at all (take the cJSON path; t is then half-filled and must be freed). */
+static int load_encoder_fast(tokenizer *t, const char *s, size_t len) {
+    size_t i = skip_ws(s, len, 0);
+    if (i >= len || s[i] != '{') return 1;
+    /* Pass 1 counts the entries and their key bytes (the tables' sizes); pass 2 fills them. */
+    char *key = malloc(len ? len : 1);
+    if (!key) return 1;
+    int rc = 1, u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t p = skip_ws(s, len, i + 1), count = 0, key_bytes = 0;
+        int ok = 1;
+        if (p < len && s[p] == '}') ok = 0; /* empty: the cJSON path words the error */
+        while (ok) {
+            if (p >= len || s[p] != '"') {
+                ok = 0;
+                break;
+            }
+            long kl = json_string(s, len, &p, key);
+            p = skip_ws(s, len, p);
+            if (kl <= 0 || p >= len || s[p] != ':') {
+                ok = 0;
+                break;
+            }
+            p = skip_ws(s, len, p + 1);
+            size_t d = p;
+            long long id = 0;
+            while (p < len && s[p] >= '0' && s[p] <= '9' && p - d < 10)
+                id = id * 10 + (s[p++] - '0');
+            if (p == d || (p - d > 1 && s[d] == '0') ||
+                (p < len &&
+                 (s[p] == '.' || s[p] == 'e' || s[p] == 'E' || (s[p] >= '0' && s[p] <= '9')))) {
+                ok = 0;
+                break;
+            }
+            if (pass == 1) { /* tokenizer_load_vocab's checks */
+                char *dst = t->pool + t->pool_used;
+                int n = id < t->n_vocab && t->tok_len[id] < 0
+                            ? token_to_bytes(u2b, key, (size_t)kl, dst)
+                            : -1;
+                if (n <= 0 || vocab_find(t, dst, (size_t)n) >= 0) {
+                    ok = 0;
+                    break;
+                }
+                t->tok_off[id] = t->pool_used;
+                t->tok_len[id] = n;
+                t->pool_used += (size_t)n;
+                vocab_insert(t, (int)id);
+            }
+            count++;
+            key_bytes += (size_t)kl;
+            p = skip_ws(s, len, p);
+            if (p < len && s[p] == ',') {
+                p = skip_ws(s, len, p + 1);
+                continue;
+            }
+            if (p < len && s[p] == '}' && skip_ws(s, len, p + 1) == len) break;
+            ok = 0;
+        }
+        if (!ok || count > INT_MAX) break;
+        if (pass == 0 && tokenizer_alloc(t, (int)count, key_bytes, "", key, 1)) break;
+        if (pass == 1) rc = 0;
+    }
+    free(key);
+    return rc;
+}
+
 /* Vocabulary from a JSON text, merges from a merges text. "<|endoftext|>", when in the
  * vocabulary, is the one added token and the end of sequence. */
 int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_t encoder_len,
@@ -479,8 +643,17 @@ int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
     int rc = -1;
+    if (!load_encoder_fast(t, encoder_json, encoder_len)) {
+        rc = tokenizer_find_bytes(t, encoder_name, err, errlen);
+        goto merges;
+    }
+    tokenizer_free(t); /* the common form failed somewhere: start again, the careful way */
+    if (!(t = tokenizer_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
     if (!root) {
         snprintf(err, errlen, "%s: not valid JSON", encoder_name);
     } else if (!cJSON_IsObject(root)) {
@@ -495,6 +668,7 @@ int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_
              tokenizer_find_bytes(t, encoder_name, err, errlen);
     }
     cJSON_Delete(root);
+merges:
     if (!rc) rc = load_merges_text(t, u2b, vocab_bpe, vocab_len, vocab_name, err, errlen);
     if (!rc && (t->eos = vocab_find(t, EOT_TEXT, EOT_LEN)) >= 0)
         rc = tokenizer_add_token(t, t->eos, EOT_TEXT, EOT_LEN, 1, 0, 0, encoder_name, err, errlen);
