@@ -104,6 +104,14 @@ static inline int32_t hash_tag(uint64_t h) {
     return (int32_t)(uint32_t)(h >> 32);
 }
 
+/* Whether n bytes are equal: keys are a few bytes long, and a call to memcmp costs more than
+ * comparing them (the hash tag has already matched, so they almost always are). */
+static inline int same_key(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* The id of the model-vocabulary token with these key bytes, or -1. */
 int vocab_find(const tokenizer *t, const char *s, size_t n) {
     size_t mask = t->vocab_cap - 1;
@@ -114,7 +122,7 @@ int vocab_find(const tokenizer *t, const char *s, size_t n) {
         if (!v) return -1;
         if (t->vocab_slot[2 * i + 1] != tag) continue;
         int id = v - 1;
-        if ((size_t)t->tok_len[id] == n && !memcmp(t->pool + t->tok_off[id], s, n)) return id;
+        if ((size_t)t->tok_len[id] == n && same_key(t->pool + t->tok_off[id], s, n)) return id;
     }
 }
 
@@ -130,7 +138,7 @@ static int vocab_add(tokenizer *t, int id, size_t off, int len) {
     size_t i = h & mask;
     for (int32_t v; (v = t->vocab_slot[2 * i]) != 0; i = (i + 1) & mask)
         if (t->vocab_slot[2 * i + 1] == tag && t->tok_len[v - 1] == len &&
-            !memcmp(t->pool + t->tok_off[v - 1], key, (size_t)len)) {
+            same_key(t->pool + t->tok_off[v - 1], key, (size_t)len)) {
             t->tok_len[id] = -1;
             return -1;
         }
@@ -363,7 +371,7 @@ static int add_merge(tokenizer *t, int spell, const int *u2b, const char *a, siz
      * token, so an equal key is the one vocab_find would return. */
     int im = *last + 1, lm = la + lb;
     if (!(t->n_added == 0 && im > 0 && im < t->n_vocab && t->tok_len[im] == lm &&
-          !memcmp(t->pool + t->tok_off[im], buf, (size_t)lm)))
+          same_key(t->pool + t->tok_off[im], buf, (size_t)lm)))
         im = vocab_find(t, buf, (size_t)lm);
     if (im >= 0) *last = im;
     if (ia < 0 || ib < 0 || im < 0) {
@@ -621,64 +629,65 @@ static long json_string(const char *s, size_t len, size_t *i, char *out) {
 static int load_encoder_fast(tokenizer *t, const char *s, size_t len) {
     size_t i = skip_ws(s, len, 0);
     if (i >= len || s[i] != '{') return 1;
-    /* Pass 1 counts the entries and their key bytes (the tables' sizes); pass 2 fills them. */
+    /* One pass. The tables are sized for an upper bound of the entries -- every entry but the
+     * last is followed by a comma -- and n_vocab set to the count at the end, once every id is
+     * known to be below it (distinct ids below the count are then exactly 0 .. count-1). */
+    size_t bound = 1;
+    for (const char *c = s; (c = memchr(c, ',', len - (size_t)(c - s))) != NULL; c++) bound++;
     char *key = malloc(len ? len : 1);
-    if (!key) return 1;
-    int rc = 1, u2b[ALPHABET_SIZE];
+    if (!key || bound > INT_MAX || tokenizer_alloc(t, (int)bound, len, "", key, 1)) {
+        free(key);
+        return 1;
+    }
+    int u2b[ALPHABET_SIZE];
     byte_alphabet(u2b);
-    for (int pass = 0; pass < 2; pass++) {
-        size_t p = skip_ws(s, len, i + 1), count = 0, key_bytes = 0;
-        int ok = 1;
-        if (p < len && s[p] == '}') ok = 0; /* empty: the cJSON path words the error */
-        while (ok) {
-            if (p >= len || s[p] != '"') {
-                ok = 0;
-                break;
-            }
-            long kl = json_string(s, len, &p, key);
-            p = skip_ws(s, len, p);
-            if (kl <= 0 || p >= len || s[p] != ':') {
-                ok = 0;
-                break;
-            }
-            p = skip_ws(s, len, p + 1);
-            size_t d = p;
-            long long id = 0;
-            while (p < len && s[p] >= '0' && s[p] <= '9' && p - d < 10)
-                id = id * 10 + (s[p++] - '0');
-            if (p == d || (p - d > 1 && s[d] == '0') ||
-                (p < len &&
-                 (s[p] == '.' || s[p] == 'e' || s[p] == 'E' || (s[p] >= '0' && s[p] <= '9')))) {
-                ok = 0;
-                break;
-            }
-            if (pass == 1) { /* tokenizer_load_vocab's checks */
-                char *dst = t->pool + t->pool_used;
-                int n = id < t->n_vocab && t->tok_len[id] < 0
-                            ? token_to_bytes(u2b, key, (size_t)kl, dst)
-                            : -1;
-                if (n <= 0 || vocab_add(t, (int)id, t->pool_used, n)) {
-                    ok = 0;
-                    break;
-                }
-                t->pool_used += (size_t)n;
-            }
-            count++;
-            key_bytes += (size_t)kl;
-            p = skip_ws(s, len, p);
-            if (p < len && s[p] == ',') {
-                p = skip_ws(s, len, p + 1);
-                continue;
-            }
-            if (p < len && s[p] == '}' && skip_ws(s, len, p + 1) == len) break;
+    size_t p = skip_ws(s, len, i + 1), count = 0;
+    long long max_id = -1;
+    int ok = !(p < len && s[p] == '}'); /* empty: the cJSON path words the error */
+    while (ok) {
+        if (p >= len || s[p] != '"') {
             ok = 0;
+            break;
         }
-        if (!ok || count > INT_MAX) break;
-        if (pass == 0 && tokenizer_alloc(t, (int)count, key_bytes, "", key, 1)) break;
-        if (pass == 1) rc = 0;
+        long kl = json_string(s, len, &p, key);
+        p = skip_ws(s, len, p);
+        if (kl <= 0 || p >= len || s[p] != ':') {
+            ok = 0;
+            break;
+        }
+        p = skip_ws(s, len, p + 1);
+        size_t d = p;
+        long long id = 0;
+        while (p < len && s[p] >= '0' && s[p] <= '9' && p - d < 10) id = id * 10 + (s[p++] - '0');
+        if (p == d || (p - d > 1 && s[d] == '0') ||
+            (p < len &&
+             (s[p] == '.' || s[p] == 'e' || s[p] == 'E' || (s[p] >= '0' && s[p] <= '9')))) {
+            ok = 0;
+            break;
+        }
+        /* tokenizer_load_vocab's checks */
+        char *dst = t->pool + t->pool_used;
+        int n =
+            id < t->n_vocab && t->tok_len[id] < 0 ? token_to_bytes(u2b, key, (size_t)kl, dst) : -1;
+        if (n <= 0 || vocab_add(t, (int)id, t->pool_used, n)) {
+            ok = 0;
+            break;
+        }
+        t->pool_used += (size_t)n;
+        if (id > max_id) max_id = id;
+        count++;
+        p = skip_ws(s, len, p);
+        if (p < len && s[p] == ',') {
+            p = skip_ws(s, len, p + 1);
+            continue;
+        }
+        if (!(p < len && s[p] == '}' && skip_ws(s, len, p + 1) == len)) ok = 0;
+        break;
     }
     free(key);
-    return rc;
+    if (!ok || max_id >= (long long)count) return 1;
+    t->n_vocab = (int)count;
+    return 0;
 }
 
 /* Vocabulary from a JSON text, merges from a merges text. "<|endoftext|>", when in the
