@@ -135,6 +135,20 @@ typedef struct {
 
 typedef struct model_param model_param;
 
+/* Memory a shard's weights may point into instead of holding a copy: a mapped checkpoint, or a
+ * model image in memory. Reference counted, so that lifetime is explicit: the model_source holds
+ * one reference, and every shard that uses bytes of it in place (model_shard.keep) holds another;
+ * release(arg) (e.g. munmap) runs when the last one lets go, so closing the source before freeing
+ * its shards is safe. A keep made with release NULL marks memory the caller owns (the program's
+ * built-in model): that memory must outlive every shard loaded from it. Retain and release are
+ * atomic: ranks (threads) load from one source at once. */
+typedef struct model_keep model_keep;
+/* A keep holding one reference; NULL when out of memory (then release has not run). */
+model_keep *model_keep_new(void (*release)(void *arg), void *arg);
+void model_keep_retain(model_keep *k);
+/* Drops one reference (NULL: nothing). */
+void model_keep_release(model_keep *k);
+
 typedef struct {
     model_config cfg;
     int rank, P;
@@ -151,6 +165,14 @@ typedef struct {
     int split_block; /* the MLP's features are split in whole blocks of this many */
     unsigned char *typed;
     size_t typed_bytes;
+    /* Matrices used in place: a matrix whose stored type is the type it is held as, and whose
+     * rank slice is contiguous rows of the stored [out, in] tensor (a GGUF tensor, an
+     * nn.Linear weight, the vocabulary rows of an embedding), points into the source's memory
+     * (read-only: such a shard cannot train, and only non-F32 shards use memory in place). keep
+     * is then a reference on that memory (released by model_shard_free); mapped_bytes counts
+     * those weights (not in typed_bytes). */
+    model_keep *keep;
+    size_t mapped_bytes;
     model_param *table; /* the parameter table of this rank (params.c), n_table entries */
     int n_table;
     float *wte;                /* [v_local, E] */
@@ -178,7 +200,8 @@ int model_shard_load(model_shard *m, const model_config *cfg, const st_set *weig
                      int P, int max_T, char *err, size_t errlen);
 
 /* model_shard_load, the matrices held as wtype (converted or quantised as they are read;
- * norms, biases and learned positions stay F32). Only an F32 shard can train. */
+ * norms, biases and learned positions stay F32). Only an F32 shard can train. The shard copies
+ * everything it holds (weights may then go away); model_source_load may use them in place. */
 int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
                         int P, int max_T, kernel_type wtype, char *err, size_t errlen);
 
@@ -191,7 +214,7 @@ int model_check_weight_type(const model_config *cfg, kernel_type wtype, char *er
  * whole blocks; ranks' shares then differ by at most one block; 1 for F32/F16/BF16). */
 void model_ff_split(const model_config *cfg, int P, int r, int block, int *f0, int *f_local);
 void model_shard_free(model_shard *m);
-/* Bytes of weights this rank holds. */
+/* Bytes of weights this rank holds: its copies and the bytes it uses in place. */
 size_t model_shard_weight_bytes(const model_shard *m);
 
 /* Gives the shard a KV cache for up to `positions` tokens (<= n_positions), for incremental

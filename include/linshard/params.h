@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linshard/gguf.h"
 #include "linshard/kernels.h"
 #include "linshard/model.h"
 
@@ -99,11 +100,30 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
  * and returns a handle, or NULL with a message; read copies elements [start, start + count) of
  * the stored tensor (flat, row-major; never crossing a row) as float32, 0 or -1 with a message. */
 typedef struct {
+    const unsigned char *data; /* the tensor's first byte: rows of row_bytes, row-major */
+    kernel_type type;          /* the type it is stored as */
+    size_t row_bytes;          /* bytes of one stored row (shape[1] values; 1-D: the whole) */
+} model_stored_bytes;
+
+typedef struct {
     const void *(*find)(void *ctx, const param_source *s, char *name, size_t namelen, char *err,
                         size_t errlen);
     int (*read)(void *ctx, const void *tensor, size_t start, size_t count, float *out, char *err,
                 size_t errlen);
     void *ctx;
+    /* Optional: the stored bytes of a tensor find returned, when they are in memory (returns 1
+     * and fills *out; 0: read it through `read`). A matrix stored as the type it is held as is
+     * then copied as bytes (rows, or a 16-bit transpose of an [in, out] F16/BF16 tensor), never
+     * through F32 -- or used in place, when keep is set. */
+    int (*stored)(void *ctx, const void *tensor, model_stored_bytes *out);
+    /* Optional, with `stored`: p's N output rows ([N][row_bytes] at rows) reordered as the
+     * shard read's `after` hook reorders its F32 columns. rows NULL asks whether p is one it
+     * reorders (1) or not (0); a reordered matrix is copied, never used in place. Without this
+     * hook, a read with an `after` hook takes every matrix through F32. */
+    int (*permute_rows)(void *ctx, const model_param *p, unsigned char *rows, size_t row_bytes);
+    /* The memory `stored` points into, when a shard may keep pointers into it: the shard then
+     * takes a reference (model_keep_retain) for as long as it uses it. NULL: always copy. */
+    model_keep *keep;
 } model_weight_reader;
 
 /* model_param_read through any reader; every value read is checked finite. */
@@ -111,7 +131,8 @@ int model_param_read_with(const model_param *p, const model_weight_reader *rd, f
                           char *err, size_t errlen);
 
 /* The reader of a safetensors set (model_param_read's): tensors prefix + name, GPT-2's with or
- * without "transformer.". ctx must outlive the returned reader. */
+ * without "transformer.". ctx must outlive the returned reader. Its `stored` gives the mapped
+ * bytes of F32/F16/BF16 tensors; keep is NULL (set it to let shards use them in place). */
 typedef struct {
     const model_config *cfg;
     const st_set *weights;
@@ -126,7 +147,13 @@ model_weight_reader model_st_reader_init(model_st_reader *ctx, const model_confi
  * names tensors as llama.cpp does; split_block: the MLP split's granularity, 0 for wtype's
  * block); model_shard_read then reads every parameter through rd,
  * calling after(after_ctx, p, data) on each one's F32 data (internal orientation) before it is
- * stored. Both return 0, or -1 with a message; after a failed read, free the shard. */
+ * stored. Both return 0, or -1 with a message; after a failed read, free the shard.
+ *
+ * A matrix held as the type it is stored as (rd->stored) is checked finite on its stored bytes
+ * (F16/BF16 values, Q8_0/Q4_0 block scales) and either used in place (rd->keep set, its slice
+ * whole contiguous [out, in] rows, the bytes 2-byte aligned for the 16-bit and block types, no
+ * row reordering) or copied as bytes. F32 matrices are always copied into the shard's float
+ * buffer, [in, out] (what training updates), so a trainable shard never holds mapped memory. */
 int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
                       kernel_type wtype, int gguf_names, int split_block, char *err, size_t errlen);
 int model_shard_read(model_shard *m, const model_weight_reader *rd,
@@ -136,6 +163,17 @@ int model_shard_read(model_shard *m, const model_weight_reader *rd,
 /* Copies a rank's parameter src (rows * cols floats) into the full tensor of source s as stored
  * (full holds shape[0] * shape[1] floats): the inverse of reading. */
 void model_param_place(const param_source *s, const model_param *p, const float *src, float *full);
+
+/* model_shard_load_as with a keep on the memory weights lives in (model_source.c): the shard may
+ * use matrices in place, holding a reference on keep. */
+int model_shard_load_kept(model_shard *m, const model_config *cfg, const st_set *weights,
+                          model_keep *keep, int rank, int P, int max_T, kernel_type wtype,
+                          char *err, size_t errlen);
+/* model_shard_load_gguf with the file's bytes mapped at map (the whole file; NULL: read with
+ * pread) and a keep on that mapping. */
+int model_shard_load_gguf_mapped(model_shard *m, const model_config *cfg, const gguf_file *g,
+                                 const unsigned char *map, model_keep *keep, int rank, int P,
+                                 int max_T, kernel_type wtype, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -473,14 +473,18 @@ int st_read_f32(const st_file *f, const st_tensor *t, size_t start, size_t count
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, sizeof(h));
-            out[i] = st_f16_to_f32(h);
+            out[i] = kernel_f16_to_f32(h);
         }
         break;
     case ST_BF16:
+        if ((uintptr_t)src % 2 == 0) {
+            kernel_type_info(KERNEL_BF16)->to_f32(src, out, count);
+            break;
+        }
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, sizeof(h));
-            out[i] = st_bf16_to_f32(h);
+            out[i] = kernel_bf16_to_f32(h);
         }
         break;
     default: /* refused above */
@@ -727,65 +731,19 @@ int st_internal_validate_write(const char *path, const st_write_tensor *tensors,
 
 /* ---- conversions --------------------------------------------------------------------------- */
 
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
+/* The kernels' conversions (types.c): one definition of each rounding in the program. */
 float st_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    if (exp == 0x1f) /* Inf, or NaN kept NaN (quiet bit set, payload kept) */
-        return bits_f32(sign | 0x7f800000u | (mant ? 0x400000u | (mant << 13) : 0));
-    if (exp == 0) {
-        if (mant == 0) return bits_f32(sign); /* +-0 */
-        /* Subnormal mant * 2^-24: shift the leading 1 up to the implicit-bit position. */
-        uint32_t e = 113; /* f32 biased exponent of 2^-14 */
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        return bits_f32(sign | (e << 23) | ((mant & 0x3ffu) << 13));
-    }
-    return bits_f32(sign | ((exp + 112) << 23) | (mant << 13)); /* rebias 15 -> 127 */
+    return kernel_f16_to_f32(h);
 }
 
 float st_bf16_to_f32(uint16_t b) {
-    return bits_f32((uint32_t)b << 16); /* bf16 is the top half of an f32: exact */
+    return kernel_bf16_to_f32(b);
 }
 
 uint16_t st_f32_to_f16(float f) {
-    uint32_t x = f32_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) /* NaN: quiet, keep the top payload bits */
-        return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
-    if (ax >= 0x477ff000u) return sign | 0x7c00u; /* >= 65520 (and Inf) rounds to Inf */
-    if (ax >= 0x38800000u) {                      /* normal in f16: >= 2^-14 */
-        uint32_t v = ax - 0x38000000u;            /* rebias 127 -> 15 */
-        v += 0xfffu + ((v >> 13) & 1u);           /* round to nearest, ties to even */
-        return (uint16_t)(sign | (v >> 13));      /* a carry into the exponent is correct */
-    }
-    if (ax <= 0x33000000u) return sign; /* <= 2^-25: the tie at 2^-25 goes to even, 0 */
-    /* Subnormal result: value = m * 2^(e-150) in units of 2^-24 is m >> (126 - e). */
-    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - e; /* 14..24 */
-    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1u))) q++; /* may carry into the smallest normal */
-    return (uint16_t)(sign | q);
+    return kernel_f32_to_f16(f);
 }
 
 uint16_t st_f32_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) /* NaN: quiet it so truncation cannot make it Inf */
-        return (uint16_t)((x >> 16) | 0x40u);
-    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest, ties to even; overflow gives Inf */
-    return (uint16_t)(x >> 16);
+    return kernel_f32_to_bf16(f);
 }

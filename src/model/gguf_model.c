@@ -173,6 +173,7 @@ typedef struct {
     const model_shard *m;
     unsigned char *buf; /* raw bytes of the run being read */
     size_t cap;
+    const unsigned char *map; /* the whole file mapped, or NULL (then read with pread) */
 } gguf_reader;
 
 static const void *gguf_find_source(void *ctx, const param_source *s, char *name, size_t namelen,
@@ -233,6 +234,20 @@ static int gguf_read_run(void *ctx, const void *tensor, size_t start, size_t cou
     return 0;
 }
 
+/* A 2-D tensor's bytes in the mapped file. */
+static int gguf_stored(void *ctx, const void *tensor, model_stored_bytes *out) {
+    const gguf_reader *r = ctx;
+    const gguf_tensor *t = tensor;
+    kernel_type k;
+    if (!r->map || t->n_dims != 2 || !gguf_ggml_to_kernel(t->type, &k) ||
+        t->offset + t->n_bytes > r->g->file_size)
+        return 0;
+    out->data = r->map + t->offset;
+    out->type = k;
+    out->row_bytes = (size_t)t->row_bytes;
+    return 1;
+}
+
 /* llama.cpp's permutation of a head's D outputs: its output 2i + s is Hugging Face's s D/2 + i
  * (s = 0, 1; i < D/2). permute() in convert_hf_to_gguf.py. */
 static size_t hf_index(size_t gguf_index, size_t D) {
@@ -284,6 +299,30 @@ static void unpermute(void *ctx, const model_param *p, float *data) {
     free(tmp);
 }
 
+/* unpermute on a matrix held as stored: [N][row_bytes] output rows, each head's D rows moved
+ * whole (GGUF row j of a head is Hugging Face row hf_index(j)). rows NULL: whether p is one. */
+static int unpermute_rows(void *ctx, const model_param *p, unsigned char *rows, size_t row_bytes) {
+    const gguf_reader *r = ctx;
+    const model_shard *m = r->m;
+    size_t len = strlen(p->name);
+    if (!architecture_gguf(m->cfg.family)->qk_permuted || len <= 6 ||
+        strcmp(p->name + len - 6, ".qkv_w"))
+        return 0;
+    if (!rows) return 1;
+    size_t D = (size_t)m->cfg.head_dim, hl = (size_t)m->heads.h_local;
+    size_t kv = (size_t)(m->heads.kv_local ? m->heads.kv_local : m->heads.h_local);
+    unsigned char *tmp = malloc(D * row_bytes);
+    if (!tmp) return 1; /* one head's rows; the caller just held the whole matrix */
+    for (size_t h = 0; h < hl + kv; h++) { /* the Q heads, then the K heads: rows [0, (hl+kv) D) */
+        unsigned char *head = rows + h * D * row_bytes;
+        for (size_t j = 0; j < D; j++)
+            memcpy(tmp + hf_index(j, D) * row_bytes, head + j * row_bytes, row_bytes);
+        memcpy(head, tmp, D * row_bytes);
+    }
+    free(tmp);
+    return 1;
+}
+
 int model_check_weights_gguf(const model_config *cfg, const gguf_file *g, char *err,
                              size_t errlen) {
     int max = model_param_table_max(cfg), rc = 0;
@@ -293,7 +332,7 @@ int model_check_weights_gguf(const model_config *cfg, const gguf_file *g, char *
         return -1;
     }
     int n = model_param_table_gguf(cfg, table);
-    gguf_reader ctx = {g, NULL, NULL, 0};
+    gguf_reader ctx = {g, NULL, NULL, 0, NULL};
     char name[96];
     for (int i = 0; i < n && !rc; i++)
         for (int k = 0; k < table[i].n_src && !rc; k++)
@@ -304,14 +343,21 @@ int model_check_weights_gguf(const model_config *cfg, const gguf_file *g, char *
 
 int model_shard_load_gguf(model_shard *m, const model_config *cfg, const gguf_file *g, int rank,
                           int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
+    return model_shard_load_gguf_mapped(m, cfg, g, NULL, NULL, rank, P, max_T, wtype, err, errlen);
+}
+
+int model_shard_load_gguf_mapped(model_shard *m, const model_config *cfg, const gguf_file *g,
+                                 const unsigned char *map, model_keep *keep, int rank, int P,
+                                 int max_T, kernel_type wtype, char *err, size_t errlen) {
     /* The file's blocks bound the splits too: a Q8_0 file held as F32 is still read in blocks. */
     kernel_type stored = model_gguf_matrix_type(cfg, g);
     if (model_check_weight_type(cfg, stored, err, errlen)) return -1;
     int block = kernel_type_info(stored)->block;
     if (kernel_type_info(wtype)->block > block) block = kernel_type_info(wtype)->block;
     if (model_shard_setup(m, cfg, rank, P, max_T, wtype, 1, block, err, errlen)) return -1;
-    gguf_reader ctx = {g, m, NULL, 0};
-    model_weight_reader rd = {gguf_find_source, gguf_read_run, &ctx};
+    gguf_reader ctx = {g, m, NULL, 0, map};
+    model_weight_reader rd = {gguf_find_source, gguf_read_run,  &ctx,
+                              gguf_stored,      unpermute_rows, map ? keep : NULL};
     int rc = model_shard_read(m, &rd, unpermute, &ctx, err, errlen);
     free(ctx.buf);
     if (rc) model_shard_free(m);

@@ -3,6 +3,7 @@
 #include "linshard/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,215 @@ static int read_param(model_shard *m, const model_param *p, const model_weight_r
     return rc;
 }
 
+/* ---- matrices as stored ------------------------------------------------------------------- */
+
+/* A source block of a matrix as stored bytes. Stored row `first + k` (k < runs) holds values
+ * [col0, col0 + run_len) of the block. rows_out: stored rows are outputs (an [out, in] tensor,
+ * or an embedding's vocabulary rows), so each run is a stretch of one [N][K] row; otherwise
+ * (GPT-2's Conv1D [in, out]) stored rows are inputs and the block is transposed. */
+typedef struct {
+    const void *tensor;
+    model_stored_bytes sb;
+    size_t first, runs, run_len, col0, stored_cols;
+    size_t out0, in0; /* the block's first output row and first input of the [N][K] array */
+    int rows_out;
+    char name[ST_NAME_MAX + 64];
+} stored_block;
+
+typedef struct {
+    int usable; /* every block is in memory as p->type, in a layout copied as bytes */
+    const unsigned char *in_place; /* p's [N][K] rows, contiguous in the source, or NULL */
+    int n;
+    stored_block b[3];
+} stored_plan;
+
+/* Whether p can be held as its stored bytes, and where (see stored_plan). Never fails: anything
+ * unusual leaves usable 0, and the F32 path reads p (and reports any error). */
+static void plan_stored(const model_param *p, const model_weight_reader *rd, int has_after,
+                        stored_plan *pl) {
+    memset(pl, 0, sizeof(*pl));
+    if (!p->matrix || p->type == KERNEL_F32 || !rd->stored || p->n_src < 1 || p->n_src > 3) return;
+    if (has_after && !rd->permute_rows) return;
+    const kernel_type_traits *tr = kernel_type_info(p->type);
+    size_t blk = (size_t)tr->block, K = p->out_rows ? p->cols : p->rows;
+    char err[8];
+    for (int i = 0; i < p->n_src; i++) {
+        const param_source *s = &p->src[i];
+        stored_block *b = &pl->b[i];
+        b->tensor = rd->find(rd->ctx, s, b->name, sizeof(b->name), err, sizeof(err));
+        if (!b->tensor || s->ndim != 2 || !rd->stored(rd->ctx, b->tensor, &b->sb) ||
+            b->sb.type != p->type)
+            return;
+        b->stored_cols = (size_t)s->shape[1];
+        if (b->sb.row_bytes != kernel_row_bytes(p->type, b->stored_cols)) return;
+        b->rows_out = p->out_rows ? !s->transposed : s->transposed;
+        /* runs_of (params.c): a transposed block's stored rows are its internal columns. */
+        b->first = s->transposed ? s->c0 : s->r0;
+        b->runs = s->transposed ? s->nc : s->nr;
+        b->col0 = s->transposed ? s->r0 : s->c0;
+        b->run_len = s->transposed ? s->nr : s->nc;
+        b->out0 = p->out_rows ? 0 : s->dst_col;
+        b->in0 = p->out_rows ? s->dst_col : 0;
+        if (b->rows_out) {
+            if (b->col0 % blk || b->run_len % blk || b->in0 % blk) return;
+        } else if (blk != 1 || p->out_rows || kernel_row_bytes(p->type, 1) != 2) {
+            return; /* only a 16-bit [in, out] tensor is transposed as bytes */
+        }
+    }
+    pl->usable = 1;
+    pl->n = p->n_src;
+    /* In place: [out, in] whole rows, consecutive in one tensor in the parameter's order. */
+    if (!rd->keep || (has_after && rd->permute_rows(rd->ctx, p, NULL, 0))) return;
+    size_t next_row = pl->b[0].first, next_out = 0;
+    for (int i = 0; i < pl->n; i++) {
+        const stored_block *b = &pl->b[i];
+        if (!b->rows_out || b->tensor != pl->b[0].tensor || b->col0 || b->run_len != K ||
+            b->stored_cols != K || b->in0 || b->first != next_row || b->out0 != next_out)
+            return;
+        next_row += b->runs;
+        next_out += b->runs;
+    }
+    const unsigned char *rows = pl->b[0].sb.data + pl->b[0].first * pl->b[0].sb.row_bytes;
+    /* The typed kernels read 16-bit values and block scales: they need 2-byte alignment. */
+    if (kernel_row_bytes(p->type, blk) % 2 == 0 && (uintptr_t)rows % 2) return;
+    pl->in_place = rows;
+}
+
+/* Checks n values of type t at bytes (whole blocks) finite: F16/BF16 values, Q8_0/Q4_0 block
+ * scales (a finite scale gives finite values). 0, or -1 with the message model_param_read_with
+ * gives for the first non-finite value (start: the element index of bytes in the tensor). */
+static int check_stored_finite(kernel_type t, const unsigned char *bytes, size_t n,
+                               const char *name, size_t start, char *why, size_t whylen) {
+    const kernel_type_traits *tr = kernel_type_info(t);
+    size_t blk = (size_t)tr->block, step = tr->block_bytes, blocks = n / blk;
+    uint16_t mask = t == KERNEL_BF16 ? 0x7f80u : 0x7c00u; /* the exponent of bf16, or of f16 */
+    int bad = 0;
+    if (step == 2) { /* F16/BF16: chunks copied to aligned 16-bit values, so the test vectorises */
+        uint16_t chunk[512];
+        for (size_t i0 = 0; i0 < blocks; i0 += 512) {
+            size_t nb = blocks - i0 < 512 ? blocks - i0 : 512;
+            memcpy(chunk, bytes + 2 * i0, nb * 2);
+            for (size_t i = 0; i < nb; i++) bad |= (chunk[i] & mask) == mask;
+        }
+    } else { /* the block types: each block's scale */
+        for (size_t i = 0; i < blocks; i++) {
+            unsigned h = (unsigned)bytes[i * step] | (unsigned)bytes[i * step + 1] << 8;
+            bad |= (h & mask) == mask;
+        }
+    }
+    if (!bad) return 0;
+    for (size_t i = 0; i < blocks; i++) {
+        float v[KERNEL_QK];
+        tr->to_f32(bytes + i * step, v, blk);
+        for (size_t j = 0; j < blk; j++)
+            if (!isfinite(v[j])) {
+                snprintf(why, whylen,
+                         "tensor '%s' holds a non-finite value (%g at element %zu): the "
+                         "checkpoint is corrupt or diverged",
+                         name, (double)v[j], start + i * blk + j);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* Copies p's blocks as bytes into its [N][K] rows at dst (checking each run finite), then lets
+ * the reader reorder them. */
+static int copy_stored(const model_param *p, const stored_plan *pl, const model_weight_reader *rd,
+                       int has_after, unsigned char *dst, char *why, size_t whylen) {
+    const kernel_type_traits *tr = kernel_type_info(p->type);
+    size_t blk = (size_t)tr->block, bb = tr->block_bytes;
+    size_t K = p->out_rows ? p->cols : p->rows, rb = kernel_row_bytes(p->type, K);
+    for (int i = 0; i < pl->n; i++) {
+        const stored_block *b = &pl->b[i];
+        if (b->rows_out) {
+            size_t bytes = b->run_len / blk * bb;
+            for (size_t k = 0; k < b->runs; k++) {
+                const unsigned char *src =
+                    b->sb.data + (b->first + k) * b->sb.row_bytes + b->col0 / blk * bb;
+                if (check_stored_finite(p->type, src, b->run_len, b->name,
+                                        (b->first + k) * b->stored_cols + b->col0, why, whylen))
+                    return -1;
+                memcpy(dst + (b->out0 + k) * rb + b->in0 / blk * bb, src, bytes);
+            }
+            continue;
+        }
+        /* [in, out] 16-bit values: stored row first + k is input k; value e of it is output
+         * out0 + e. BAND outputs at a time, so each stored row gives a run of BAND values. */
+        enum { BAND = 32 };
+        for (size_t k = 0; k < b->runs; k++) {
+            const unsigned char *src = b->sb.data + (b->first + k) * b->sb.row_bytes;
+            if (check_stored_finite(p->type, src + b->col0 * 2, b->run_len, b->name,
+                                    (b->first + k) * b->stored_cols + b->col0, why, whylen))
+                return -1;
+        }
+        for (size_t e0 = 0; e0 < b->run_len; e0 += BAND) {
+            size_t ne = b->run_len - e0 < BAND ? b->run_len - e0 : BAND;
+            for (size_t k = 0; k < b->runs; k++) {
+                const unsigned char *src =
+                    b->sb.data + (b->first + k) * b->sb.row_bytes + (b->col0 + e0) * 2;
+                for (size_t e = 0; e < ne; e++)
+                    memcpy(dst + (b->out0 + e0 + e) * rb + k * 2, src + e * 2, 2);
+            }
+        }
+    }
+    if (has_after) rd->permute_rows(rd->ctx, p, dst, rb);
+    return 0;
+}
+
+/* Points p's kernel view at its [N][K] rows. */
+static void set_typed_view(const model_param *p, const void *rows) {
+    int K = (int)(p->out_rows ? p->cols : p->rows), N = (int)(p->out_rows ? p->rows : p->cols);
+    kernel_weight w = {p->type, KERNEL_OUT_IN, K, N, rows};
+    *p->view = NULL;
+    *p->kview = w;
+}
+
+/* Bytes of p held as its type: [N][K] rows. */
+static size_t param_typed_bytes(const model_param *p) {
+    size_t K = p->out_rows ? p->cols : p->rows, N = p->out_rows ? p->rows : p->cols;
+    return N * kernel_row_bytes(p->type, K);
+}
+
+/* Decides which matrices are used in place, and sizes the typed buffer for the rest (setup
+ * sized it for all; the memory it allocated was never touched, so replacing it is cheap). */
+static int place_matrices(model_shard *m, const model_weight_reader *rd, int has_after,
+                          const unsigned char **in_place, char *err, size_t errlen) {
+    size_t bytes = 0, mapped = 0;
+    for (int i = 0; i < m->n_table; i++) {
+        model_param *p = &m->table[i];
+        if (!p->matrix || p->type == KERNEL_F32) continue;
+        stored_plan pl;
+        plan_stored(p, rd, has_after, &pl);
+        in_place[i] = pl.in_place;
+        if (pl.in_place) {
+            mapped += param_typed_bytes(p);
+        } else {
+            p->byte_offset = bytes;
+            bytes += param_typed_bytes(p);
+        }
+    }
+    if (!mapped) return 0;
+    free(m->typed);
+    m->typed = bytes ? malloc(bytes) : NULL;
+    m->typed_bytes = bytes;
+    if (bytes && !m->typed) {
+        snprintf(err, errlen, "rank %d: out of memory for %zu MiB of weights", m->rank,
+                 bytes >> 20);
+        return -1;
+    }
+    m->mapped_bytes = mapped;
+    model_keep_retain(rd->keep);
+    m->keep = rd->keep;
+    for (int i = 0; i < m->n_table; i++) {
+        const model_param *p = &m->table[i];
+        if (p->matrix && p->type != KERNEL_F32)
+            set_typed_view(p, in_place[i] ? (const void *)in_place[i] : m->typed + p->byte_offset);
+    }
+    if (m->cfg.tied) m->head = m->embed;
+    return 0;
+}
+
 int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, int max_T,
                       kernel_type wtype, int gguf_names, int split_block, char *err,
                       size_t errlen) {
@@ -278,28 +488,58 @@ int model_shard_setup(model_shard *m, const model_config *cfg, int rank, int P, 
 int model_shard_read(model_shard *m, const model_weight_reader *rd,
                      void (*after)(void *ctx, const model_param *p, float *data), void *after_ctx,
                      char *err, size_t errlen) {
-    for (int i = 0; i < m->n_table; i++) {
-        char why[400];
-        if (read_param(m, &m->table[i], rd, after, after_ctx, why, sizeof(why))) {
-            snprintf(err, errlen, "rank %d: weights: %s", m->rank, why);
-            return -1;
-        }
+    const unsigned char **in_place =
+        calloc((size_t)m->n_table ? (size_t)m->n_table : 1, sizeof(*in_place));
+    if (!in_place) {
+        snprintf(err, errlen, "rank %d: out of memory", m->rank);
+        return -1;
     }
-    return 0;
+    int rc = place_matrices(m, rd, after != NULL, in_place, err, errlen);
+    for (int i = 0; i < m->n_table && !rc; i++) {
+        const model_param *p = &m->table[i];
+        char why[400];
+        stored_plan pl;
+        plan_stored(p, rd, after != NULL, &pl);
+        if (in_place[i]) {
+            size_t K = p->out_rows ? p->cols : p->rows, N = p->out_rows ? p->rows : p->cols;
+            rc = check_stored_finite(p->type, in_place[i], N * K, pl.b[0].name,
+                                     pl.b[0].first * pl.b[0].stored_cols, why, sizeof(why));
+        } else if (pl.usable) {
+            rc =
+                copy_stored(p, &pl, rd, after != NULL, m->typed + p->byte_offset, why, sizeof(why));
+        } else {
+            rc = read_param(m, p, rd, after, after_ctx, why, sizeof(why));
+        }
+        if (rc) snprintf(err, errlen, "rank %d: weights: %s", m->rank, why);
+    }
+    free(in_place);
+    return rc ? -1 : 0;
 }
 
-int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
-                        int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
+static int load_st(model_shard *m, const model_config *cfg, const st_set *weights, model_keep *keep,
+                   int rank, int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
     if (model_shard_setup(m, cfg, rank, P, max_T, wtype, 0, 0, err, errlen)) return -1;
     if (weights) {
         model_st_reader ctx;
         model_weight_reader rd = model_st_reader_init(&ctx, cfg, weights, "");
+        rd.keep = keep;
         if (model_shard_read(m, &rd, NULL, NULL, err, errlen)) {
             model_shard_free(m);
             return -1;
         }
     }
     return 0;
+}
+
+int model_shard_load_kept(model_shard *m, const model_config *cfg, const st_set *weights,
+                          model_keep *keep, int rank, int P, int max_T, kernel_type wtype,
+                          char *err, size_t errlen) {
+    return load_st(m, cfg, weights, keep, rank, P, max_T, wtype, err, errlen);
+}
+
+int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *weights, int rank,
+                        int P, int max_T, kernel_type wtype, char *err, size_t errlen) {
+    return load_st(m, cfg, weights, NULL, rank, P, max_T, wtype, err, errlen);
 }
 
 int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t errlen) {
@@ -337,6 +577,7 @@ int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t er
 }
 
 void model_shard_free(model_shard *m) {
+    model_keep_release(m->keep); /* after this, nothing may read the in-place weights */
     free(m->params);
     free(m->typed);
     free(m->layers);
@@ -348,7 +589,7 @@ void model_shard_free(model_shard *m) {
 }
 
 size_t model_shard_weight_bytes(const model_shard *m) {
-    return m->n_params * sizeof(float) + m->typed_bytes;
+    return m->n_params * sizeof(float) + m->typed_bytes + m->mapped_bytes;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */

@@ -408,6 +408,24 @@ static int st_read_run(void *ctx, const void *tensor, size_t start, size_t count
     return -1;
 }
 
+/* A 2-D F32/F16/BF16 tensor's bytes in the mapped file (or the image in memory). */
+static int st_stored(void *ctx, const void *tensor, model_stored_bytes *out) {
+    const model_st_reader *r = ctx;
+    const st_tensor *t = tensor;
+    kernel_type k = t->dtype == ST_F16    ? KERNEL_F16
+                    : t->dtype == ST_BF16 ? KERNEL_BF16
+                    : t->dtype == ST_F32  ? KERNEL_F32
+                                          : KERNEL_TYPE_COUNT;
+    size_t es = st_dtype_size(t->dtype);
+    if (k == KERNEL_TYPE_COUNT || !r->file || !r->file->data || t->ndim != 2 || t->begin > t->end ||
+        t->end > r->file->data_size || t->end - t->begin != t->numel * es)
+        return 0;
+    out->data = r->file->data + t->begin;
+    out->type = k;
+    out->row_bytes = (size_t)t->shape[1] * es;
+    return 1;
+}
+
 int model_param_read(const model_config *cfg, const model_param *p, const st_set *weights,
                      const char *prefix, float *dst, char *err, size_t errlen) {
     model_st_reader ctx;
@@ -418,7 +436,7 @@ int model_param_read(const model_config *cfg, const model_param *p, const st_set
 model_weight_reader model_st_reader_init(model_st_reader *ctx, const model_config *cfg,
                                          const st_set *weights, const char *prefix) {
     *ctx = (model_st_reader){cfg, weights, prefix, NULL};
-    model_weight_reader rd = {st_find_source, st_read_run, ctx};
+    model_weight_reader rd = {st_find_source, st_read_run, ctx, st_stored, NULL, NULL};
     return rd;
 }
 

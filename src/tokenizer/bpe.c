@@ -97,22 +97,54 @@ static size_t pow2_at_least(size_t n) {
     return c;
 }
 
+/* The vocabulary's hash map is vocab_cap pairs of int32 in vocab_slot: id + 1 (0: empty) and the
+ * top 32 bits of the key's hash, so a probe compares the tag before touching the token's bytes
+ * (a miss -- every insert -- then reads nothing else, and a hit reads the bytes once). */
+static inline int32_t hash_tag(uint64_t h) {
+    return (int32_t)(uint32_t)(h >> 32);
+}
+
+/* Whether n bytes are equal: keys are a few bytes long, and a call to memcmp costs more than
+ * comparing them (the hash tag has already matched, so they almost always are). */
+static inline int same_key(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* The id of the model-vocabulary token with these key bytes, or -1. */
 int vocab_find(const tokenizer *t, const char *s, size_t n) {
     size_t mask = t->vocab_cap - 1;
-    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
-        int32_t v = t->vocab_slot[i];
+    uint64_t h = hash_bytes(s, n);
+    int32_t tag = hash_tag(h);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        int32_t v = t->vocab_slot[2 * i];
         if (!v) return -1;
+        if (t->vocab_slot[2 * i + 1] != tag) continue;
         int id = v - 1;
-        if ((size_t)t->tok_len[id] == n && !memcmp(t->pool + t->tok_off[id], s, n)) return id;
+        if ((size_t)t->tok_len[id] == n && same_key(t->pool + t->tok_off[id], s, n)) return id;
     }
 }
 
-static void vocab_insert(tokenizer *t, int id) {
+/* Enters token id (its key already at tok_off/tok_len) in the map: 0, or -1 when another token
+ * has the same key (then id's entry is undone). One probe sequence finds and inserts. */
+static int vocab_add(tokenizer *t, int id, size_t off, int len) {
+    t->tok_off[id] = off;
+    t->tok_len[id] = len;
+    const char *key = t->pool + off;
     size_t mask = t->vocab_cap - 1;
-    size_t i = hash_bytes(t->pool + t->tok_off[id], (size_t)t->tok_len[id]) & mask;
-    while (t->vocab_slot[i]) i = (i + 1) & mask;
-    t->vocab_slot[i] = id + 1;
+    uint64_t h = hash_bytes(key, (size_t)len);
+    int32_t tag = hash_tag(h);
+    size_t i = h & mask;
+    for (int32_t v; (v = t->vocab_slot[2 * i]) != 0; i = (i + 1) & mask)
+        if (t->vocab_slot[2 * i + 1] == tag && t->tok_len[v - 1] == len &&
+            same_key(t->pool + t->tok_off[v - 1], key, (size_t)len)) {
+            t->tok_len[id] = -1;
+            return -1;
+        }
+    t->vocab_slot[2 * i] = id + 1;
+    t->vocab_slot[2 * i + 1] = tag;
+    return 0;
 }
 
 int tokenizer_find(const tokenizer *t, const char *s, size_t n) {
@@ -176,8 +208,10 @@ int tokenizer_alloc(tokenizer *t, int n_slots, size_t pool_bytes, const char *na
     t->pool = malloc(pool_bytes ? pool_bytes : 1);
     t->tok_off = calloc((size_t)n_slots, sizeof(*t->tok_off));
     t->tok_len = malloc((size_t)n_slots * sizeof(*t->tok_len));
-    t->vocab_cap = pow2_at_least((size_t)n_slots * 2);
-    t->vocab_slot = calloc(t->vocab_cap, sizeof(*t->vocab_slot));
+    /* at most 3/4 full: with the tags beside the ids, probing stays in one cache line or two,
+     * and the table (512 KiB for GPT-2) stays in cache */
+    t->vocab_cap = pow2_at_least((size_t)n_slots + (size_t)n_slots / 3 + 1);
+    t->vocab_slot = calloc(2 * t->vocab_cap, sizeof(*t->vocab_slot)); /* (id + 1, tag) pairs */
     if (!t->pool || !t->tok_off || !t->tok_len || !t->vocab_slot) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -1;
@@ -225,14 +259,11 @@ int tokenizer_load_vocab(tokenizer *t, const void *cjson_obj, int spell, const c
             snprintf(err, errlen, "%s: the empty string is a token (id %d)", name, id);
             return -1;
         }
-        if (vocab_find(t, dst, (size_t)len) >= 0) {
+        if (vocab_add(t, id, t->pool_used, len)) {
             snprintf(err, errlen, "%s: token \"%.40s\" appears twice", name, e->string);
             return -1;
         }
-        t->tok_off[id] = t->pool_used;
-        t->tok_len[id] = len;
         t->pool_used += (size_t)len;
-        vocab_insert(t, id);
     }
     return 0;
 }
@@ -301,22 +332,50 @@ void tokenizer_finish_added(tokenizer *t) {
         t->added_first[(unsigned char)t->pool[t->tok_off[t->added[i].id]]] = 1;
 }
 
-/* Adds merge number `rank`: the two tokens as spelled in the file. */
+/* A merge's operand (key bytes): a single byte of a byte-level vocabulary is byte_id's. */
+static int find_operand(const tokenizer *t, const char *s, int n) {
+    if (n == 1 && t->family == FAMILY_BYTE_LEVEL && t->byte_id[(unsigned char)s[0]] >= 0)
+        return t->byte_id[(unsigned char)s[0]];
+    return vocab_find(t, s, (size_t)n);
+}
+
+/* Where a merge is in its file, for messages only (a snprintf per merge was 5% of loading
+ * GPT-2's tokenizer): line `index` of a merges text, or model.merges[index] of a tokenizer.json. */
+typedef struct {
+    int is_line;
+    size_t index;
+} merge_where;
+
+static void format_where(merge_where w, char *out, size_t len) {
+    snprintf(out, len, w.is_line ? "line %zu" : "model.merges[%zu]", w.index);
+}
+
+/* Adds merge number `rank`: the two tokens as spelled in the file. *last is the id the previous
+ * merge made (-1 at first). */
 static int add_merge(tokenizer *t, int spell, const int *u2b, const char *a, size_t alen,
-                     const char *b, size_t blen, int rank, const char *name, const char *where,
-                     char *err, size_t errlen) {
-    char buf[1024];
+                     const char *b, size_t blen, int rank, const char *name, merge_where w,
+                     int *last, char *err, size_t errlen) {
+    char buf[1024], where[48];
     int la = alen < sizeof(buf) / 2 ? spell_token(spell, u2b, a, alen, buf) : -1;
     int lb = blen < sizeof(buf) / 2 && la >= 0 ? spell_token(spell, u2b, b, blen, buf + la) : -1;
     if (la <= 0 || lb <= 0) {
+        format_where(w, where, sizeof(where));
         snprintf(err, errlen, "%s: %s: \"%.*s %.*s\" is not two tokens%s", name, where,
                  (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b,
                  spell == SPELL_BYTE_ALPHABET ? " of GPT-2's byte alphabet" : "");
         return -1;
     }
-    int ia = vocab_find(t, buf, (size_t)la), ib = vocab_find(t, buf + la, (size_t)lb);
-    int im = vocab_find(t, buf, (size_t)(la + lb));
+    int ia = find_operand(t, buf, la), ib = find_operand(t, buf + la, lb);
+    /* Merges usually make tokens in id order (GPT-2's merge r makes token 256 + r): try the id
+     * after the last merge's before hashing. Without added tokens every key is a vocabulary
+     * token, so an equal key is the one vocab_find would return. */
+    int im = *last + 1, lm = la + lb;
+    if (!(t->n_added == 0 && im > 0 && im < t->n_vocab && t->tok_len[im] == lm &&
+          same_key(t->pool + t->tok_off[im], buf, (size_t)lm)))
+        im = vocab_find(t, buf, (size_t)lm);
+    if (im >= 0) *last = im;
     if (ia < 0 || ib < 0 || im < 0) {
+        format_where(w, where, sizeof(where));
         snprintf(err, errlen, "%s: %s: \"%.*s\" merged with \"%.*s\": %s is not in the vocabulary",
                  name, where, (int)(alen < 40 ? alen : 40), a, (int)(blen < 40 ? blen : 40), b,
                  ia < 0   ? "the first"
@@ -329,7 +388,9 @@ static int add_merge(tokenizer *t, int spell, const int *u2b, const char *a, siz
 }
 
 static int alloc_merges(tokenizer *t, size_t n, const char *name, char *err, size_t errlen) {
-    t->merge_cap = pow2_at_least(n * 2 + 1);
+    /* at most 3/4 full (linear probing on 16-byte slots: a probe reads the next slot in the same
+     * cache line); GPT-2's 50,000 merges take 1 MiB, whose first touch is most of the cost */
+    t->merge_cap = pow2_at_least(n + n / 3 + 1);
     t->merges = malloc(t->merge_cap * sizeof(*t->merges));
     if (!t->merges) {
         snprintf(err, errlen, "%s: out of memory", name);
@@ -421,7 +482,7 @@ static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
     if (alloc_merges(t, lines, name, err, errlen)) return -1;
     size_t pos = 0;
-    int rank = 0;
+    int rank = 0, last = -1;
     for (size_t line = 1; pos < len; line++) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - text) : len, next = nl ? end + 1 : len;
@@ -447,15 +508,15 @@ static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size
             i = j;
         }
         if (nf == 0) continue;
-        char where[32];
-        snprintf(where, sizeof(where), "line %zu", line);
         if (nf != 2) {
+            char where[32];
+            snprintf(where, sizeof(where), "line %zu", line);
             snprintf(err, errlen, "%s: %s: expected two tokens separated by a space, got %d", name,
                      where, nf);
             return -1;
         }
-        if (add_merge(t, SPELL_BYTE_ALPHABET, u2b, f[0], fl[0], f[1], fl[1], rank++, name, where,
-                      err, errlen))
+        if (add_merge(t, SPELL_BYTE_ALPHABET, u2b, f[0], fl[0], f[1], fl[1], rank++, name,
+                      (merge_where){1, line}, &last, err, errlen))
             return -1;
     }
     t->n_merges = rank;
@@ -472,10 +533,8 @@ int tokenizer_load_merges_json(tokenizer *t, const void *cjson_arr, int spell, c
         return -1;
     }
     if (alloc_merges(t, (size_t)cJSON_GetArraySize(arr), name, err, errlen)) return -1;
-    int rank = 0;
+    int rank = 0, last = -1;
     for (const cJSON *e = arr->child; e; e = e->next, rank++) {
-        char where[48];
-        snprintf(where, sizeof(where), "model.merges[%d]", rank);
         const char *a = NULL, *b = NULL;
         size_t alen = 0, blen = 0;
         if (cJSON_IsString(e)) {
@@ -494,11 +553,14 @@ int tokenizer_load_merges_json(tokenizer *t, const void *cjson_arr, int spell, c
             blen = strlen(b);
         }
         if (!a) {
-            snprintf(err, errlen, "%s: %s: expected \"left right\" or [\"left\", \"right\"]", name,
-                     where);
+            snprintf(err, errlen,
+                     "%s: model.merges[%d]: expected \"left right\" or [\"left\", \"right\"]", name,
+                     rank);
             return -1;
         }
-        if (add_merge(t, spell, u2b, a, alen, b, blen, rank, name, where, err, errlen)) return -1;
+        if (add_merge(t, spell, u2b, a, alen, b, blen, rank, name, (merge_where){0, (size_t)rank},
+                      &last, err, errlen))
+            return -1;
     }
     t->n_merges = rank;
     return 0;
@@ -540,6 +602,168 @@ void tokenizer_finish(tokenizer *t) {
             t->max_token_bytes = tok_dec_len(t, id);
 }
 
+/* ---- encoder.json without a DOM -------------------------------------------------------------- */
+
+/* GPT-2's encoder.json is one flat object {"token": id, ...} of 50257 entries. Parsing it with
+ * cJSON costs two mallocs per entry and most of the loading time; this reads the common form
+ * straight into the tables: keys with the usual escapes (\uXXXX of the BMP, \", \\, \/, \b, \f,
+ * \n, \r, \t), ids plain decimal integers. Anything else (other syntax, a surrogate or NUL
+ * escape, a raw control character, an id like 1e3, text after the object) returns 1 and the
+ * caller takes the cJSON path, which accepts what it accepts and words its errors -- so this
+ * path changes no result and no message. */
+
+static size_t skip_ws(const char *s, size_t len, size_t i) {
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+static int hex4(const char *s, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 0;
+}
+
+/* The JSON string at s[*i] (the opening quote) as UTF-8 into out (room for the string's raw
+ * length: an escape never grows); *i moves past the closing quote. Returns the length, or -1. */
+static long json_string(const char *s, size_t len, size_t *i, char *out) {
+    size_t p = *i + 1;
+    long n = 0;
+    while (p < len && s[p] != '"') {
+        unsigned char c = (unsigned char)s[p];
+        if (c < 0x20) return -1;
+        if (c != '\\') {
+            out[n++] = (char)c;
+            p++;
+            continue;
+        }
+        if (p + 1 >= len) return -1;
+        char e = s[p + 1];
+        p += 2;
+        switch (e) {
+        case '"':
+            out[n++] = '"';
+            break;
+        case '\\':
+            out[n++] = '\\';
+            break;
+        case '/':
+            out[n++] = '/';
+            break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
+        case 'u': {
+            unsigned v;
+            if (p + 4 > len || hex4(s + p, &v) || v == 0 || (v >= 0xD800 && v <= 0xDFFF)) return -1;
+            p += 4;
+            if (v < 0x80) {
+                out[n++] = (char)v;
+            } else if (v < 0x800) {
+                out[n++] = (char)(0xC0 | v >> 6);
+                out[n++] = (char)(0x80 | (v & 0x3F));
+            } else {
+                out[n++] = (char)(0xE0 | v >> 12);
+                out[n++] = (char)(0x80 | (v >> 6 & 0x3F));
+                out[n++] = (char)(0x80 | (v & 0x3F));
+            }
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    if (p >= len) return -1;
+    *i = p + 1;
+    return n;
+}
+
+/* Loads the vocabulary of encoder_json into t, as tokenizer_load_vocab would from cJSON's
+ * object (file order, the same checks). Returns 0, or 1: not the common form, or any problem
+ * at all (take the cJSON path; t is then half-filled and must be freed). */
+static int load_encoder_fast(tokenizer *t, const char *s, size_t len) {
+    size_t i = skip_ws(s, len, 0);
+    if (i >= len || s[i] != '{') return 1;
+    /* One pass. The tables are sized for an upper bound of the entries -- every entry but the
+     * last is followed by a comma -- and n_vocab set to the count at the end, once every id is
+     * known to be below it (distinct ids below the count are then exactly 0 .. count-1). */
+    size_t bound = 1;
+    for (const char *c = s; (c = memchr(c, ',', len - (size_t)(c - s))) != NULL; c++) bound++;
+    char *key = malloc(len ? len : 1);
+    if (!key || bound > INT_MAX || tokenizer_alloc(t, (int)bound, len, "", key, 1)) {
+        free(key);
+        return 1;
+    }
+    int u2b[ALPHABET_SIZE];
+    byte_alphabet(u2b);
+    size_t p = skip_ws(s, len, i + 1), count = 0;
+    long long max_id = -1;
+    int ok = !(p < len && s[p] == '}'); /* empty: the cJSON path words the error */
+    while (ok) {
+        if (p >= len || s[p] != '"') {
+            ok = 0;
+            break;
+        }
+        long kl = json_string(s, len, &p, key);
+        p = skip_ws(s, len, p);
+        if (kl <= 0 || p >= len || s[p] != ':') {
+            ok = 0;
+            break;
+        }
+        p = skip_ws(s, len, p + 1);
+        size_t d = p;
+        long long id = 0;
+        while (p < len && s[p] >= '0' && s[p] <= '9' && p - d < 10) id = id * 10 + (s[p++] - '0');
+        if (p == d || (p - d > 1 && s[d] == '0') ||
+            (p < len &&
+             (s[p] == '.' || s[p] == 'e' || s[p] == 'E' || (s[p] >= '0' && s[p] <= '9')))) {
+            ok = 0;
+            break;
+        }
+        /* tokenizer_load_vocab's checks */
+        char *dst = t->pool + t->pool_used;
+        int n =
+            id < t->n_vocab && t->tok_len[id] < 0 ? token_to_bytes(u2b, key, (size_t)kl, dst) : -1;
+        if (n <= 0 || vocab_add(t, (int)id, t->pool_used, n)) {
+            ok = 0;
+            break;
+        }
+        t->pool_used += (size_t)n;
+        if (id > max_id) max_id = id;
+        count++;
+        p = skip_ws(s, len, p);
+        if (p < len && s[p] == ',') {
+            p = skip_ws(s, len, p + 1);
+            continue;
+        }
+        if (!(p < len && s[p] == '}' && skip_ws(s, len, p + 1) == len)) ok = 0;
+        break;
+    }
+    free(key);
+    if (!ok || max_id >= (long long)count) return 1;
+    t->n_vocab = (int)count;
+    return 0;
+}
+
 /* Vocabulary from a JSON text, merges from a merges text. "<|endoftext|>", when in the
  * vocabulary, is the one added token and the end of sequence. */
 int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_t encoder_len,
@@ -553,8 +777,17 @@ int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
     int rc = -1;
+    if (!load_encoder_fast(t, encoder_json, encoder_len)) {
+        rc = tokenizer_find_bytes(t, encoder_name, err, errlen);
+        goto merges;
+    }
+    tokenizer_free(t); /* the common form failed somewhere: start again, the careful way */
+    if (!(t = tokenizer_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cJSON *root = cJSON_ParseWithLength(encoder_json, encoder_len);
     if (!root) {
         snprintf(err, errlen, "%s: not valid JSON", encoder_name);
     } else if (!cJSON_IsObject(root)) {
@@ -569,6 +802,7 @@ int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_
              tokenizer_find_bytes(t, encoder_name, err, errlen);
     }
     cJSON_Delete(root);
+merges:
     if (!rc) rc = load_merges_text(t, u2b, vocab_bpe, vocab_len, vocab_name, err, errlen);
     if (!rc && (t->eos = vocab_find(t, EOT_TEXT, EOT_LEN)) >= 0)
         rc = tokenizer_add_token(t, t->eos, EOT_TEXT, EOT_LEN, 1, 0, 0, encoder_name, err, errlen);
