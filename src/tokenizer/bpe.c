@@ -344,10 +344,14 @@ static int find_operand(const tokenizer *t, const char *s, int n) {
 typedef struct {
     int is_line;
     size_t index;
+    const char *text; /* when set, the place as the caller words it (gguf_vocab.c) */
 } merge_where;
 
 static void format_where(merge_where w, char *out, size_t len) {
-    snprintf(out, len, w.is_line ? "line %zu" : "model.merges[%zu]", w.index);
+    if (w.text)
+        snprintf(out, len, "%s", w.text);
+    else
+        snprintf(out, len, w.is_line ? "line %zu" : "model.merges[%zu]", w.index);
 }
 
 /* Adds merge number `rank`: the two tokens as spelled in the file. *last is the id the previous
@@ -416,16 +420,13 @@ int tokenizer_set_token(tokenizer *t, int id, const char *key, size_t len, const
         snprintf(err, errlen, "%s: %s: the empty string is a token", name, where);
         return -1;
     }
-    if (t->tok_len[id] >= 0 || vocab_find(t, key, len) >= 0) {
+    if (key != t->pool + t->pool_used) memmove(t->pool + t->pool_used, key, len);
+    if (t->tok_len[id] >= 0 || vocab_add(t, id, t->pool_used, (int)len)) {
         snprintf(err, errlen, "%s: %s: token \"%.*s\" appears twice", name, where,
-                 (int)(len < 40 ? len : 40), key);
+                 (int)(len < 40 ? len : 40), t->pool + t->pool_used);
         return -1;
     }
-    if (key != t->pool + t->pool_used) memmove(t->pool + t->pool_used, key, len);
-    t->tok_off[id] = t->pool_used;
-    t->tok_len[id] = (int)len;
     t->pool_used += len;
-    vocab_insert(t, id);
     return 0;
 }
 
@@ -436,7 +437,9 @@ int tokenizer_alloc_merges(tokenizer *t, size_t n, const char *name, char *err, 
 int tokenizer_add_merge(tokenizer *t, int spell, const int *u2b, const char *a, size_t alen,
                         const char *b, size_t blen, int rank, const char *name, const char *where,
                         char *err, size_t errlen) {
-    return add_merge(t, spell, u2b, a, alen, b, blen, rank, name, where, err, errlen);
+    int last = -1; /* no hint: the result is looked up by its bytes */
+    return add_merge(t, spell, u2b, a, alen, b, blen, rank, name, (merge_where){0, 0, where}, &last,
+                     err, errlen);
 }
 
 static int by_rank(const void *x, const void *y) {
@@ -516,7 +519,7 @@ static int load_merges_text(tokenizer *t, const int *u2b, const char *text, size
             return -1;
         }
         if (add_merge(t, SPELL_BYTE_ALPHABET, u2b, f[0], fl[0], f[1], fl[1], rank++, name,
-                      (merge_where){1, line}, &last, err, errlen))
+                      (merge_where){1, line, NULL}, &last, err, errlen))
             return -1;
     }
     t->n_merges = rank;
@@ -558,8 +561,8 @@ int tokenizer_load_merges_json(tokenizer *t, const void *cjson_arr, int spell, c
                      rank);
             return -1;
         }
-        if (add_merge(t, spell, u2b, a, alen, b, blen, rank, name, (merge_where){0, (size_t)rank},
-                      &last, err, errlen))
+        if (add_merge(t, spell, u2b, a, alen, b, blen, rank, name,
+                      (merge_where){0, (size_t)rank, NULL}, &last, err, errlen))
             return -1;
     }
     t->n_merges = rank;
