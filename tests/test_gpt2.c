@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/layers/fast_exp.h"
+#include "../src/kernels/fast_exp.h"
 #include "compare.h"
 #include "gpt2_reference.h"
 #include "poison.h"

@@ -452,7 +452,8 @@ static void run_products(int level) {
                     kernel_set_gemm_min_rows(paths[p]);
                     int min_rows = kernel_gemm_min_rows();
                     int tiles = t != KERNEL_F32 && T >= min_rows;
-                    int xq = q && !tiles;
+                    int xq = 0; /* F32 activations on every path (matmul.c) */
+                    (void)q;
                     int terms = xq ? K / 32 : K;
                     for (int acc = 0; acc < 2; acc++) {
                         for (size_t i = 0; i < (size_t)T * N; i++)
@@ -510,7 +511,8 @@ static void test_products_many_tiles(void **state) {
             assert_int_equal(kernel_force_isa((kernel_isa_level)level), 0);
             kernel_set_gemm_min_rows(INT_MAX); /* dot products, T = 7 */
             kernel_matmul(out, in, &w, 7, 0);
-            check_product("many rows, dots", out, NULL, in, wd, 7, K, N, q, q ? K / 32 : K);
+            (void)q;
+            check_product("many rows, dots", out, NULL, in, wd, 7, K, N, 0, K);
             for (int i = 0; i < 4; i++) { /* tiles */
                 int T = tile_Ts[i];
                 kernel_set_gemm_min_rows(T < 20 ? 1 : 0);
@@ -529,15 +531,18 @@ static void test_products_many_tiles(void **state) {
 
 /* The int8 dot products take four blocks per step, then a pair, then an odd block: every count
  * of blocks from 1 to 13 (K = 32 .. 416; 0-3 steps of four and each remainder), T = 1 and 3, on
- * the dot-product path under every ISA. Blocks of weights and activations have magnitudes from
+ * the dot-product path under every ISA, with int8 activations (kernel_set_int8_activations) and
+ * with the default F32 ones. Blocks of weights and activations have magnitudes from
  * 2^-3 to 2^3 in different patterns, so each block's scale must meet that block's sum. */
 static void test_int8_dots_block_counts(void **state) {
     (void)state;
     enum { N = 5 };
     spread_blocks = 1;
     kernel_set_gemm_min_rows(INT_MAX);
-    for (int ty = 0; ty < 2; ty++) {
-        kernel_type t = ty ? KERNEL_Q4_0 : KERNEL_Q8_0;
+    for (int mode = 0; mode < 4; mode++) {
+        kernel_type t = mode & 1 ? KERNEL_Q4_0 : KERNEL_Q8_0;
+        int int8 = mode >> 1;
+        kernel_set_int8_activations(int8);
         for (int nb = 1; nb <= 13; nb++) {
             int K = 32 * nb;
             double *wd = malloc((size_t)K * N * sizeof *wd);
@@ -549,11 +554,11 @@ static void test_int8_dots_block_counts(void **state) {
                 assert_int_equal(kernel_force_isa((kernel_isa_level)level), 0);
                 char what[96];
                 for (int T = 1; T <= 3; T += 2) {
-                    snprintf(what, sizeof what, "%s %s blocks=%d",
+                    snprintf(what, sizeof what, "%s %s blocks=%d %s",
                              kernel_isa_level_name((kernel_isa_level)level),
-                             kernel_type_info(t)->name, nb);
+                             kernel_type_info(t)->name, nb, int8 ? "int8" : "f32");
                     kernel_matmul(out, in, &w, T, 0);
-                    check_product(what, out, NULL, in, wd, T, K, N, 1, nb);
+                    check_product(what, out, NULL, in, wd, T, K, N, int8, int8 ? nb : K);
                 }
             }
             free(data);
@@ -561,6 +566,56 @@ static void test_int8_dots_block_counts(void **state) {
         }
     }
     spread_blocks = 0;
+    kernel_set_int8_activations(0);
+    kernel_set_gemm_min_rows(0);
+    kernel_force_isa(kernel_isa_best());
+}
+
+/* Why the dot products take F32 activations: a rank's activation differs from P = 1's in the
+ * last bits (row-parallel sums added in another order), so the product must move by F32
+ * rounding when x moves a little, on every path and ISA. With activations quantised to Q8_0 an
+ * element near a rounding boundary jumps a whole step (1/127 of its block's largest value): here
+ * each block's largest value is 1 and element 5 moves by 2e-6 across the boundary 10.5 / 127
+ * (a jump of ~2e-2 in the outputs). Bound: sum |w dx| + 64 u sum |w x| per output. */
+static void test_products_continuous_in_x(void **state) {
+    (void)state;
+    enum { K = 32 * 24, N = 256 };
+    static double wd[(size_t)K * N];
+    static float x[K], x2[K], y[N], y2[N];
+    for (int i = 0; i < K; i++) {
+        x[i] = x2[i] = i % 32 == 0 ? 1.0f : 0.9f * rng_f();
+        if (i % 32 == 5) {
+            x[i] = 10.5f / 127 - 1e-6f;
+            x2[i] = 10.5f / 127 + 1e-6f;
+        }
+    }
+    for (int ty = 0; ty < 2; ty++) {
+        kernel_type t = ty ? KERNEL_Q4_0 : KERNEL_Q8_0;
+        void *data = make_weight(t, KERNEL_OUT_IN, K, N, wd);
+        kernel_weight w = {t, KERNEL_OUT_IN, K, N, data};
+        for (int level = 0; level <= (int)kernel_isa_best(); level++) {
+            assert_int_equal(kernel_force_isa((kernel_isa_level)level), 0);
+            for (int p = 0; p < 2; p++) {
+                kernel_set_gemm_min_rows(p ? 1 : INT_MAX); /* tiles, dots */
+                kernel_matmul(y, x, &w, 1, 0);
+                kernel_matmul(y2, x2, &w, 1, 0);
+                for (int n = 0; n < N; n++) {
+                    double sa = 0, move = 0;
+                    for (int k = 0; k < K; k++) {
+                        sa += fabs(wd[(size_t)n * K + k] * x[k]);
+                        move += fabs(wd[(size_t)n * K + k] * ((double)x2[k] - x[k]));
+                    }
+                    if (!(fabs((double)y[n] - y2[n]) <= move + 64 * U * sa))
+                        fail_msg("%s %s %s: out[%d] moved %.3g when x moved by 2e-6 (bound "
+                                 "%.3g)",
+                                 kernel_isa_level_name((kernel_isa_level)level),
+                                 kernel_type_info(t)->name, p ? "tiles" : "dots", n,
+                                 fabs((double)y[n] - y2[n]), move + 64 * U * sa);
+                }
+            }
+        }
+        free(data);
+    }
     kernel_set_gemm_min_rows(0);
     kernel_force_isa(kernel_isa_best());
 }
@@ -696,6 +751,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),
         cmocka_unit_test(test_f16_decode_all),
+        cmocka_unit_test(test_products_continuous_in_x),
         cmocka_unit_test(test_f16_rounding),
         cmocka_unit_test(test_bf16_decode_all),
         cmocka_unit_test(test_bf16_rounding),

@@ -23,9 +23,10 @@
  * vocabulary with its merges takes about 10 MB); padding after the last tensor is optional.
  *
  * Tensor data is not read by gguf_open: gguf_read_bytes / gguf_read_rows pread a byte or row range
- * straight into caller memory, so each rank reads only its slice. (pread rather than mmap: the
- * bytes land in memory the caller owns and accounts for, and a file truncated while open gives a
- * read error instead of SIGBUS. A zero-copy mmap of the data section can be added beside it.)
+ * straight into caller memory, so each rank reads only its slice (a read error, not SIGBUS, for a
+ * file truncated while open). The model layer (src/model/source.c) also maps the whole file and
+ * uses slices stored as they are held where they lie: that mapping is the model's, not this
+ * reader's.
  * Reads may run concurrently from several threads on one gguf_file.
  *
  * Dims are in GGUF order: ne[0] is the fastest-varying (a row of a [n_out][n_in] matrix is

@@ -11,8 +11,10 @@
  *   Q8_0 block (34 bytes): f16 d; int8 q[32];        value i = d * q[i]
  *   Q4_0 block (18 bytes): f16 d; uint8 qs[16];      value i = d * ((nibble i) - 8), where
  *        nibble i < 16 is qs[i] & 0x0F and nibble i + 16 is qs[i] >> 4 (GGUF's order).
- * Activations stay F32. The int8 dot products quantise each activation row to Q8_0 blocks on
- * the fly (as llama.cpp does) and accumulate in int32 per block, F32 across blocks.
+ * Activations stay F32, also against Q8_0/Q4_0 weights: each block is widened to F32 in
+ * registers and multiplied by the F32 activations. (llama.cpp instead quantises the activations
+ * to Q8_0 for int8 products; that is discontinuous in the activations, so P = 1 and P = 2, whose
+ * activations differ in the last bits, gave logits ~1e-2 apart: see matmul.c.)
  *
  * Layout of a weight W that maps K inputs to N outputs (y = x · W):
  *   KERNEL_IN_OUT  [K][N] row-major (GPT-2's Conv1D, what the trainer updates): F32 only.

@@ -19,7 +19,7 @@ static const char usage[] =
     "  plan          derive where tensor parallelism communicates, and how many bytes\n"
     "  lab           each tensor-parallel layer beside its naive splits: error, comm, why\n"
     "  train         train GPT-2 on a text file split over P ranks; resumable checkpoints\n"
-    "  convert       rewrite a checkpoint in another storage type (f32, f16, bf16)\n"
+    "  convert       rewrite a checkpoint as f32, f16, bf16 (safetensors) or q8_0, q4_0 (GGUF)\n"
     "  init          write a seeded random checkpoint of any family (Hugging Face layout)\n"
     "  bench comm    time allreduce_sum on the threads backend beside the installed MPI's\n"
     "                MPI_Allreduce and one core's memcpy (the bandwidth reference)\n"

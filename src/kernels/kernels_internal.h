@@ -49,6 +49,13 @@ typedef struct {
     float (*dot_bf16)(const uint16_t *w, const float *x, int K);
     float (*dot_q8_0)(const kernel_block_q8_0 *w, const kernel_block_q8_0 *x, int nb);
     float (*dot_q4_0)(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, int nb);
+    /* The same weight rows against an F32 activation row x[nb * 32]: each block's values
+     * dequantised in registers, products summed in F32 (per block, then d times the block's sum
+     * into the total). What kernel_matmul uses: the result is a continuous function of x, so
+     * activations that differ in the last bit (a row-parallel sum taken in another order at
+     * another P) give logits that differ in the last bits, never by a quantisation step. */
+    float (*dot_q8_0_f32)(const kernel_block_q8_0 *w, const float *x, int nb);
+    float (*dot_q4_0_f32)(const kernel_block_q4_0 *w, const float *x, int nb);
     /* n F16 values to F32 (exact), for the dequantised-tile GEMM path and loading. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
     /* n F32 values to F16, bit for bit as kernel_f32_to_f16 (round to nearest even; a NaN
@@ -66,6 +73,8 @@ extern const kernel_isa_table kernel_table_avx512_vnni;
 /* vec_avx512.c's F16/BF16 products, shared by the VNNI table (vec_avx512_vnni.c). */
 float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
+float kernel_avx512_dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb);
+float kernel_avx512_dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb);
 void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 void kernel_avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 #endif
@@ -78,6 +87,10 @@ kernel_isa_level kernel_isa_best(void);
  * the CPU lacks it or this build has no such table. Not to be called while another thread is
  * inside a kernel. */
 int kernel_force_isa(kernel_isa_level level);
+/* Tests and the benchmark: Q8_0/Q4_0 dot products against activations quantised to Q8_0 (1, the
+ * int8 products llama.cpp uses) or against the F32 activations (0, the default: see matmul.c for
+ * why). Not to be called while another thread is inside a kernel. */
+void kernel_set_int8_activations(int on);
 /* The name of a level ("portable", "avx2", "avx512", "avx512-vnni"). */
 const char *kernel_isa_level_name(kernel_isa_level level);
 

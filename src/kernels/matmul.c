@@ -136,6 +136,20 @@ static int dot_tile_rows(size_t row_bytes) {
     return r < 1 ? 1 : r > 256 ? 256 : (int)r;
 }
 
+/* Q8_0/Q4_0 rows against activations quantised to Q8_0 (llama.cpp's way: int8 products) or
+ * against the F32 activations (the default). The int8 path rounds each activation to 1/254 of
+ * its block's largest value: an activation that differs in its last bit (a row-parallel sum taken
+ * in another order at another P) can round the other way, a jump of a whole step, and the
+ * logits of P = 1 and P = 2 then differed by ~1e-2 of their largest value on GPT-2 small (greedy
+ * tokens parted after 36 of 64). With F32 activations the product is continuous in x and the
+ * ranks agree with P = 1 to F32 rounding (verify: ~2e-6), as for the other types; its decoding
+ * speed is in docs/PERFORMANCE.md. */
+static int int8_activations;
+
+void kernel_set_int8_activations(int on) {
+    int8_activations = on != 0;
+}
+
 static void matmul_dots(float *out, const float *in, const kernel_weight *w, int T,
                         int accumulate) {
     const kernel_isa_table *isa = kernel_active_table();
@@ -143,7 +157,7 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
     size_t row_bytes = kernel_row_bytes(w->type, (size_t)K);
     const uint8_t *W = w->data;
     const kernel_block_q8_0 *xq = NULL;
-    if (w->type == KERNEL_Q8_0 || w->type == KERNEL_Q4_0) {
+    if (int8_activations && (w->type == KERNEL_Q8_0 || w->type == KERNEL_Q4_0)) {
         /* each activation row quantised to Q8_0 once: T rows of nb blocks */
         size_t qrow = kernel_row_bytes(KERNEL_Q8_0, (size_t)K);
         void *q = scratch_get(0, (size_t)T * qrow);
@@ -170,10 +184,10 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
                     v = isa->dot_bf16(row, x, K);
                     break;
                 case KERNEL_Q8_0:
-                    v = isa->dot_q8_0(row, xb, nb);
+                    v = xb ? isa->dot_q8_0(row, xb, nb) : isa->dot_q8_0_f32(row, x, nb);
                     break;
                 default:
-                    v = isa->dot_q4_0(row, xb, nb);
+                    v = xb ? isa->dot_q4_0(row, xb, nb) : isa->dot_q4_0_f32(row, x, nb);
                     break;
                 }
                 o[n] = accumulate ? o[n] + v : v;

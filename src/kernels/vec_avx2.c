@@ -103,6 +103,60 @@ static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, in
     return hsum256(acc);
 }
 
+/* Q8_0 / Q4_0 rows against F32 activations (kernels_internal.h): a block's 32 values widened to
+ * F32 in four vectors of 8, multiplied by x, then d times that into the accumulator. */
+static inline __m256 block_f32_dot(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
+                                   const float *xb) {
+    __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(v0), _mm256_loadu_ps(xb));
+    p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v1), _mm256_loadu_ps(xb + 8), p);
+    p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v2), _mm256_loadu_ps(xb + 16), p);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(v3), _mm256_loadu_ps(xb + 24), p);
+}
+
+static inline __m256 q8_block(const kernel_block_q8_0 *w, const float *xb) {
+    const int8_t *q = w->qs;
+    __m256 p = block_f32_dot(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)),
+                             _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8))),
+                             _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16))),
+                             _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24))), xb);
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(w->d)), p);
+}
+
+static inline __m256 q4_block(const kernel_block_q4_0 *w, const float *xb) {
+    const __m256i low4 = _mm256_set1_epi32(0x0F), eight = _mm256_set1_epi32(8);
+    __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w->qs));
+    __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->qs + 8)));
+    __m256 p = block_f32_dot(_mm256_sub_epi32(_mm256_and_si256(a, low4), eight),
+                             _mm256_sub_epi32(_mm256_and_si256(c, low4), eight),
+                             _mm256_sub_epi32(_mm256_srli_epi32(a, 4), eight),
+                             _mm256_sub_epi32(_mm256_srli_epi32(c, 4), eight), xb);
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(w->d)), p);
+}
+
+/* Block b into accumulator b mod 4: the chains overlap, and the sum order is fixed. */
+#define DOT_BLOCKS_F32(block_fn)                                                                   \
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                    \
+    int b = 0;                                                                                     \
+    for (; b + 4 <= nb; b += 4) {                                                                  \
+        const float *xb = x + (size_t)b * KERNEL_QK;                                               \
+        a0 = _mm256_add_ps(a0, block_fn(w + b, xb));                                               \
+        a1 = _mm256_add_ps(a1, block_fn(w + b + 1, xb + KERNEL_QK));                               \
+        a2 = _mm256_add_ps(a2, block_fn(w + b + 2, xb + 2 * KERNEL_QK));                           \
+        a3 = _mm256_add_ps(a3, block_fn(w + b + 3, xb + 3 * KERNEL_QK));                           \
+    }                                                                                              \
+    if (b < nb) a0 = _mm256_add_ps(a0, block_fn(w + b, x + (size_t)b * KERNEL_QK));                \
+    if (b + 1 < nb) a1 = _mm256_add_ps(a1, block_fn(w + b + 1, x + (size_t)(b + 1) * KERNEL_QK));  \
+    if (b + 2 < nb) a2 = _mm256_add_ps(a2, block_fn(w + b + 2, x + (size_t)(b + 2) * KERNEL_QK));  \
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)))
+
+static float dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb) {
+    DOT_BLOCKS_F32(q8_block);
+}
+
+static float dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
+    DOT_BLOCKS_F32(q4_block);
+}
+
 static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -130,6 +184,8 @@ const kernel_isa_table kernel_table_avx2 = {
     .dot_bf16 = dot_bf16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
+    .dot_q8_0_f32 = dot_q8_0_f32,
+    .dot_q4_0_f32 = dot_q4_0_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,
 };

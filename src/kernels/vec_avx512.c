@@ -81,6 +81,51 @@ void kernel_avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
     for (; i < n; i++) dst[i] = kernel_f32_to_f16(src[i]);
 }
 
+/* Q8_0 / Q4_0 rows against F32 activations (kernels_internal.h): a block's 32 values widened
+ * to F32 in two vectors of 16 and multiplied by x; then d times that into one of four
+ * accumulators (block b into b mod 4: the FMA chains overlap, and the sum order is fixed). */
+static inline __m512 q8_block(const kernel_block_q8_0 *w, const float *xb) {
+    __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w->qs)));
+    __m512 hi =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w->qs + 16))));
+    __m512 p =
+        _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xb)));
+    return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(w->d)), p);
+}
+
+static inline __m512 q4_block(const kernel_block_q4_0 *w, const float *xb) {
+    const __m512i low4 = _mm512_set1_epi32(0x0F), eight = _mm512_set1_epi32(8);
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)w->qs));
+    __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low4), eight));
+    __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+    __m512 p =
+        _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(xb)));
+    return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(w->d)), p);
+}
+
+#define DOT_BLOCKS_F32(block_fn)                                                                   \
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                    \
+    int b = 0;                                                                                     \
+    for (; b + 4 <= nb; b += 4) {                                                                  \
+        const float *xb = x + (size_t)b * KERNEL_QK;                                               \
+        a0 = _mm512_add_ps(a0, block_fn(w + b, xb));                                               \
+        a1 = _mm512_add_ps(a1, block_fn(w + b + 1, xb + KERNEL_QK));                               \
+        a2 = _mm512_add_ps(a2, block_fn(w + b + 2, xb + 2 * KERNEL_QK));                           \
+        a3 = _mm512_add_ps(a3, block_fn(w + b + 3, xb + 3 * KERNEL_QK));                           \
+    }                                                                                              \
+    if (b < nb) a0 = _mm512_add_ps(a0, block_fn(w + b, x + (size_t)b * KERNEL_QK));                \
+    if (b + 1 < nb) a1 = _mm512_add_ps(a1, block_fn(w + b + 1, x + (size_t)(b + 1) * KERNEL_QK));  \
+    if (b + 2 < nb) a2 = _mm512_add_ps(a2, block_fn(w + b + 2, x + (size_t)(b + 2) * KERNEL_QK));  \
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
+
+float kernel_avx512_dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb) {
+    DOT_BLOCKS_F32(q8_block);
+}
+
+float kernel_avx512_dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
+    DOT_BLOCKS_F32(q4_block);
+}
+
 #include "vec_avx512_int8.h"
 
 const kernel_isa_table kernel_table_avx512 = {
@@ -89,6 +134,8 @@ const kernel_isa_table kernel_table_avx512 = {
     .dot_bf16 = kernel_avx512_dot_bf16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
+    .dot_q8_0_f32 = kernel_avx512_dot_q8_0_f32,
+    .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
     .f32_to_f16 = kernel_avx512_f32_to_f16,
 };

@@ -17,6 +17,8 @@ const kernel_isa_table kernel_table_avx512_vnni = {
     .dot_bf16 = kernel_avx512_dot_bf16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
+    .dot_q8_0_f32 = kernel_avx512_dot_q8_0_f32,
+    .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
     .f32_to_f16 = kernel_avx512_f32_to_f16,
 };

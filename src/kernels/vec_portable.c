@@ -60,12 +60,46 @@ static float dot_q4_0(const kernel_block_q4_0 *w, const kernel_block_q8_0 *x, in
     return sum;
 }
 
+/* F32 activations: within a block, products summed in 8 lanes (k mod 8; a compiler vectorises
+ * the lanes), then d times the block's sum. */
+static float dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb) {
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * KERNEL_QK;
+        float s[8] = {0};
+        for (int j0 = 0; j0 < KERNEL_QK; j0 += 8)
+            for (int l = 0; l < 8; l++) s[l] += (float)w[b].qs[j0 + l] * xb[j0 + l];
+        float bs = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        sum += kernel_f16_bits_to_f32_inline(w[b].d) * bs;
+    }
+    return sum;
+}
+
+static float dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + b * KERNEL_QK;
+        float v[KERNEL_QK], s[8] = {0};
+        for (int j = 0; j < KERNEL_QK / 2; j++) {
+            v[j] = (float)((w[b].qs[j] & 0x0F) - 8);
+            v[j + KERNEL_QK / 2] = (float)((w[b].qs[j] >> 4) - 8);
+        }
+        for (int j0 = 0; j0 < KERNEL_QK; j0 += 8)
+            for (int l = 0; l < 8; l++) s[l] += v[j0 + l] * xb[j0 + l];
+        float bs = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        sum += kernel_f16_bits_to_f32_inline(w[b].d) * bs;
+    }
+    return sum;
+}
+
 const kernel_isa_table kernel_table_portable = {
     .name = "portable",
     .dot_f16 = dot_f16,
     .dot_bf16 = dot_bf16,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
+    .dot_q8_0_f32 = dot_q8_0_f32,
+    .dot_q4_0_f32 = dot_q4_0_f32,
     .f16_to_f32 = kernel_f16_row_to_f32,
     .f32_to_f16 = kernel_f32_row_to_f16,
 };

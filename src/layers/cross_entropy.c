@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "fast_exp.h"
+#include "../kernels/fast_exp.h"
 #include "linshard/loss.h"
 
 size_t vocab_parallel_cross_entropy_scratch_floats(int T, int P) {
