@@ -88,7 +88,8 @@ static int rank_main(comm_t *comm, void *arg) {
     model_shard m;
     char err[512];
     if (load(job, &m, r, P, err, sizeof(err))) return comm_fail(comm, "%s", err);
-    const unsigned char *lo, *hi, *own = m.typed, *own_end = m.typed + m.typed_bytes;
+    /* m.typed is NULL when every matrix is in place */
+    const unsigned char *lo, *hi, *own = m.typed, *own_end = own ? own + m.typed_bytes : NULL;
     source_span(job->src, &lo, &hi);
     job->embed_in[r] = inside(m.embed.data, lo, hi);
     job->head_in[r] = inside(m.head.data, lo, hi);
