@@ -181,11 +181,14 @@ typedef struct {
     kernel_weight embed, head; /* wte and the LM head as the kernels read them (K = E) */
     model_layer *layers;
     float *normf_w, *normf_b;
-    /* KV cache (model_shard_enable_cache): this rank's K/V heads, every layer, one allocation. */
+    /* KV cache (model_shard_enable_cache / _slots): this rank's K/V heads, every layer, of
+     * n_slots independent sequences, one allocation. */
     float *kv;
-    kv_cache *caches; /* [n_layer] views into kv */
-    int cache_len;    /* positions held */
-    int context;      /* positions attention may span: max_T, or the cache capacity */
+    kv_cache *caches; /* [n_slots * n_layer] views into kv: slot s, layer l at s * n_layer + l */
+    int n_slots;
+    int *slot_len; /* [n_slots] positions each slot holds */
+    int cache_len; /* slot 0's positions (what model_forward / model_extend use) */
+    int context;   /* positions attention may span: max_T, or the cache capacity */
     /* Activations for up to max_T tokens, one allocation. */
     int max_T;
     float *acts;
@@ -231,6 +234,34 @@ int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T);
  * (T = 1) communicates exactly what a full pass does: 1 + 2 * n_layer AllReduce, of one
  * token's activations. */
 int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T);
+
+/* ---- many sequences at once: slots and batched decoding ----------------------------------- */
+/* A serving engine keeps several sequences in one shard, each in a slot of the KV cache with its
+ * own length; a decoding step runs one new token of every active sequence as one batch, so the
+ * matrices are read once per step and the step's AllReduces carry B rows instead of 1: their
+ * latency is paid once per step, not once per sequence. */
+
+/* Gives the shard a KV cache of n_slots independent sequences of up to `positions` each
+ * (model_shard_enable_cache is one slot). Every slot starts empty. Returns 0, or -1 with a
+ * message (then the shard is as it was). */
+int model_shard_enable_slots(model_shard *m, int n_slots, int positions, char *err, size_t errlen);
+/* Empties slot s: its next token goes to position 0. */
+void model_slot_reset(model_shard *m, int slot);
+/* Positions slot s holds. */
+int model_slot_len(const model_shard *m, int slot);
+
+/* Runs T more tokens of the sequence in slot s (a prefill, or a part of one): model_extend on
+ * that slot. m->logits [T, v_local] for the T new positions. Communication: 1 + 2 * n_layer
+ * AllReduce of T * n_embd floats. */
+int model_extend_slot(comm_t *comm, model_shard *m, int slot, const int *tokens, int T);
+
+/* One decoding step of B sequences at once: tokens[b] is appended to slot slots[b] (distinct
+ * slots), at that slot's own position, and attends to that slot's cache only. m->logits is
+ * [B, v_local], row b for slots[b]. B <= max_T. Row b's logits are bit for bit those of
+ * model_extend_slot(comm, m, slots[b], &tokens[b], 1): a sequence gets the same tokens whatever
+ * else is decoded beside it. Communication: exactly one step's worth, 1 + 2 * n_layer AllReduce
+ * of B * n_embd floats, whatever B. */
+int model_decode_batch(comm_t *comm, model_shard *m, const int *slots, const int *tokens, int B);
 
 /* Layer l's weights as the parallel layers take them (layers.h): this rank's heads and K/V
  * heads, q/k norms, the RoPE rows of the current pass (m->rope); the MLP's kind. */

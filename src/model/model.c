@@ -542,38 +542,63 @@ int model_shard_load_as(model_shard *m, const model_config *cfg, const st_set *w
     return load_st(m, cfg, weights, NULL, rank, P, max_T, wtype, err, errlen);
 }
 
-int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t errlen) {
+int model_shard_enable_slots(model_shard *m, int n_slots, int positions, char *err, size_t errlen) {
     if (positions < 1 || positions > m->cfg.n_positions) {
         snprintf(err, errlen, "KV cache of %d positions: must be 1..%d (the model's context)",
                  positions, m->cfg.n_positions);
         return -1;
     }
+    if (n_slots < 1 || n_slots > 4096) {
+        snprintf(err, errlen, "KV cache of %d sequences: must be 1..4096", n_slots);
+        return -1;
+    }
+    size_t L = (size_t)m->cfg.n_layer, S = (size_t)n_slots;
     size_t kd = (size_t)m->heads.kv_local * (size_t)m->cfg.head_dim;
     size_t per_layer = 2 * (size_t)positions * kd;
-    float *kv = malloc((size_t)m->cfg.n_layer * per_layer * sizeof(float));
-    kv_cache *caches = calloc((size_t)m->cfg.n_layer, sizeof(kv_cache));
+    float *kv = malloc(S * L * per_layer * sizeof(float));
+    kv_cache *caches = calloc(S * L, sizeof(kv_cache));
+    int *slot_len = calloc(S, sizeof(int));
     int old_context = m->context;
     m->context = positions > m->max_T ? positions : m->max_T;
-    if (!kv || !caches || alloc_activations(m, err, errlen)) {
-        if (!kv || !caches)
-            snprintf(err, errlen, "rank %d: out of memory for a KV cache of %d positions", m->rank,
-                     positions);
+    if (!kv || !caches || !slot_len || alloc_activations(m, err, errlen)) {
+        if (!kv || !caches || !slot_len)
+            snprintf(err, errlen,
+                     "rank %d: out of memory for a KV cache of %d sequences of %d positions",
+                     m->rank, n_slots, positions);
         free(kv);
         free(caches);
+        free(slot_len);
         m->context = old_context;
         return -1;
     }
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        caches[l].k = kv + (size_t)l * per_layer;
-        caches[l].v = caches[l].k + (size_t)positions * kd;
-        caches[l].capacity = positions;
+    for (size_t c = 0; c < S * L; c++) {
+        caches[c].k = kv + c * per_layer;
+        caches[c].v = caches[c].k + (size_t)positions * kd;
+        caches[c].capacity = positions;
     }
     free(m->kv);
     free(m->caches);
+    free(m->slot_len);
     m->kv = kv;
     m->caches = caches;
+    m->slot_len = slot_len;
+    m->n_slots = n_slots;
     m->cache_len = 0;
     return 0;
+}
+
+int model_shard_enable_cache(model_shard *m, int positions, char *err, size_t errlen) {
+    return model_shard_enable_slots(m, 1, positions, err, errlen);
+}
+
+void model_slot_reset(model_shard *m, int slot) {
+    if (slot < 0 || slot >= m->n_slots) return;
+    m->slot_len[slot] = 0;
+    if (slot == 0) m->cache_len = 0;
+}
+
+int model_slot_len(const model_shard *m, int slot) {
+    return slot >= 0 && slot < m->n_slots ? m->slot_len[slot] : 0;
 }
 
 void model_shard_free(model_shard *m) {
@@ -585,6 +610,7 @@ void model_shard_free(model_shard *m) {
     free(m->acts);
     free(m->kv);
     free(m->caches);
+    free(m->slot_len);
     memset(m, 0, sizeof(*m));
 }
 
@@ -606,8 +632,9 @@ static void norm(const model_shard *m, float *out, const float *in, const float 
         layernorm_forward(out, in, w, b, T, m->cfg.n_embd, m->cfg.norm_eps);
 }
 
-/* The forward pass of T tokens at positions [pos0, pos0 + T). */
-static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, int pos0) {
+/* The forward pass of T tokens at positions [pos0, pos0 + T), in slot `slot` of the cache (when
+ * the shard has one). */
+static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, int pos0, int slot) {
     if (T < 1 || T > m->max_T)
         return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
                          m->max_T);
@@ -623,7 +650,7 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
         const model_layer *L = &m->layers[l];
         attention_weights aw = model_layer_attention(m, l);
         mlp_weights mw = model_layer_mlp(m, l);
-        kv_cache *cache = m->caches ? &m->caches[l] : NULL;
+        kv_cache *cache = m->caches ? &m->caches[(size_t)slot * (size_t)c->n_layer + l] : NULL;
 
         norm(m, m->ln, m->x, L->norm1_w, L->norm1_b, T);
         snprintf(tag, sizeof(tag), "layer%d.attn", l);
@@ -649,21 +676,50 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
                              (size_t)pos0 + i / (size_t)E, (double)m->x[i]);
     norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
     vocab_parallel_lm_head_forward(m->logits, m->ln, &m->head, T);
-    if (m->caches) m->cache_len = pos0 + T;
+    if (m->caches) {
+        m->slot_len[slot] = pos0 + T;
+        if (slot == 0) m->cache_len = pos0 + T;
+    }
     return COMM_OK;
 }
 
 int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T) {
-    return forward_at(comm, m, tokens, T, 0);
+    return forward_at(comm, m, tokens, T, 0, 0);
 }
 
-int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T) {
+int model_extend_slot(comm_t *comm, model_shard *m, int slot, const int *tokens, int T) {
     if (!m->caches) return comm_fail(comm, "extend: the shard has no KV cache");
-    if (m->cache_len + T > m->caches[0].capacity)
-        return comm_fail(comm, "extend: %d cached + %d new positions exceed the cache of %d",
-                         m->cache_len, T, m->caches[0].capacity);
+    if (slot < 0 || slot >= m->n_slots)
+        return comm_fail(comm, "extend: slot %d of a cache of %d sequences", slot, m->n_slots);
+    int len = m->slot_len[slot];
+    if (len + T > m->caches[0].capacity)
+        return comm_fail(comm, "extend: %d cached + %d new positions exceed the cache of %d", len,
+                         T, m->caches[0].capacity);
     for (int t = 0; t < T; t++)
         if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
             return comm_fail(comm, "extend: token id %d is outside the vocabulary", tokens[t]);
-    return forward_at(comm, m, tokens, T, m->cache_len);
+    return forward_at(comm, m, tokens, T, len, slot);
+}
+
+int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T) {
+    return model_extend_slot(comm, m, 0, tokens, T);
+}
+
+/* REFERENCE VERSION: one forward pass per sequence (B times the AllReduces of a step). Rows are
+ * run last to first, each leaving its logits in row 0, moved to row b before the next. */
+int model_decode_batch(comm_t *comm, model_shard *m, const int *slots, const int *tokens, int B) {
+    if (B < 1 || B > m->max_T)
+        return comm_fail(comm, "decode: %d sequences, but rank %d allocated for 1..%d", B, m->rank,
+                         m->max_T);
+    for (int b = 0; b < B; b++)
+        for (int a = 0; a < b; a++)
+            if (slots[a] == slots[b])
+                return comm_fail(comm, "decode: slot %d appears twice in one step", slots[b]);
+    size_t V = (size_t)m->v_local;
+    for (int b = B - 1; b >= 0; b--) {
+        int rc = model_extend_slot(comm, m, slots[b], &tokens[b], 1);
+        if (rc) return rc;
+        if (b > 0) memcpy(m->logits + (size_t)b * V, m->logits, V * sizeof(float));
+    }
+    return COMM_OK;
 }
