@@ -53,7 +53,7 @@ format-check:
 
 lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --inline-suppr --std=c11 -Iinclude src tests fuzz
+	  --inline-suppr --std=c11 -Iinclude src tests fuzz tools
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

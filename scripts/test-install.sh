@@ -62,4 +62,26 @@ cc examples/generate.c $(pkg-config --cflags linshard) "$libdir/liblinshard.a" \
 LD_LIBRARY_PATH="$libdir" "$prefix/generate-pc"
 LD_LIBRARY_PATH="$libdir" "$prefix/generate-cpp-pc"
 "$prefix/generate-static"
+
+# The builtin tokenizer's image (made at build time, embedded in builtin.c's object) is in both
+# installed libraries: "Hello world" is GPT-2's 15496 995 through each.
+echo "test-install: the builtin tokenizer, shared and static"
+cat >"$prefix/tok.c" <<'EOF_C'
+#include <stdio.h>
+#include <stdlib.h>
+#include "linshard/tokenizer.h"
+int main(void) {
+    tokenizer *t; char err[256]; int *ids; size_t n;
+    if (tokenizer_load_builtin(&t, err, sizeof(err))) { fprintf(stderr, "%s\n", err); return 1; }
+    if (tokenizer_encode(t, "Hello world", 11, &ids, &n) || n != 2 || ids[0] != 15496 || ids[1] != 995) return 1;
+    free(ids); tokenizer_free(t); return 0;
+}
+EOF_C
+# shellcheck disable=SC2046
+cc "$prefix/tok.c" $(pkg-config --cflags --libs linshard) -o "$prefix/tok-shared"
+# shellcheck disable=SC2046
+cc "$prefix/tok.c" $(pkg-config --cflags linshard) "$libdir/liblinshard.a" \
+  $(pkg-config --static --libs linshard | sed 's/-llinshard//') -o "$prefix/tok-static"
+LD_LIBRARY_PATH="$libdir" "$prefix/tok-shared"
+"$prefix/tok-static"
 echo "test-install: ok"

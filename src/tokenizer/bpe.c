@@ -189,6 +189,10 @@ tokenizer *tokenizer_new(void) {
 
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
+    if (t->borrowed) { /* the arrays belong to an image (image.c) */
+        free(t);
+        return;
+    }
     free(t->pool);
     free(t->tok_off);
     free(t->tok_len);

@@ -1,35 +1,35 @@
-/* builtin.c — GPT-2's tokenizer files (data/gpt2-tokenizer), embedded in the library at build
- * time with the assembler's .incbin, so tokenizer_load_builtin needs no files at run time.
- * CMake passes the directory as LINSHARD_TOKENIZER_DIR (and rebuilds this file when the data
- * changes). GNU as and clang's integrated assembler both take .incbin; ELF targets. */
+/* builtin.c — GPT-2's tokenizer (data/gpt2-tokenizer) as a prebuilt tokenizer image, embedded in
+ * the library with the assembler's .incbin, so tokenizer_load_builtin reads no files and builds
+ * no tables at run time: it points a struct tokenizer at the embedded bytes (image.c), and the
+ * pages fault in as encoding touches them.
+ *
+ * The image is made at build time by tools/make_tokenizer_image from encoder.json and vocab.bpe
+ * (CMake's add_custom_command; ${build}/gpt2-tokenizer.img). CMake passes its path as
+ * LINSHARD_TOKENIZER_IMAGE and rebuilds this file when it changes. GNU as and clang's integrated
+ * assembler both take .incbin; ELF targets. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "tokenizer_internal.h"
 
-#ifndef LINSHARD_TOKENIZER_DIR
-#error "LINSHARD_TOKENIZER_DIR (the directory of encoder.json and vocab.bpe) must be defined"
+#ifndef LINSHARD_TOKENIZER_IMAGE
+#error "LINSHARD_TOKENIZER_IMAGE (the path of gpt2-tokenizer.img) must be defined"
 #endif
 
-#define EMBED(sym, file)                                                                           \
-    ".globl " #sym "\n.hidden " #sym "\n.balign 16\n" #sym ":\n.incbin \"" LINSHARD_TOKENIZER_DIR  \
-    "/" file "\"\n.globl " #sym "_end\n.hidden " #sym "_end\n" #sym "_end:\n.byte 0\n"
+/* 64-byte aligned (image.c needs 16): each section then starts where image.c put it. */
+__asm__(".pushsection .rodata\n"
+        ".globl linshard_gpt2_tokenizer_image\n.hidden linshard_gpt2_tokenizer_image\n"
+        ".balign 64\nlinshard_gpt2_tokenizer_image:\n"
+        ".incbin \"" LINSHARD_TOKENIZER_IMAGE "\"\n"
+        ".globl linshard_gpt2_tokenizer_image_end\n.hidden linshard_gpt2_tokenizer_image_end\n"
+        "linshard_gpt2_tokenizer_image_end:\n.byte 0\n"
+        ".popsection\n");
 
-__asm__(".pushsection .rodata\n" EMBED(linshard_gpt2_encoder_json, "encoder.json")
-            EMBED(linshard_gpt2_vocab_bpe, "vocab.bpe") ".popsection\n");
-
-extern const char linshard_gpt2_encoder_json[], linshard_gpt2_encoder_json_end[];
-extern const char linshard_gpt2_vocab_bpe[], linshard_gpt2_vocab_bpe_end[];
-
-/* The symbols' addresses, subtracted as integers: they are distinct objects to C. */
-static size_t span(const char *begin, const char *end) {
-    return (size_t)((uintptr_t)end - (uintptr_t)begin);
-}
+extern const char linshard_gpt2_tokenizer_image[], linshard_gpt2_tokenizer_image_end[];
 
 int tokenizer_load_builtin(tokenizer **out, char *err, size_t errlen) {
-    return tokenizer_load_gpt2_buffers(
-        out, linshard_gpt2_encoder_json,
-        span(linshard_gpt2_encoder_json, linshard_gpt2_encoder_json_end), linshard_gpt2_vocab_bpe,
-        span(linshard_gpt2_vocab_bpe, linshard_gpt2_vocab_bpe_end), "builtin encoder.json",
-        "builtin vocab.bpe", err, errlen);
+    /* The symbols' addresses, subtracted as integers: they are distinct objects to C. */
+    size_t len = (size_t)((uintptr_t)linshard_gpt2_tokenizer_image_end -
+                          (uintptr_t)linshard_gpt2_tokenizer_image);
+    return tokenizer_image_open(linshard_gpt2_tokenizer_image, len, out, err, errlen);
 }

@@ -66,6 +66,9 @@ struct tokenizer {
     unsigned char added_first[256]; /* whether some added token starts with this byte */
     int *stop;                      /* ids that end generation besides eos */
     int n_stop;
+    /* 1: every array above points into a tokenizer image (image.c) that the caller owns, and
+     * tokenizer_free frees only the struct. Nothing writes to a loaded tokenizer. */
+    int borrowed;
 };
 
 /* The bytes that decoding token id gives (id a token). */
@@ -181,5 +184,17 @@ int tokenizer_find_stops(tokenizer *t, char *err, size_t errlen);
 int tokenizer_load_gpt2_buffers(tokenizer **out, const char *encoder_json, size_t encoder_len,
                                 const char *vocab_bpe, size_t vocab_len, const char *encoder_name,
                                 const char *vocab_name, char *err, size_t errlen);
+
+/* ---- image.c -------------------------------------------------------------------------------- */
+
+/* A finished tokenizer's tables as one flat buffer (an internal build artefact: see image.c).
+ * tokenizer_image_size: the bytes tokenizer_image_write needs; write fills buf (cap bytes) and
+ * returns 0, or -1 with err when cap is too small. */
+size_t tokenizer_image_size(const tokenizer *t);
+int tokenizer_image_write(const tokenizer *t, void *buf, size_t cap, char *err, size_t errlen);
+/* A tokenizer whose arrays point into data (len bytes, 16-byte aligned; it must outlive the
+ * tokenizer, and is never written). Returns 0, or -1 with a one-line err naming the problem:
+ * bad magic, another version or build, truncated, a section out of place. */
+int tokenizer_image_open(const void *data, size_t len, tokenizer **out, char *err, size_t errlen);
 
 #endif
