@@ -117,13 +117,16 @@ int vocab_find(const tokenizer *t, const char *s, size_t n) {
     size_t mask = t->vocab_cap - 1;
     uint64_t h = hash_bytes(s, n);
     int32_t tag = hash_tag(h);
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    /* At most one lap: a table always has empty slots, but one read in place from an image
+     * (image.c) is not scanned when opened, and a wrong one must not loop forever. */
+    for (size_t i = h & mask, lap = 0; lap <= mask; i = (i + 1) & mask, lap++) {
         int32_t v = t->vocab_slot[2 * i];
         if (!v) return -1;
         if (t->vocab_slot[2 * i + 1] != tag) continue;
         int id = v - 1;
         if ((size_t)t->tok_len[id] == n && same_key(t->pool + t->tok_off[id], s, n)) return id;
     }
+    return -1;
 }
 
 /* Enters token id (its key already at tok_off/tok_len) in the map: 0, or -1 when another token
@@ -161,11 +164,12 @@ static inline uint64_t pair_key(int a, int b) {
 static inline const merge_slot *merge_find(const tokenizer *t, int a, int b) {
     uint64_t key = pair_key(a, b);
     size_t mask = t->merge_cap - 1;
-    for (size_t i = hash_u64(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash_u64(key) & mask, lap = 0; lap <= mask; i = (i + 1) & mask, lap++) {
         const merge_slot *m = &t->merges[i];
         if (m->key == key) return m;
         if (m->key == UINT64_MAX) return NULL;
     }
+    return NULL; /* a full table (see vocab_find) */
 }
 
 /* A later duplicate of a pair takes its rank, as dict(zip(merges, range(...))) does. */
