@@ -217,7 +217,9 @@ int session_open(session **out, comm_t *comm, const model_source *src, const tok
     s->scratch = malloc(2 * (size_t)cfg->vocab_size * sizeof(float));
     int ok = s->slots && s->plan && s->tokens && s->batch && s->scratch;
     if (ok && driver) {
-        s->cap_events = (int)(S + 2 * Q + 1);
+        /* A step's events: a cancelled leaver and a joiner (or a decoded row) per slot, plus
+         * every queued or dropped sequence (cancelled at the finish). */
+        s->cap_events = (int)(2 * S + 2 * Q + 1);
         s->by_slot = calloc(S, sizeof(seq_state *));
         s->queue = calloc(Q, sizeof(seq_state *));
         s->dropped = calloc(Q, sizeof(seq_state *));
