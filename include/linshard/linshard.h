@@ -25,6 +25,7 @@
 #include "linshard/safetensors.h"
 #include "linshard/safetensors_set.h"
 #include "linshard/sampling.h"
+#include "linshard/session.h"
 #include "linshard/split.h"
 #include "linshard/timer.h"
 #include "linshard/tokenizer.h"
