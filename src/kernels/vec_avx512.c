@@ -58,6 +58,57 @@ float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K) {
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+/* F32 rows (kernel_matmul_rows): four accumulators of 16 (64 values a step), then 16 at a
+ * time into the first, the last K % 16 under a mask into the second. */
+float kernel_avx512_dot_f32(const float *w, const float *x, int K) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 64 <= K; k += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k + 16 <= K; k += 16)
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+    if (k < K) {
+        __mmask16 m = tail_mask(K - k);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + k), _mm512_maskz_loadu_ps(m, x + k), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* y[0..n) += sum_k x[k] W[k][..] (kernels_internal.h): 64 columns of y held in four registers
+ * while the kn rows pass, then 16, then the last n % 16 under a mask (the same FMA per lane). */
+void kernel_avx512_axpy_rows_f32(float *y, const float *x, const float *W, int kn, size_t ldw,
+                                 int n) {
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m512 y0 = _mm512_loadu_ps(y + j), y1 = _mm512_loadu_ps(y + j + 16);
+        __m512 y2 = _mm512_loadu_ps(y + j + 32), y3 = _mm512_loadu_ps(y + j + 48);
+        for (int k = 0; k < kn; k++) {
+            const float *w = W + (size_t)k * ldw + j;
+            __m512 a = _mm512_set1_ps(x[k]);
+            y0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w), y0);
+            y1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 16), y1);
+            y2 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 32), y2);
+            y3 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 48), y3);
+        }
+        _mm512_storeu_ps(y + j, y0);
+        _mm512_storeu_ps(y + j + 16, y1);
+        _mm512_storeu_ps(y + j + 32, y2);
+        _mm512_storeu_ps(y + j + 48, y3);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : tail_mask(n - j);
+        __m512 y0 = _mm512_maskz_loadu_ps(m, y + j);
+        for (int k = 0; k < kn; k++)
+            y0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k]),
+                                 _mm512_maskz_loadu_ps(m, W + (size_t)k * ldw + j), y0);
+        _mm512_mask_storeu_ps(y + j, m, y0);
+    }
+}
+
 void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -136,6 +187,8 @@ const kernel_isa_table kernel_table_avx512 = {
     .dot_q4_0 = dot_q4_0,
     .dot_q8_0_f32 = kernel_avx512_dot_q8_0_f32,
     .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
+    .dot_f32 = kernel_avx512_dot_f32,
+    .axpy_rows_f32 = kernel_avx512_axpy_rows_f32,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
     .f32_to_f16 = kernel_avx512_f32_to_f16,
 };
