@@ -171,8 +171,31 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
         xq = q;
     }
     int R = dot_tile_rows(row_bytes);
+    /* F32 and Q8_0 (against F32 activations): a weight row against 4 activation rows per
+     * call, the weight loaded (widened) once for the 4; bit for bit the one-row products
+     * (kernels_internal.h). The 4 activation rows stay in L1 while the tile's weight rows pass. */
+    int batched = w->type == KERNEL_F32 || (w->type == KERNEL_Q8_0 && !xq);
+    float v4[4];
     for (int n0 = 0; n0 < N; n0 += R) {
         int n1 = n0 + R < N ? n0 + R : N;
+        if (batched) {
+            for (int t0 = 0; t0 < T; t0 += 4) {
+                int rows = T - t0 < 4 ? T - t0 : 4;
+                const float *x = in + (size_t)t0 * K;
+                for (int n = n0; n < n1; n++) {
+                    const void *row = W + (size_t)n * row_bytes;
+                    if (w->type == KERNEL_F32)
+                        isa->dot_f32_rows((const float *)row, x, (size_t)K, rows, K, v4);
+                    else
+                        isa->dot_q8_0_f32_rows(row, x, (size_t)K, rows, nb, v4);
+                    for (int r = 0; r < rows; r++) {
+                        float *o = out + (size_t)(t0 + r) * N + n;
+                        *o = accumulate ? *o + v4[r] : v4[r];
+                    }
+                }
+            }
+            continue;
+        }
         for (int t = 0; t < T; t++) {
             const float *x = in + (size_t)t * K;
             const kernel_block_q8_0 *xb = xq ? xq + (size_t)t * nb : NULL;
@@ -181,9 +204,6 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
                 const void *row = W + (size_t)n * row_bytes;
                 float v;
                 switch (w->type) {
-                case KERNEL_F32:
-                    v = isa->dot_f32((const float *)row, x, K);
-                    break;
                 case KERNEL_F16:
                     v = isa->dot_f16(row, x, K);
                     break;
@@ -191,7 +211,7 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
                     v = isa->dot_bf16(row, x, K);
                     break;
                 case KERNEL_Q8_0:
-                    v = xb ? isa->dot_q8_0(row, xb, nb) : isa->dot_q8_0_f32(row, x, nb);
+                    v = isa->dot_q8_0(row, xb, nb);
                     break;
                 default:
                     v = xb ? isa->dot_q4_0(row, xb, nb) : isa->dot_q4_0_f32(row, x, nb);
@@ -276,9 +296,8 @@ static void matmul_axpy_rows(float *out, const float *in, const kernel_weight *w
     if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof *out);
     for (int k0 = 0; k0 < K; k0 += kc) {
         int kn = k0 + kc < K ? kc : K - k0;
-        for (int t = 0; t < T; t++)
-            isa->axpy_rows_f32(out + (size_t)t * (size_t)N, in + (size_t)t * (size_t)K + k0,
-                               W + (size_t)k0 * (size_t)N, kn, (size_t)N, N);
+        isa->axpy_rows_f32(out, (size_t)N, in + k0, (size_t)K, T, W + (size_t)k0 * (size_t)N, kn,
+                           (size_t)N, N);
     }
 }
 

@@ -179,7 +179,7 @@ static float dot_f32(const float *w, const float *x, int K) {
 /* y[0..n) += sum_k x[k] W[k][..] (kernels_internal.h): 32 columns of y held in four registers
  * while the kn rows pass, then 8, then single columns with the scalar FMA (the same rounding as
  * a lane: every element is one chain of fused multiply-adds in k order). */
-static void axpy_rows_f32(float *y, const float *x, const float *W, int kn, size_t ldw, int n) {
+static void axpy_row_f32(float *y, const float *x, const float *W, int kn, size_t ldw, int n) {
     int j = 0;
     for (; j + 32 <= n; j += 32) {
         __m256 y0 = _mm256_loadu_ps(y + j), y1 = _mm256_loadu_ps(y + j + 8);
@@ -209,6 +209,23 @@ static void axpy_rows_f32(float *y, const float *x, const float *W, int kn, size
         for (int k = 0; k < kn; k++) v = fmaf(x[k], W[(size_t)k * ldw + j], v);
         y[j] = v;
     }
+}
+
+/* The batched entries of the table, by the single-row kernels one row at a time (the same bits
+ * as a batched build would give, without its reuse of the loaded weights). */
+static void dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f32(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q8_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
+static void axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                          const float *W, int kn, size_t ldw, int n) {
+    for (int r = 0; r < rows; r++)
+        axpy_row_f32(y + (size_t)r * ldy, x + (size_t)r * ldx, W, kn, ldw, n);
 }
 
 static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
@@ -241,6 +258,8 @@ const kernel_isa_table kernel_table_avx2 = {
     .dot_q8_0_f32 = dot_q8_0_f32,
     .dot_q4_0_f32 = dot_q4_0_f32,
     .dot_f32 = dot_f32,
+    .dot_f32_rows = dot_f32_rows,
+    .dot_q8_0_f32_rows = dot_q8_0_f32_rows,
     .axpy_rows_f32 = axpy_rows_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,

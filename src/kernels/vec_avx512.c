@@ -58,54 +58,116 @@ float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K) {
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-/* F32 rows (kernel_matmul_rows): four accumulators of 16 (64 values a step), then 16 at a
- * time into the first, the last K % 16 under a mask into the second. */
-float kernel_avx512_dot_f32(const float *w, const float *x, int K) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+/* F32 rows (kernel_matmul_rows), R activation rows against one weight row at once (R <= 4, a
+ * constant in each use, so the loops unroll and the 4 R accumulators stay in registers): for
+ * each row, four accumulators of 16 (64 values a step), then 16 at a time into the first, the
+ * last K % 16 under a mask into the second, and one fixed tree. Every row's sequence of
+ * operations is the one it has alone (R = 1): the weights are only loaded once for all R. */
+static inline __attribute__((always_inline)) void
+dot_f32_group(const float *w, const float *x, size_t ldx, int K, float *out, const int R) {
+    __m512 a[4][4];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 64 <= K; k += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    for (; k + 64 <= K; k += 64)
+        for (int j = 0; j < 4; j++) {
+            __m512 wv = _mm512_loadu_ps(w + k + 16 * j);
+            for (int r = 0; r < R; r++)
+                a[r][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * ldx + k + 16 * j), a[r][j]);
+        }
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv = _mm512_loadu_ps(w + k);
+        for (int r = 0; r < R; r++)
+            a[r][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * ldx + k), a[r][0]);
     }
-    for (; k + 16 <= K; k += 16)
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
     if (k < K) {
         __mmask16 m = tail_mask(K - k);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + k), _mm512_maskz_loadu_ps(m, x + k), a1);
+        __m512 wv = _mm512_maskz_loadu_ps(m, w + k);
+        for (int r = 0; r < R; r++)
+            a[r][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + r * ldx + k), a[r][1]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (int r = 0; r < R; r++)
+        out[r] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
 }
 
-/* y[0..n) += sum_k x[k] W[k][..] (kernels_internal.h): 64 columns of y held in four registers
- * while the kn rows pass, then 16, then the last n % 16 under a mask (the same FMA per lane). */
-void kernel_avx512_axpy_rows_f32(float *y, const float *x, const float *W, int kn, size_t ldw,
-                                 int n) {
+float kernel_avx512_dot_f32(const float *w, const float *x, int K) {
+    float out;
+    dot_f32_group(w, x, 0, K, &out, 1);
+    return out;
+}
+
+void kernel_avx512_dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K,
+                                float *out) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) dot_f32_group(w, x + r * ldx, ldx, K, out + r, 4);
+    switch (rows - r) {
+    case 3:
+        dot_f32_group(w, x + r * ldx, ldx, K, out + r, 3);
+        break;
+    case 2:
+        dot_f32_group(w, x + r * ldx, ldx, K, out + r, 2);
+        break;
+    case 1:
+        dot_f32_group(w, x + r * ldx, ldx, K, out + r, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+/* y += x[k] W[k][..] for R rows at once (kernels_internal.h): 64 columns of each row's y in
+ * four registers while the kn weight rows pass (each weight vector loaded once for the R rows),
+ * then 16 columns, the last n % 16 under a mask (the same FMA per lane). */
+static inline __attribute__((always_inline)) void axpy_group(float *y, size_t ldy, const float *x,
+                                                             size_t ldx, const float *W, int kn,
+                                                             size_t ldw, int n, const int R) {
     int j = 0;
     for (; j + 64 <= n; j += 64) {
-        __m512 y0 = _mm512_loadu_ps(y + j), y1 = _mm512_loadu_ps(y + j + 16);
-        __m512 y2 = _mm512_loadu_ps(y + j + 32), y3 = _mm512_loadu_ps(y + j + 48);
+        __m512 acc[4][4];
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_loadu_ps(y + r * ldy + j + 16 * c);
         for (int k = 0; k < kn; k++) {
             const float *w = W + (size_t)k * ldw + j;
-            __m512 a = _mm512_set1_ps(x[k]);
-            y0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w), y0);
-            y1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 16), y1);
-            y2 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 32), y2);
-            y3 = _mm512_fmadd_ps(a, _mm512_loadu_ps(w + 48), y3);
+            __m512 wv[4];
+            for (int c = 0; c < 4; c++) wv[c] = _mm512_loadu_ps(w + 16 * c);
+            for (int r = 0; r < R; r++) {
+                __m512 a = _mm512_set1_ps(x[r * ldx + k]);
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(a, wv[c], acc[r][c]);
+            }
         }
-        _mm512_storeu_ps(y + j, y0);
-        _mm512_storeu_ps(y + j + 16, y1);
-        _mm512_storeu_ps(y + j + 32, y2);
-        _mm512_storeu_ps(y + j + 48, y3);
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < 4; c++) _mm512_storeu_ps(y + r * ldy + j + 16 * c, acc[r][c]);
     }
     for (; j < n; j += 16) {
         __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : tail_mask(n - j);
-        __m512 y0 = _mm512_maskz_loadu_ps(m, y + j);
-        for (int k = 0; k < kn; k++)
-            y0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k]),
-                                 _mm512_maskz_loadu_ps(m, W + (size_t)k * ldw + j), y0);
-        _mm512_mask_storeu_ps(y + j, m, y0);
+        __m512 acc[4];
+        for (int r = 0; r < R; r++) acc[r] = _mm512_maskz_loadu_ps(m, y + r * ldy + j);
+        for (int k = 0; k < kn; k++) {
+            __m512 wv = _mm512_maskz_loadu_ps(m, W + (size_t)k * ldw + j);
+            for (int r = 0; r < R; r++)
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + k]), wv, acc[r]);
+        }
+        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + r * ldy + j, m, acc[r]);
+    }
+}
+
+void kernel_avx512_axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                                 const float *W, int kn, size_t ldw, int n) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) axpy_group(y + r * ldy, ldy, x + r * ldx, ldx, W, kn, ldw, n, 4);
+    switch (rows - r) {
+    case 3:
+        axpy_group(y + r * ldy, ldy, x + r * ldx, ldx, W, kn, ldw, n, 3);
+        break;
+    case 2:
+        axpy_group(y + r * ldy, ldy, x + r * ldx, ldx, W, kn, ldw, n, 2);
+        break;
+    case 1:
+        axpy_group(y + r * ldy, ldy, x + r * ldx, ldx, W, kn, ldw, n, 1);
+        break;
+    default:
+        break;
     }
 }
 
@@ -169,8 +231,58 @@ static inline __m512 q4_block(const kernel_block_q4_0 *w, const float *xb) {
     if (b + 2 < nb) a2 = _mm512_add_ps(a2, block_fn(w + b + 2, x + (size_t)(b + 2) * KERNEL_QK));  \
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
 
+/* A Q8_0 row against R activation rows at once: each block widened once, then for every row
+ * exactly q8_block's operations into accumulator (block mod 4), and DOT_BLOCKS_F32's final tree:
+ * out[r] is bit for bit kernel_avx512_dot_q8_0_f32(w, x + r * ldx, nb). */
+static inline __attribute__((always_inline)) void q8_0_group(const kernel_block_q8_0 *w,
+                                                             const float *x, size_t ldx, int nb,
+                                                             float *out, const int R) {
+    __m512 a[4][4];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const kernel_block_q8_0 *wb = w + b;
+        __m512 lo =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->qs)));
+        __m512 hi = _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(wb->qs + 16))));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(wb->d));
+        int j = b & 3;
+        for (int r = 0; r < R; r++) {
+            const float *xb = x + r * ldx + (size_t)b * KERNEL_QK;
+            __m512 p = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16),
+                                       _mm512_mul_ps(lo, _mm512_loadu_ps(xb)));
+            a[r][j] = _mm512_add_ps(a[r][j], _mm512_mul_ps(d, p));
+        }
+    }
+    for (int r = 0; r < R; r++)
+        out[r] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
+}
+
 float kernel_avx512_dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb) {
-    DOT_BLOCKS_F32(q8_block);
+    float out;
+    q8_0_group(w, x, 0, nb, &out, 1);
+    return out;
+}
+
+void kernel_avx512_dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx,
+                                     int rows, int nb, float *out) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) q8_0_group(w, x + r * ldx, ldx, nb, out + r, 4);
+    switch (rows - r) {
+    case 3:
+        q8_0_group(w, x + r * ldx, ldx, nb, out + r, 3);
+        break;
+    case 2:
+        q8_0_group(w, x + r * ldx, ldx, nb, out + r, 2);
+        break;
+    case 1:
+        q8_0_group(w, x + r * ldx, ldx, nb, out + r, 1);
+        break;
+    default:
+        break;
+    }
 }
 
 float kernel_avx512_dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
@@ -188,6 +300,8 @@ const kernel_isa_table kernel_table_avx512 = {
     .dot_q8_0_f32 = kernel_avx512_dot_q8_0_f32,
     .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
     .dot_f32 = kernel_avx512_dot_f32,
+    .dot_f32_rows = kernel_avx512_dot_f32_rows,
+    .dot_q8_0_f32_rows = kernel_avx512_dot_q8_0_f32_rows,
     .axpy_rows_f32 = kernel_avx512_axpy_rows_f32,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
     .f32_to_f16 = kernel_avx512_f32_to_f16,
