@@ -65,10 +65,17 @@ typedef struct {
      * each level's own (as for F16), summed in a fixed tree. */
     float (*dot_f32)(const float *w, const float *x, int K);
     /* The same weight row against `rows` activation rows x + r * ldx at once (the weights are
-     * loaded or widened once for all of them): out[r] is bit for bit dot_f32(w, x + r * ldx, K),
-     * dot_q8_0_f32(w, x + r * ldx, nb). Levels without a batched build loop over the rows. */
+     * loaded or widened once for all of them): out[r] is bit for bit the one-row product
+     * (dot_f32, dot_f16, dot_bf16, dot_q8_0_f32, dot_q4_0_f32) of row r. Levels without a
+     * batched build loop over the rows. */
     void (*dot_f32_rows)(const float *w, const float *x, size_t ldx, int rows, int K, float *out);
+    void (*dot_f16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                         float *out);
+    void (*dot_bf16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                          float *out);
     void (*dot_q8_0_f32_rows)(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out);
+    void (*dot_q4_0_f32_rows)(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
                               int nb, float *out);
     /* axpy_rows_f32: for each of `rows` rows r (y + r * ldy, x + r * ldx):
      * y[0..n) += x[0] * W[0][0..n) + ... + x[kn-1] * W[kn-1][0..n), W's rows ldw floats apart (an
@@ -98,6 +105,12 @@ float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_f32(const float *w, const float *x, int K);
 void kernel_avx512_dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K,
                                 float *out);
+void kernel_avx512_dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                                float *out);
+void kernel_avx512_dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                                 float *out);
+void kernel_avx512_dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx,
+                                     int rows, int nb, float *out);
 void kernel_avx512_dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx,
                                      int rows, int nb, float *out);
 void kernel_avx512_axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,

@@ -124,6 +124,21 @@ static void dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t
     for (int r = 0; r < rows; r++) out[r] = dot_q8_0_f32(w, x + (size_t)r * ldx, nb);
 }
 
+static void dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                         float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                          float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_bf16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q4_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
 static void axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
                           const float *W, int kn, size_t ldw, int n) {
     for (int r = 0; r < rows; r++)
@@ -140,7 +155,10 @@ const kernel_isa_table kernel_table_portable = {
     .dot_q4_0_f32 = dot_q4_0_f32,
     .dot_f32 = dot_f32,
     .dot_f32_rows = dot_f32_rows,
+    .dot_f16_rows = dot_f16_rows,
+    .dot_bf16_rows = dot_bf16_rows,
     .dot_q8_0_f32_rows = dot_q8_0_f32_rows,
+    .dot_q4_0_f32_rows = dot_q4_0_f32_rows,
     .axpy_rows_f32 = axpy_rows_f32,
     .f16_to_f32 = kernel_f16_row_to_f32,
     .f32_to_f16 = kernel_f32_row_to_f16,
