@@ -280,6 +280,11 @@ int model_extend_slot(comm_t *comm, model_shard *m, int slot, const int *tokens,
  * element falls in it, i.e. on B and on the row's place. So under MPI at P > 2 a row batched
  * and alone agree to the F32 rounding of that sum (logits ~1e-6 of the largest apart), not
  * bit for bit; same seed, same text holds there only as far as sampling is insensitive to it.
+ * Measured with Open MPI 4.1.4 (rows of 768 floats, one AllReduce of B rows against the row
+ * alone, B = 2..16): 86 of 135 rows differed at P = 3, none at P = 2 or P = 4 (not guaranteed
+ * beyond P = 2). One algorithm for every size keeps the rows exact at any P: mpirun --mca
+ * coll_tuned_use_dynamic_rules 1 --mca coll_tuned_allreduce_algorithm 3 (recursive doubling;
+ * or 1, linear) gave no difference at P = 3.
  * Bad input (no cache, B outside 1..max_T, a slot out of range or twice, a full slot, a token
  * outside the vocabulary) fails the group with one line (comm_fail), before any work. */
 int model_decode_batch(comm_t *comm, model_shard *m, const int *slots, const int *tokens, int B);
