@@ -4,10 +4,11 @@
  *   decode_batch_bench --kernels [--seconds S]
  *   decode_batch_bench --model DIR [--tp P] [--dtype LIST] [--batch LIST] [--steps S]
  *
- * --kernels: the F32 products of one decoding step on GPT-2 small's shapes, one core: the BLAS
- *   GEMV that kernel_matmul runs at T = 1 against kernel_matmul_rows (linshard's own dot
- *   product for [N][K] weights, its row accumulation for [K][N]) at T = 1, and
- *   kernel_matmul_rows at T = 4 and 16 (one read of the weights for all rows). GB/s of weight
+ * --kernels: the products of one decoding step on GPT-2 small's shapes, one core, F32 and Q8_0:
+ *   what kernel_matmul runs at T = 1 (F32: the BLAS GEMV; Q8_0: the dot products) against
+ *   kernel_matmul_rows (linshard's own dot product for [N][K] weights, its row accumulation for
+ *   [K][N]) at T = 1, and kernel_matmul_rows at T = 4 and 16 (one read of the weights for all
+ *   rows). GB/s of weight
  *   bytes (each call reads them once: enough copies are cycled through that they come from
  *   memory); thread CPU time, best of 3 interleaved runs of >= S seconds / 3 (default 0.3).
  * --model: decoding throughput of B sequences (slots) on a checkpoint at P ranks (threads
@@ -59,17 +60,24 @@ typedef struct {
     size_t bytes;
 } weight_set;
 
-/* Copies of one F32 weight, together at least 256 MB: a call never finds its weight in cache. */
-static weight_set make_set(kernel_layout layout, int K, int N) {
+/* Copies of one weight (F32 in either layout, or a typed [N][K] weight), together at least
+ * 256 MB: a call never finds its weight in cache. */
+static weight_set make_set(kernel_type type, kernel_layout layout, int K, int N) {
     weight_set s;
-    s.bytes = (size_t)K * (size_t)N * sizeof(float);
+    size_t row = kernel_row_bytes(type, (size_t)K);
+    s.bytes = row * (size_t)N;
     s.copies = (int)(((size_t)256 << 20) / s.bytes) + 1;
     if (s.copies > MAX_COPIES) s.copies = MAX_COPIES;
+    float *values = xmalloc((size_t)K * sizeof(float));
     for (int c = 0; c < s.copies; c++) {
-        float *f = xmalloc(s.bytes);
-        for (size_t i = 0; i < (size_t)K * N; i++) f[i] = rnd() * 0.05f;
-        s.w[c] = (kernel_weight){KERNEL_F32, layout, K, N, f};
+        unsigned char *data = xmalloc(s.bytes);
+        for (int n = 0; n < N; n++) {
+            for (int k = 0; k < K; k++) values[k] = rnd() * 0.05f;
+            kernel_type_info(type)->from_f32(values, data + (size_t)n * row, (size_t)K);
+        }
+        s.w[c] = (kernel_weight){type, layout, K, N, data};
     }
+    free(values);
     return s;
 }
 
@@ -91,23 +99,28 @@ static double time_once(product_fn f, weight_set *s, float *out, const float *in
 static void kernels_section(void) {
     static const struct {
         int K, N;
+        kernel_type type;
         kernel_layout layout;
         const char *what;
-    } shapes[] = {{768, 2304, KERNEL_IN_OUT, "qkv"},
-                  {768, 3072, KERNEL_IN_OUT, "fc"},
-                  {3072, 768, KERNEL_IN_OUT, "fcp"},
-                  {768, 50257, KERNEL_OUT_IN, "lm head"}};
+    } shapes[] = {{768, 2304, KERNEL_F32, KERNEL_IN_OUT, "qkv"},
+                  {768, 3072, KERNEL_F32, KERNEL_IN_OUT, "fc"},
+                  {3072, 768, KERNEL_F32, KERNEL_IN_OUT, "fcp"},
+                  {768, 50257, KERNEL_F32, KERNEL_OUT_IN, "lm head"},
+                  {768, 2304, KERNEL_Q8_0, KERNEL_OUT_IN, "qkv"},
+                  {768, 3072, KERNEL_Q8_0, KERNEL_OUT_IN, "fc"},
+                  {3072, 768, KERNEL_Q8_0, KERNEL_OUT_IN, "fcp"},
+                  {768, 50257, KERNEL_Q8_0, KERNEL_OUT_IN, "lm head"}};
     kernel_set_threads(1);
-    printf("F32 products of a decoding step, GPT-2 small shapes, one core (ISA %s, BLAS %s)\n",
+    printf("The products of a decoding step, GPT-2 small shapes, one core (ISA %s, BLAS %s)\n",
            kernel_isa(), kernel_blas_description());
     printf("GB/s of weight bytes, best of 3 interleaved runs\n");
-    printf("%-8s %-11s %-7s %12s %12s %12s %12s\n", "matrix", "K x N", "layout", "GEMV T=1",
-           "rows T=1", "rows T=4", "rows T=16");
+    printf("%-8s %-5s %-11s %-7s %12s %12s %12s %12s\n", "matrix", "type", "K x N", "layout",
+           "matmul T=1", "rows T=1", "rows T=4", "rows T=16");
     float *in = xmalloc((size_t)16 * 3072 * sizeof(float));
     float *out = xmalloc((size_t)16 * 50257 * sizeof(float));
     for (size_t i = 0; i < (size_t)16 * 3072; i++) in[i] = rnd();
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
-        weight_set s = make_set(shapes[i].layout, shapes[i].K, shapes[i].N);
+        weight_set s = make_set(shapes[i].type, shapes[i].layout, shapes[i].K, shapes[i].N);
         double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int rep = 0; rep < 3; rep++) {
             double t[4] = {time_once(kernel_matmul, &s, out, in, 1),
@@ -119,8 +132,8 @@ static void kernels_section(void) {
         }
         char shape[32];
         snprintf(shape, sizeof(shape), "%dx%d", shapes[i].K, shapes[i].N);
-        printf("%-8s %-11s %-7s", shapes[i].what, shape,
-               shapes[i].layout == KERNEL_IN_OUT ? "[K][N]" : "[N][K]");
+        printf("%-8s %-5s %-11s %-7s", shapes[i].what, kernel_type_info(shapes[i].type)->name,
+               shape, shapes[i].layout == KERNEL_IN_OUT ? "[K][N]" : "[N][K]");
         for (int j = 0; j < 4; j++) printf(" %12.1f", (double)s.bytes / best[j] / 1e9);
         printf("\n");
         for (int c = 0; c < s.copies; c++) free((void *)s.w[c].data);

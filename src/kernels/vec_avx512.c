@@ -213,10 +213,12 @@ void kernel_avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
 
 /* Q8_0 / Q4_0 rows against F32 activations (kernels_internal.h), R activation rows at once
  * (R <= 4, a constant in each use): each block's 32 values widened to F32 once, in two vectors
- * of 16 (lo, hi); then for every row p = hi * x[16..32) + lo * x[0..16), and d * p into one
- * of its four accumulators (block b into b mod 4: the chains overlap, and the order is fixed),
- * and one final tree. Every row's operations are those it has alone (R = 1 is the one-row
- * product), so out[r] does not depend on R or the other rows. */
+ * of 16 (lo, hi), and multiplied by the block's scale d (exactly: an F16 times an integer of at
+ * most 8 bits fits in F32's 24); then for every row two fused multiply-adds, lo * x[0..16) then
+ * hi * x[16..32), into one of its four accumulators (block b into b mod 4: the chains overlap,
+ * and the order is fixed), and one final tree. Every row's operations are those it has alone
+ * (R = 1 is the one-row product), so out[r] does not depend on R or the other rows; and the
+ * per-row work is 2 FMAs a block, whatever is shared. */
 static inline __attribute__((always_inline)) void widen_block(const void *block, const int q4,
                                                               __m512 *lo, __m512 *hi) {
     if (q4) {
@@ -233,27 +235,43 @@ static inline __attribute__((always_inline)) void widen_block(const void *block,
     }
 }
 
+/* Block b of the row into accumulator j of each of the R rows (j = b mod 4, a constant where
+ * this is inlined, so the accumulators stay in registers). */
+static inline __attribute__((always_inline)) void block_step(const void *w, const float *x,
+                                                             size_t ldx, int b, __m512 a[4][4],
+                                                             const int j, const int R,
+                                                             const int q4) {
+    size_t block_bytes = q4 ? sizeof(kernel_block_q4_0) : sizeof(kernel_block_q8_0);
+    const unsigned char *block = (const unsigned char *)w + (size_t)b * block_bytes;
+    uint16_t d16;
+    memcpy(&d16, block, sizeof d16); /* both blocks start with the F16 scale */
+    __m512 lo, hi, d = _mm512_set1_ps(_cvtsh_ss(d16));
+    widen_block(block, q4, &lo, &hi);
+    lo = _mm512_mul_ps(lo, d);
+    hi = _mm512_mul_ps(hi, d);
+    for (int r = 0; r < R; r++) {
+        const float *xb = x + r * ldx + (size_t)b * KERNEL_QK;
+        a[r][j] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xb), a[r][j]);
+        a[r][j] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), a[r][j]);
+    }
+}
+
 static inline __attribute__((always_inline)) void blocks_group(const void *w, const float *x,
                                                                size_t ldx, int nb, float *out,
                                                                const int R, const int q4) {
-    size_t block_bytes = q4 ? sizeof(kernel_block_q4_0) : sizeof(kernel_block_q8_0);
     __m512 a[4][4];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const unsigned char *block = (const unsigned char *)w + (size_t)b * block_bytes;
-        uint16_t d16;
-        memcpy(&d16, block, sizeof d16); /* both blocks start with the F16 scale */
-        __m512 lo, hi, d = _mm512_set1_ps(_cvtsh_ss(d16));
-        widen_block(block, q4, &lo, &hi);
-        int j = b & 3;
-        for (int r = 0; r < R; r++) {
-            const float *xb = x + r * ldx + (size_t)b * KERNEL_QK;
-            __m512 p = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16),
-                                       _mm512_mul_ps(lo, _mm512_loadu_ps(xb)));
-            a[r][j] = _mm512_add_ps(a[r][j], _mm512_mul_ps(d, p));
-        }
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        block_step(w, x, ldx, b, a, 0, R, q4);
+        block_step(w, x, ldx, b + 1, a, 1, R, q4);
+        block_step(w, x, ldx, b + 2, a, 2, R, q4);
+        block_step(w, x, ldx, b + 3, a, 3, R, q4);
     }
+    if (b < nb) block_step(w, x, ldx, b, a, 0, R, q4);
+    if (b + 1 < nb) block_step(w, x, ldx, b + 1, a, 1, R, q4);
+    if (b + 2 < nb) block_step(w, x, ldx, b + 2, a, 2, R, q4);
     for (int r = 0; r < R; r++)
         out[r] = _mm512_reduce_add_ps(
             _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
