@@ -114,6 +114,17 @@ static inline kernel_weight kernel_weight_f32_out_in(const float *w, int K, int 
  * (or leaves out unchanged when accumulating). */
 void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, int accumulate);
 
+/* The same product, ROW-EXACT: each output row's bits depend only on its input row, W and
+ * accumulate (and the ISA level in use), never on T or on the other rows. So a row computed
+ * alone (T = 1) and the same row inside a batch of T rows agree bit for bit: what batched
+ * decoding needs (model_decode_batch). Every type and layout: OUT_IN weights by one dot product
+ * per output (the typed products of kernel_matmul's decoding path, F32 by its own dot kernel),
+ * F32 IN_OUT [K][N] by y_t += x_t[k] * W[k, :] for k ascending, vectorised over N. Each weight
+ * byte is read from memory once per call for all T rows (bandwidth, not flops, bounds
+ * decoding), but without a GEMM's reuse in registers: for prefill (large T) kernel_matmul is
+ * faster. Results differ from kernel_matmul's by F32 rounding (another summation order). */
+void kernel_matmul_rows(float *out, const float *in, const kernel_weight *w, int T, int accumulate);
+
 /* The F32 GEMM every other product uses (attention scores and values, the backward pass):
  * C[M][N] = alpha * op(A) · op(B) + beta * C, row-major, op = transpose when trans_x is 1.
  * lda/ldb/ldc are the row strides of A, B and C as stored. */

@@ -42,6 +42,16 @@ int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch
 int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
                          const kernel_weight *w_local, const float *b, int T, const char *tag);
 
+/* Row-exact twins of the two layers above, for batched decoding: the products are
+ * kernel_matmul_rows, so row t of out depends only on row t of the input (and the other ranks'
+ * row t, through the AllReduce, whose sums are per element in rank order: comm.h), never on T or
+ * on the other rows. Same shapes and communication as the forms above; slower than them for
+ * a prefill (no GEMM). */
+void column_parallel_forward_rows(float *out, const float *in, const kernel_weight *w_local,
+                                  const float *b_local, int T);
+int row_parallel_forward_rows(comm_t *comm, float *out, const float *in_local,
+                              const kernel_weight *w_local, const float *b, int T, const char *tag);
+
 /* ---- activations and normalisation -------------------------------------------------------- */
 
 typedef enum { GELU_TANH = 0, GELU_ERF = 1 } gelu_kind;
@@ -112,6 +122,11 @@ typedef struct {
 int parallel_mlp_forward(comm_t *comm, float *out, const float *in, const mlp_weights *w, int T,
                          float *scratch, const char *tag);
 
+/* parallel_mlp_forward with the row-exact products (column/row_parallel_forward_rows): row t
+ * of out depends on row t of in only. Same scratch and communication. */
+int parallel_mlp_forward_rows(comm_t *comm, float *out, const float *in, const mlp_weights *w,
+                              int T, float *scratch, const char *tag);
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -151,6 +166,25 @@ size_t attention_scratch_floats(const attention_weights *w, int T, int context);
 int parallel_attention_forward(comm_t *comm, float *out, const float *in,
                                const attention_weights *w, int T, int pos0, kv_cache *cache,
                                float *scratch, const char *tag);
+
+/* Scratch for parallel_attention_decode of B rows whose positions are below `context`, in
+ * floats. */
+size_t attention_decode_scratch_floats(const attention_weights *w, int B, int context);
+
+/* One decoding step of B independent sequences, split by heads: row b of in[B, E] (replicated)
+ * is the next token of the sequence whose cache (this layer's) is caches[b], at position pos[b]
+ * (that cache's length before the step; caches distinct). One column-parallel QKV product for
+ * the B rows (row-exact: column_parallel_forward_rows); then per row, its q/k norms and RoPE
+ * (w->rope row b: the table row of pos[b]), its K and V stored at pos[b] of caches[b], and each
+ * head attends to positions [0, pos[b]] of that cache only (two matrix-vector products and a
+ * softmax: parallel_attention_forward's T = 1 path); one row-parallel output projection of the
+ * B rows. out[B, E] replicated; row b's bits depend on row b of in, pos[b] and caches[b] only,
+ * never on B or on the other rows (so B = 1 is the step of that sequence alone).
+ * Communication: exactly one allreduce_sum of B * E floats,
+ * tagged `tag`. */
+int parallel_attention_decode(comm_t *comm, float *out, const float *in, const attention_weights *w,
+                              int B, const int *pos, kv_cache *const *caches, float *scratch,
+                              const char *tag);
 
 /* ---- vocabulary-parallel embedding and LM head -------------------------------------------- */
 

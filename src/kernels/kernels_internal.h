@@ -56,6 +56,35 @@ typedef struct {
      * another P) give logits that differ in the last bits, never by a quantisation step. */
     float (*dot_q8_0_f32)(const kernel_block_q8_0 *w, const float *x, int nb);
     float (*dot_q4_0_f32)(const kernel_block_q4_0 *w, const float *x, int nb);
+    /* F32 rows for kernel_matmul_rows, whose contract is that an output's bits depend only on
+     * its input row and W. Every sum below has a fixed order that depends on K (or k) alone,
+     * never on the address, the alignment, or how many rows are computed together: vector tails
+     * run the same (masked) vector code, or in AVX2 a scalar fused multiply-add (the same
+     * rounding as a lane).
+     * dot_f32: one weight row w[K] (an OUT_IN weight's row) against x[K]; the partial sums are
+     * each level's own (as for F16), summed in a fixed tree. */
+    float (*dot_f32)(const float *w, const float *x, int K);
+    /* The same weight row against `rows` activation rows x + r * ldx at once (the weights are
+     * loaded or widened once for all of them): out[r] is bit for bit the one-row product
+     * (dot_f32, dot_f16, dot_bf16, dot_q8_0_f32, dot_q4_0_f32) of row r. Levels without a
+     * batched build loop over the rows. */
+    void (*dot_f32_rows)(const float *w, const float *x, size_t ldx, int rows, int K, float *out);
+    void (*dot_f16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                         float *out);
+    void (*dot_bf16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                          float *out);
+    void (*dot_q8_0_f32_rows)(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out);
+    void (*dot_q4_0_f32_rows)(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out);
+    /* axpy_rows_f32: for each of `rows` rows r (y + r * ldy, x + r * ldx):
+     * y[0..n) += x[0] * W[0][0..n) + ... + x[kn-1] * W[kn-1][0..n), W's rows ldw floats apart (an
+     * IN_OUT [K][N] weight's rows); for each element ONE chain of multiply-adds in k order,
+     * y = y + x[k] * W[k][j], k ascending (fused on the x86 levels, a multiply then an add in
+     * the portable build). Splitting k into consecutive calls, or the rows into several calls,
+     * gives the same bits, so a caller may block both as it likes. */
+    void (*axpy_rows_f32)(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                          const float *W, int kn, size_t ldw, int n);
     /* n F16 values to F32 (exact), for the dequantised-tile GEMM path and loading. */
     void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
     /* n F32 values to F16, bit for bit as kernel_f32_to_f16 (round to nearest even; a NaN
@@ -73,6 +102,19 @@ extern const kernel_isa_table kernel_table_avx512_vnni;
 /* vec_avx512.c's F16/BF16 products, shared by the VNNI table (vec_avx512_vnni.c). */
 float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
+float kernel_avx512_dot_f32(const float *w, const float *x, int K);
+void kernel_avx512_dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K,
+                                float *out);
+void kernel_avx512_dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                                float *out);
+void kernel_avx512_dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                                 float *out);
+void kernel_avx512_dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx,
+                                     int rows, int nb, float *out);
+void kernel_avx512_dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx,
+                                     int rows, int nb, float *out);
+void kernel_avx512_axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                                 const float *W, int kn, size_t ldw, int n);
 float kernel_avx512_dot_q8_0_f32(const kernel_block_q8_0 *w, const float *x, int nb);
 float kernel_avx512_dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb);
 void kernel_avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n);

@@ -3,11 +3,20 @@
  *   F32 (either layout)  the BLAS (blas.c): a GEMV at T = 1 (a GEMM would pack the whole weight
  *                        for one row), else a GEMM; OUT_IN is the transposed form.
  *   F16/BF16/Q8_0/Q4_0   OUT_IN only. At T < gemm_min_rows: per-row dot products through the
- *                        ISA table (isa.c), reading each weight byte once per call. Q8_0/Q4_0
- *                        weights meet the activation rows quantised to Q8_0 once per call.
+ *                        ISA table (isa.c), reading each weight byte once per call, a weight
+ *                        row loaded (widened to F32) once for 4 activation rows; Q8_0/Q4_0
+ *                        against the F32 activations (or, kernel_set_int8_activations, the
+ *                        activation rows quantised to Q8_0 once per call).
  *                        At T >= gemm_min_rows: tiles of weights (R rows x at most 512
  *                        columns, about 1 MB) dequantised into F32 and multiplied by the BLAS
  *                        GEMM, which reuses each weight T times from cache at GEMM speed.
+ * kernel_matmul_rows (row-exact: a row's bits never depend on T or on the other rows) never
+ * switches: OUT_IN weights of every type by the per-row dot products (F32 too, by the ISA
+ * table's dot_f32), F32 IN_OUT by a fixed-order accumulation of W's rows (matmul_axpy_rows).
+ * Both read each weight byte from memory once per call, for all T rows, and use each loaded
+ * weight vector for 4 rows (the AVX-512 build; the others loop over the rows), with the exact
+ * operations of one row alone. (The int8-activation path is row-exact as well: each row is
+ * quantised on its own.)
  * The crossover (DEFAULT_GEMM_MIN_ROWS) was measured with bench/kernels_bench.c (section 3) on
  * the project's AMD Zen 5 (AVX-512 VNNI; OpenBLAS Cooperlake kernels), one thread, 768 x 3072,
  * a shared and noisy machine. First (whole-row tiles, the earlier int8 kernels), two runs: at
@@ -167,29 +176,53 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
         xq = q;
     }
     int R = dot_tile_rows(row_bytes);
+    /* Against F32 activations (every type unless the int8 path is on): a weight row against 4
+     * activation rows per call, the weight loaded (widened) once for the 4; bit for bit the
+     * one-row products (kernels_internal.h). The 4 activation rows stay in L1 while the tile's
+     * weight rows pass. */
+    int batched = !xq;
+    float v4[4];
     for (int n0 = 0; n0 < N; n0 += R) {
         int n1 = n0 + R < N ? n0 + R : N;
+        if (batched) {
+            for (int t0 = 0; t0 < T; t0 += 4) {
+                int rows = T - t0 < 4 ? T - t0 : 4;
+                const float *x = in + (size_t)t0 * K;
+                for (int n = n0; n < n1; n++) {
+                    const void *row = W + (size_t)n * row_bytes;
+                    switch (w->type) {
+                    case KERNEL_F32:
+                        isa->dot_f32_rows(row, x, (size_t)K, rows, K, v4);
+                        break;
+                    case KERNEL_F16:
+                        isa->dot_f16_rows(row, x, (size_t)K, rows, K, v4);
+                        break;
+                    case KERNEL_BF16:
+                        isa->dot_bf16_rows(row, x, (size_t)K, rows, K, v4);
+                        break;
+                    case KERNEL_Q8_0:
+                        isa->dot_q8_0_f32_rows(row, x, (size_t)K, rows, nb, v4);
+                        break;
+                    default:
+                        isa->dot_q4_0_f32_rows(row, x, (size_t)K, rows, nb, v4);
+                        break;
+                    }
+                    for (int r = 0; r < rows; r++) {
+                        float *o = out + (size_t)(t0 + r) * N + n;
+                        *o = accumulate ? *o + v4[r] : v4[r];
+                    }
+                }
+            }
+            continue;
+        }
+        /* the int8 path: Q8_0/Q4_0 rows against the activations quantised to Q8_0 */
         for (int t = 0; t < T; t++) {
-            const float *x = in + (size_t)t * K;
-            const kernel_block_q8_0 *xb = xq ? xq + (size_t)t * nb : NULL;
+            const kernel_block_q8_0 *xb = xq + (size_t)t * nb;
             float *o = out + (size_t)t * N;
             for (int n = n0; n < n1; n++) {
                 const void *row = W + (size_t)n * row_bytes;
-                float v;
-                switch (w->type) {
-                case KERNEL_F16:
-                    v = isa->dot_f16(row, x, K);
-                    break;
-                case KERNEL_BF16:
-                    v = isa->dot_bf16(row, x, K);
-                    break;
-                case KERNEL_Q8_0:
-                    v = xb ? isa->dot_q8_0(row, xb, nb) : isa->dot_q8_0_f32(row, x, nb);
-                    break;
-                default:
-                    v = xb ? isa->dot_q4_0(row, xb, nb) : isa->dot_q4_0_f32(row, x, nb);
-                    break;
-                }
+                float v = w->type == KERNEL_Q8_0 ? isa->dot_q8_0(row, xb, nb)
+                                                 : isa->dot_q4_0(row, xb, nb);
                 o[n] = accumulate ? o[n] + v : v;
             }
         }
@@ -254,7 +287,28 @@ static void matmul_tiles(float *out, const float *in, const kernel_weight *w, in
     }
 }
 
-void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, int accumulate) {
+/* F32 IN_OUT [K][N] rows for kernel_matmul_rows: each output row is y_t = (out_t or 0), then
+ * y_t += x_t[k] * W[k][:] for k ascending (isa->axpy_rows_f32: one chain of multiply-adds per
+ * element, whatever the blocking). W is read in chunks of kc rows (about 64 KB, so a chunk
+ * stays in L2) and every activation row passes over a chunk before the next is read: each
+ * weight byte comes from memory once per call, whatever T. */
+static void matmul_axpy_rows(float *out, const float *in, const kernel_weight *w, int T,
+                             int accumulate) {
+    const kernel_isa_table *isa = kernel_active_table();
+    const float *W = w->data;
+    int K = w->K, N = w->N;
+    int kc = (int)((64u << 10) / ((size_t)N * sizeof(float)));
+    kc = kc < 4 ? 4 : kc > 64 ? 64 : kc;
+    if (!accumulate) memset(out, 0, (size_t)T * (size_t)N * sizeof *out);
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int kn = k0 + kc < K ? kc : K - k0;
+        isa->axpy_rows_f32(out, (size_t)N, in + k0, (size_t)K, T, W + (size_t)k0 * (size_t)N, kn,
+                           (size_t)N, N);
+    }
+}
+
+/* The checks both entry points make; 1 if there is nothing to compute (then out is done). */
+static int check_product(float *out, const kernel_weight *w, int T, int accumulate) {
     const kernel_type_traits *tr = kernel_type_info(w->type);
     if (!tr) refuse(w, "unknown weight type");
     if (w->K < 0 || w->N < 0 || T < 0) refuse(w, "negative dimension");
@@ -262,15 +316,32 @@ void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, i
     if (w->layout == KERNEL_IN_OUT && w->type != KERNEL_F32)
         refuse(w, "the IN_OUT layout is F32 only");
     if (w->K % tr->block != 0) refuse(w, "K is not a multiple of the block (32)");
-    if (T == 0 || w->N == 0) return;
+    if (T == 0 || w->N == 0) return 1;
     if (w->K == 0) {
         if (!accumulate) memset(out, 0, (size_t)T * w->N * sizeof *out);
-        return;
+        return 1;
     }
+    return 0;
+}
+
+void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, int accumulate) {
+    if (check_product(out, w, T, accumulate)) return;
     if (w->type == KERNEL_F32)
         matmul_f32(out, in, w, T, accumulate);
     else if (T < gemm_min_rows)
         matmul_dots(out, in, w, T, accumulate);
     else
         matmul_tiles(out, in, w, T, accumulate);
+}
+
+/* Row-exact products (kernels.h): per-row dot products for OUT_IN weights of every type (F32
+ * through isa->dot_f32), the fixed-order row accumulation for F32 IN_OUT. Never the BLAS: its
+ * GEMV and GEMM block the sums differently, and which one runs depends on T. */
+void kernel_matmul_rows(float *out, const float *in, const kernel_weight *w, int T,
+                        int accumulate) {
+    if (check_product(out, w, T, accumulate)) return;
+    if (w->layout == KERNEL_IN_OUT)
+        matmul_axpy_rows(out, in, w, T, accumulate);
+    else
+        matmul_dots(out, in, w, T, accumulate);
 }

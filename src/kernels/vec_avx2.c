@@ -9,6 +9,7 @@
  * 128 as an unsigned byte, so even a -128 from another writer's file is right; a pair sum is at
  * most 2 * 128 * 127 = 32512 and does not saturate int16. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels_internal.h"
 
@@ -157,6 +158,91 @@ static float dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
     DOT_BLOCKS_F32(q4_block);
 }
 
+/* F32 rows (kernel_matmul_rows): four accumulators of 8 (32 values a step), then 8 at a time
+ * into the first, the last K % 8 in a scalar sum added after the tree (K alone fixes the order). */
+static float dot_f32(const float *w, const float *x, int K) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+    float tail = 0.0f;
+    for (; k < K; k++) tail = fmaf(w[k], x[k], tail);
+    return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+}
+
+/* y[0..n) += sum_k x[k] W[k][..] (kernels_internal.h): 32 columns of y held in four registers
+ * while the kn rows pass, then 8, then single columns with the scalar FMA (the same rounding as
+ * a lane: every element is one chain of fused multiply-adds in k order). */
+static void axpy_row_f32(float *y, const float *x, const float *W, int kn, size_t ldw, int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 y0 = _mm256_loadu_ps(y + j), y1 = _mm256_loadu_ps(y + j + 8);
+        __m256 y2 = _mm256_loadu_ps(y + j + 16), y3 = _mm256_loadu_ps(y + j + 24);
+        for (int k = 0; k < kn; k++) {
+            const float *w = W + (size_t)k * ldw + j;
+            __m256 a = _mm256_set1_ps(x[k]);
+            y0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w), y0);
+            y1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w + 8), y1);
+            y2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w + 16), y2);
+            y3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w + 24), y3);
+        }
+        _mm256_storeu_ps(y + j, y0);
+        _mm256_storeu_ps(y + j + 8, y1);
+        _mm256_storeu_ps(y + j + 16, y2);
+        _mm256_storeu_ps(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        __m256 y0 = _mm256_loadu_ps(y + j);
+        for (int k = 0; k < kn; k++)
+            y0 =
+                _mm256_fmadd_ps(_mm256_set1_ps(x[k]), _mm256_loadu_ps(W + (size_t)k * ldw + j), y0);
+        _mm256_storeu_ps(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float v = y[j];
+        for (int k = 0; k < kn; k++) v = fmaf(x[k], W[(size_t)k * ldw + j], v);
+        y[j] = v;
+    }
+}
+
+/* The batched entries of the table, by the single-row kernels one row at a time (the same bits
+ * as a batched build would give, without its reuse of the loaded weights). */
+static void dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f32(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q8_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
+static void dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                         float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                          float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_bf16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q4_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
+static void axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                          const float *W, int kn, size_t ldw, int n) {
+    for (int r = 0; r < rows; r++)
+        axpy_row_f32(y + (size_t)r * ldy, x + (size_t)r * ldx, W, kn, ldw, n);
+}
+
 static void f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -186,6 +272,13 @@ const kernel_isa_table kernel_table_avx2 = {
     .dot_q4_0 = dot_q4_0,
     .dot_q8_0_f32 = dot_q8_0_f32,
     .dot_q4_0_f32 = dot_q4_0_f32,
+    .dot_f32 = dot_f32,
+    .dot_f32_rows = dot_f32_rows,
+    .dot_f16_rows = dot_f16_rows,
+    .dot_bf16_rows = dot_bf16_rows,
+    .dot_q8_0_f32_rows = dot_q8_0_f32_rows,
+    .dot_q4_0_f32_rows = dot_q4_0_f32_rows,
+    .axpy_rows_f32 = axpy_rows_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,
 };

@@ -19,6 +19,13 @@ const kernel_isa_table kernel_table_avx512_vnni = {
     .dot_q4_0 = dot_q4_0,
     .dot_q8_0_f32 = kernel_avx512_dot_q8_0_f32,
     .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
+    .dot_f32 = kernel_avx512_dot_f32,
+    .dot_f32_rows = kernel_avx512_dot_f32_rows,
+    .dot_f16_rows = kernel_avx512_dot_f16_rows,
+    .dot_bf16_rows = kernel_avx512_dot_bf16_rows,
+    .dot_q8_0_f32_rows = kernel_avx512_dot_q8_0_f32_rows,
+    .dot_q4_0_f32_rows = kernel_avx512_dot_q4_0_f32_rows,
+    .axpy_rows_f32 = kernel_avx512_axpy_rows_f32,
     .f16_to_f32 = kernel_avx512_f16_to_f32,
     .f32_to_f16 = kernel_avx512_f32_to_f16,
 };

@@ -92,6 +92,59 @@ static float dot_q4_0_f32(const kernel_block_q4_0 *w, const float *x, int nb) {
     return sum;
 }
 
+/* F32 rows (kernel_matmul_rows): 8 interleaved partial sums, as dot_f16. */
+static float dot_f32(const float *w, const float *x, int K) {
+    float s[8] = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int j = 0; j < 8; j++) s[j] += w[k + j] * x[k + j];
+    for (; k < K; k++) s[0] += w[k] * x[k];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* y += x[k] * W[k] for k ascending: the same expression for every element, so whether the
+ * compiler vectorises an element or leaves it to a scalar remainder (or contracts the expression
+ * to a fused multiply-add, as clang does on ARM) is the same for every row of a batch. */
+static void axpy_row_f32(float *y, const float *x, const float *W, int kn, size_t ldw, int n) {
+    for (int k = 0; k < kn; k++) {
+        const float *w = W + (size_t)k * ldw;
+        float a = x[k];
+        for (int j = 0; j < n; j++) y[j] += a * w[j];
+    }
+}
+
+/* The batched entries of the table, by the single-row kernels one row at a time (the same bits
+ * as a batched build would give, without its reuse of the loaded weights). */
+static void dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f32(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q8_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
+static void dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                         float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_f16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
+                          float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_bf16(w, x + (size_t)r * ldx, K);
+}
+
+static void dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
+                              int nb, float *out) {
+    for (int r = 0; r < rows; r++) out[r] = dot_q4_0_f32(w, x + (size_t)r * ldx, nb);
+}
+
+static void axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
+                          const float *W, int kn, size_t ldw, int n) {
+    for (int r = 0; r < rows; r++)
+        axpy_row_f32(y + (size_t)r * ldy, x + (size_t)r * ldx, W, kn, ldw, n);
+}
+
 const kernel_isa_table kernel_table_portable = {
     .name = "portable",
     .dot_f16 = dot_f16,
@@ -100,6 +153,13 @@ const kernel_isa_table kernel_table_portable = {
     .dot_q4_0 = dot_q4_0,
     .dot_q8_0_f32 = dot_q8_0_f32,
     .dot_q4_0_f32 = dot_q4_0_f32,
+    .dot_f32 = dot_f32,
+    .dot_f32_rows = dot_f32_rows,
+    .dot_f16_rows = dot_f16_rows,
+    .dot_bf16_rows = dot_bf16_rows,
+    .dot_q8_0_f32_rows = dot_q8_0_f32_rows,
+    .dot_q4_0_f32_rows = dot_q4_0_f32_rows,
+    .axpy_rows_f32 = axpy_rows_f32,
     .f16_to_f32 = kernel_f16_row_to_f32,
     .f32_to_f16 = kernel_f32_row_to_f16,
 };

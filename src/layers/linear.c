@@ -1,4 +1,5 @@
-/* linear.c — column-parallel and row-parallel linear layers (see layers.h). */
+/* linear.c — column-parallel and row-parallel linear layers (see layers.h), each with a
+ * row-exact twin (_rows: kernel_matmul_rows) for batched decoding. */
 #include <string.h>
 
 #include "linshard/kernels.h"
@@ -10,10 +11,24 @@ static void fill_rows(float *out, const float *b, int T, int N) {
     for (int t = 0; t < T; t++) memcpy(out + (size_t)t * (size_t)N, b, (size_t)N * sizeof(float));
 }
 
+/* The products these layers may use: kernel_matmul, or the row-exact kernel_matmul_rows. */
+typedef void (*product_fn)(float *out, const float *in, const kernel_weight *w, int T,
+                           int accumulate);
+
+static void column_parallel(product_fn product, float *out, const float *in,
+                            const kernel_weight *w_local, const float *b_local, int T) {
+    if (b_local) fill_rows(out, b_local, T, w_local->N);
+    product(out, in, w_local, T, b_local != NULL);
+}
+
 void column_parallel_forward(float *out, const float *in, const kernel_weight *w_local,
                              const float *b_local, int T) {
-    if (b_local) fill_rows(out, b_local, T, w_local->N);
-    kernel_matmul(out, in, w_local, T, b_local != NULL);
+    column_parallel(kernel_matmul, out, in, w_local, b_local, T);
+}
+
+void column_parallel_forward_rows(float *out, const float *in, const kernel_weight *w_local,
+                                  const float *b_local, int T) {
+    column_parallel(kernel_matmul_rows, out, in, w_local, b_local, T);
 }
 
 int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch, const float *in,
@@ -39,10 +54,10 @@ int column_parallel_forward_gather(comm_t *comm, float *out_full, float *scratch
     return COMM_OK;
 }
 
-int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
-                         const kernel_weight *w_local, const float *b, int T, const char *tag) {
+static int row_parallel(product_fn product, comm_t *comm, float *out, const float *in_local,
+                        const kernel_weight *w_local, const float *b, int T, const char *tag) {
     int out_dim = w_local->N;
-    kernel_matmul(out, in_local, w_local, T, 0); /* a partial sum */
+    product(out, in_local, w_local, T, 0); /* a partial sum */
     int rc = comm_allreduce_sum(comm, out, (size_t)T * (size_t)out_dim, tag);
     if (rc) return rc;
     if (b)
@@ -51,4 +66,15 @@ int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
             for (int j = 0; j < out_dim; j++) row[j] += b[j];
         }
     return COMM_OK;
+}
+
+int row_parallel_forward(comm_t *comm, float *out, const float *in_local,
+                         const kernel_weight *w_local, const float *b, int T, const char *tag) {
+    return row_parallel(kernel_matmul, comm, out, in_local, w_local, b, T, tag);
+}
+
+int row_parallel_forward_rows(comm_t *comm, float *out, const float *in_local,
+                              const kernel_weight *w_local, const float *b, int T,
+                              const char *tag) {
+    return row_parallel(kernel_matmul_rows, comm, out, in_local, w_local, b, T, tag);
 }

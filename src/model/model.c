@@ -126,6 +126,8 @@ mlp_weights model_layer_mlp(const model_shard *m, int l) {
 static size_t scratch_floats(const model_shard *m, int T, int context) {
     attention_weights aw = model_layer_attention(m, 0);
     size_t att = attention_scratch_floats(&aw, T, context);
+    size_t step = attention_decode_scratch_floats(&aw, T, context);
+    if (step > att) att = step;
     size_t mlp = (size_t)T * (size_t)m->f_local * (m->cfg.mlp == MLP_SWIGLU ? 2 : 1);
     return att > mlp ? att : mlp;
 }
@@ -632,35 +634,86 @@ static void norm(const model_shard *m, float *out, const float *in, const float 
         layernorm_forward(out, in, w, b, T, m->cfg.n_embd, m->cfg.norm_eps);
 }
 
-/* The forward pass of T tokens at positions [pos0, pos0 + T), in slot `slot` of the cache (when
- * the shard has one). */
-static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, int pos0, int slot) {
-    if (T < 1 || T > m->max_T)
-        return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
-                         m->max_T);
+/* The rows of one pass through the layers. Either a SEQUENCE: T consecutive tokens of one
+ * sequence at positions [pos0, pos0 + T) of cache slot `slot` (a prefill, model_forward), with
+ * the fastest products (kernel_matmul: GEMMs); or a STEP: one token of each of T sequences, row
+ * b in slot slots[b] at position pos[b] (model_decode_batch, and model_extend_slot of one
+ * token), with the row-exact products (kernel_matmul_rows), so that a row's logits do not
+ * depend on what else is in the step. */
+typedef struct {
+    int T;
+    int pos0, slot;        /* a sequence */
+    const int *slots;      /* a step: [T] distinct slots; NULL for a sequence */
+    const int *pos;        /* a step: [T] each row's position (its slot's length) */
+    kv_cache **row_caches; /* a step: [T] scratch, one layer's cache of each row */
+} pass_rows;
+
+/* Row t's position. */
+static int row_position(const pass_rows *p, int t) {
+    return p->slots ? p->pos[t] : p->pos0 + t;
+}
+
+/* The embedding (one AllReduce) of the pass's tokens into m->x, plus the learned position rows,
+ * and the RoPE table rows of the pass's positions into m->rope. */
+static int embed(comm_t *comm, model_shard *m, const int *tokens, const pass_rows *p) {
     const model_config *c = &m->cfg;
-    int E = c->n_embd;
+    size_t E = (size_t)c->n_embd;
+    int seq = p->slots == NULL;
+    const float *wpe = m->wpe && seq ? m->wpe + (size_t)p->pos0 * E : NULL;
+    int rc =
+        vocab_parallel_embedding_forward(comm, m->x, tokens, p->T, &m->embed, m->v0, wpe, "embed");
+    if (rc) return rc;
+    if (m->wpe && !seq) /* each row its own position: added as the layer adds a contiguous wpe */
+        for (int t = 0; t < p->T; t++) {
+            float *x = m->x + (size_t)t * E;
+            const float *w = m->wpe + (size_t)p->pos[t] * E;
+            for (size_t i = 0; i < E; i++) x[i] += w[i];
+        }
+    if (m->rope) {
+        if (seq)
+            rope_table(m->rope, p->pos0, p->T, c->head_dim, c->rope_theta, &c->rope_scaling);
+        else /* a table row is computed from its own position alone, whatever T */
+            for (int t = 0; t < p->T; t++)
+                rope_table(m->rope + (size_t)t * (size_t)c->head_dim, p->pos[t], 1, c->head_dim,
+                           c->rope_theta, &c->rope_scaling);
+    }
+    return COMM_OK;
+}
+
+/* The pass: embedding, the layers, the final norm and the LM head (m->logits [T, v_local]),
+ * then the slots' new lengths. Communication: 1 + 2 * n_layer AllReduce of T * n_embd floats. */
+static int run_pass(comm_t *comm, model_shard *m, const int *tokens, const pass_rows *p) {
+    const model_config *c = &m->cfg;
+    int E = c->n_embd, T = p->T, step = p->slots != NULL;
     size_t n = (size_t)T * (size_t)E;
     char tag[32];
-    const float *wpe = m->wpe ? m->wpe + (size_t)pos0 * (size_t)E : NULL;
-    int rc =
-        vocab_parallel_embedding_forward(comm, m->x, tokens, T, &m->embed, m->v0, wpe, "embed");
-    if (m->rope) rope_table(m->rope, pos0, T, c->head_dim, c->rope_theta, &c->rope_scaling);
+    int rc = embed(comm, m, tokens, p);
     for (int l = 0; l < c->n_layer && !rc; l++) {
         const model_layer *L = &m->layers[l];
         attention_weights aw = model_layer_attention(m, l);
         mlp_weights mw = model_layer_mlp(m, l);
-        kv_cache *cache = m->caches ? &m->caches[(size_t)slot * (size_t)c->n_layer + l] : NULL;
 
         norm(m, m->ln, m->x, L->norm1_w, L->norm1_b, T);
         snprintf(tag, sizeof(tag), "layer%d.attn", l);
-        rc = parallel_attention_forward(comm, m->tmp, m->ln, &aw, T, pos0, cache, m->scratch, tag);
+        if (step) {
+            for (int t = 0; t < T; t++)
+                p->row_caches[t] = &m->caches[(size_t)p->slots[t] * (size_t)c->n_layer + l];
+            rc = parallel_attention_decode(comm, m->tmp, m->ln, &aw, T, p->pos, p->row_caches,
+                                           m->scratch, tag);
+        } else {
+            kv_cache *cache =
+                m->caches ? &m->caches[(size_t)p->slot * (size_t)c->n_layer + l] : NULL;
+            rc = parallel_attention_forward(comm, m->tmp, m->ln, &aw, T, p->pos0, cache, m->scratch,
+                                            tag);
+        }
         if (rc) break;
         add_inplace(m->x, m->tmp, n);
 
         norm(m, m->ln, m->x, L->norm2_w, L->norm2_b, T);
         snprintf(tag, sizeof(tag), "layer%d.mlp", l);
-        if ((rc = parallel_mlp_forward(comm, m->tmp, m->ln, &mw, T, m->scratch, tag))) break;
+        rc = step ? parallel_mlp_forward_rows(comm, m->tmp, m->ln, &mw, T, m->scratch, tag)
+                  : parallel_mlp_forward(comm, m->tmp, m->ln, &mw, T, m->scratch, tag);
+        if (rc) break;
         add_inplace(m->x, m->tmp, n);
     }
     if (rc) return rc;
@@ -671,26 +724,44 @@ static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, in
     for (size_t i = 0; i < n; i++)
         if (!isfinite(m->x[i]))
             return comm_fail(comm,
-                             "forward: the hidden state of position %zu is not finite (%g): "
+                             "forward: the hidden state of position %d is not finite (%g): "
                              "the weights overflow float32",
-                             (size_t)pos0 + i / (size_t)E, (double)m->x[i]);
+                             row_position(p, (int)(i / (size_t)E)), (double)m->x[i]);
     norm(m, m->ln, m->x, m->normf_w, m->normf_b, T);
-    vocab_parallel_lm_head_forward(m->logits, m->ln, &m->head, T);
-    if (m->caches) {
-        m->slot_len[slot] = pos0 + T;
-        if (slot == 0) m->cache_len = pos0 + T;
-    }
+    if (step) /* the LM head needs no communication: the rows' logits stay split by vocabulary */
+        kernel_matmul_rows(m->logits, m->ln, &m->head, T, 0);
+    else
+        vocab_parallel_lm_head_forward(m->logits, m->ln, &m->head, T);
+    if (m->caches)
+        for (int t = step ? 0 : T - 1; t < T; t++) {
+            int slot = step ? p->slots[t] : p->slot;
+            m->slot_len[slot] = row_position(p, t) + 1;
+            if (slot == 0) m->cache_len = m->slot_len[0];
+        }
     return COMM_OK;
+}
+
+/* The forward pass of T tokens at positions [pos0, pos0 + T), in slot `slot` of the cache (when
+ * the shard has one). */
+static int forward_at(comm_t *comm, model_shard *m, const int *tokens, int T, int pos0, int slot) {
+    if (T < 1 || T > m->max_T)
+        return comm_fail(comm, "forward: %d tokens, but rank %d allocated for 1..%d", T, m->rank,
+                         m->max_T);
+    pass_rows p = {.T = T, .pos0 = pos0, .slot = slot};
+    return run_pass(comm, m, tokens, &p);
 }
 
 int model_forward(comm_t *comm, model_shard *m, const int *tokens, int T) {
     return forward_at(comm, m, tokens, T, 0, 0);
 }
 
+/* A step of one token is model_decode_batch of one row: a sequence decoded alone and inside a
+ * batch runs the same row-exact code. */
 int model_extend_slot(comm_t *comm, model_shard *m, int slot, const int *tokens, int T) {
     if (!m->caches) return comm_fail(comm, "extend: the shard has no KV cache");
     if (slot < 0 || slot >= m->n_slots)
         return comm_fail(comm, "extend: slot %d of a cache of %d sequences", slot, m->n_slots);
+    if (T == 1) return model_decode_batch(comm, m, &slot, tokens, 1);
     int len = m->slot_len[slot];
     if (len + T > m->caches[0].capacity)
         return comm_fail(comm, "extend: %d cached + %d new positions exceed the cache of %d", len,
@@ -705,21 +776,39 @@ int model_extend(comm_t *comm, model_shard *m, const int *tokens, int T) {
     return model_extend_slot(comm, m, 0, tokens, T);
 }
 
-/* REFERENCE VERSION: one forward pass per sequence (B times the AllReduces of a step). Rows are
- * run last to first, each leaving its logits in row 0, moved to row b before the next. */
 int model_decode_batch(comm_t *comm, model_shard *m, const int *slots, const int *tokens, int B) {
+    if (!m->caches) return comm_fail(comm, "decode: the shard has no KV cache");
     if (B < 1 || B > m->max_T)
         return comm_fail(comm, "decode: %d sequences, but rank %d allocated for 1..%d", B, m->rank,
                          m->max_T);
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        if (slots[b] < 0 || slots[b] >= m->n_slots)
+            return comm_fail(comm, "decode: slot %d of a cache of %d sequences", slots[b],
+                             m->n_slots);
         for (int a = 0; a < b; a++)
             if (slots[a] == slots[b])
                 return comm_fail(comm, "decode: slot %d appears twice in one step", slots[b]);
-    size_t V = (size_t)m->v_local;
-    for (int b = B - 1; b >= 0; b--) {
-        int rc = model_extend_slot(comm, m, slots[b], &tokens[b], 1);
-        if (rc) return rc;
-        if (b > 0) memcpy(m->logits + (size_t)b * V, m->logits, V * sizeof(float));
+        if (m->slot_len[slots[b]] >= m->caches[0].capacity)
+            return comm_fail(comm,
+                             "decode: slot %d is full: %d cached + 1 new positions exceed "
+                             "the cache of %d",
+                             slots[b], m->slot_len[slots[b]], m->caches[0].capacity);
+        if (tokens[b] < 0 || tokens[b] >= m->cfg.vocab_size)
+            return comm_fail(comm, "decode: token id %d (slot %d) is outside the vocabulary",
+                             tokens[b], slots[b]);
     }
-    return COMM_OK;
+    /* Each row's position, and room for one layer's cache pointer per row. */
+    int *pos = malloc((size_t)B * sizeof(*pos));
+    kv_cache **row_caches = malloc((size_t)B * sizeof(*row_caches));
+    if (!pos || !row_caches) {
+        free(pos);
+        free(row_caches);
+        return comm_fail(comm, "decode: out of memory on rank %d", m->rank);
+    }
+    for (int b = 0; b < B; b++) pos[b] = m->slot_len[slots[b]];
+    pass_rows p = {.T = B, .slots = slots, .pos = pos, .row_caches = row_caches};
+    int rc = run_pass(comm, m, tokens, &p);
+    free(pos);
+    free(row_caches);
+    return rc;
 }
