@@ -4,16 +4,17 @@
  * Processes and threads: every rank opens the session and loops on session_step. Rank 0 (the
  * printer process under MPI) also runs the HTTP daemon (libmicrohttpd's threads, started once the
  * model is loaded) and a signal thread; rank 0's thread is the session's driver (engine.c), the
- * other ranks only follow the driver's plan and never see HTTP. SIGINT and SIGTERM are blocked in
- * every thread and taken by the signal thread alone: it stops new connections and new requests
- * (503), in-flight requests finish, then the driver ends the session on every rank and the
- * program exits 0. */
+ * other ranks only follow the driver's plan and never see HTTP. SIGINT and SIGTERM reach the
+ * signal thread through a pipe: it stops new connections and new requests (503), in-flight
+ * requests finish, then the driver ends the session on every rank and the program exits 0. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_model.h"
@@ -102,17 +103,24 @@ static int serve_rank(comm_t *comm, void *arg) {
     return h ? rc : comm_fail(comm, "%s", err);
 }
 
-/* The signal thread: SIGINT / SIGTERM drain; SIGUSR1 (sent by cmd_serve at the end) returns. */
+/* SIGINT / SIGTERM: the handler (any thread may run it: OpenBLAS starts threads before main)
+ * writes the signal's number into a pipe; the signal thread reads it and drains. A 0 written by
+ * cmd_serve at the end ends the thread. */
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(signal_pipe[1], &b, 1);
+    (void)n;
+}
+
 static void *signal_thread(void *arg) {
     serve_job *job = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) || sig == SIGUSR1) return NULL;
+        unsigned char sig;
+        ssize_t n = read(signal_pipe[0], &sig, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != 1 || sig == 0) return NULL;
         fprintf(stderr, "serve: %s: no new requests; finishing those in flight\n",
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
         pthread_mutex_lock(&job->mu);
@@ -204,15 +212,17 @@ int cmd_serve(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if ((rc = cli_resolve_backend("serve", backend_given, &backend, tp_given, &P))) return rc;
 
-    /* Before any thread exists: SIGINT/SIGTERM/SIGUSR1 blocked everywhere (the signal thread
-     * takes them); a client that goes away must not kill the server with SIGPIPE. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* A client that goes away must not kill the server with SIGPIPE. SIGINT/SIGTERM: see
+     * on_signal (under MPI the other ranks ignore them: rank 0's drain ends them). */
     signal(SIGPIPE, SIG_IGN);
+    if (pipe(signal_pipe)) return cli_job_error("cannot make a pipe");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 
     if ((rc = cli_start_backend(backend, (int)P))) return rc;
     int printer = cli_is_printer(backend);
@@ -294,9 +304,13 @@ int cmd_serve(int argc, char **argv) {
 done:
     if (job.http) http_stop(job.http);
     if (have_signal_thread) {
-        pthread_kill(sig_thread, SIGUSR1);
-        pthread_join(sig_thread, NULL);
+        unsigned char end = 0;
+        if (write(signal_pipe[1], &end, 1) == 1) pthread_join(sig_thread, NULL);
     }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
     engine_free(job.engine);
     pthread_mutex_destroy(&job.mu);
     if (src_open) model_source_close(&src);

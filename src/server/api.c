@@ -31,7 +31,7 @@ int api_fail(api_error *e, int status, const char *type, const char *param, cons
              const char *fmt, ...) {
     e->status = status;
     e->type = type;
-    e->param = param;
+    snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
     e->code = code;
     va_list ap;
     va_start(ap, fmt);
@@ -48,7 +48,7 @@ static int bad(api_error *e, const char *param, const char *fmt, ...)
 static int bad(api_error *e, const char *param, const char *fmt, ...) {
     e->status = 400;
     e->type = "invalid_request_error";
-    e->param = param;
+    snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
     e->code = NULL;
     va_list ap;
     va_start(ap, fmt);
@@ -493,7 +493,7 @@ char *api_error_json(const api_error *e) {
     cJSON_AddStringToObject(err, "message", msg ? msg : "");
     free(msg);
     cJSON_AddStringToObject(err, "type", e->type ? e->type : "invalid_request_error");
-    if (e->param)
+    if (e->param[0])
         cJSON_AddStringToObject(err, "param", e->param);
     else
         cJSON_AddNullToObject(err, "param");

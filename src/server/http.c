@@ -322,9 +322,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      "%s takes %s, not %.16s", url, post ? "POST" : "GET", method);
             return reply_error(h, c, cs->endpoint, method, url, &err, post ? "POST" : "GET");
         }
+        /* A body over the limit is read and dropped, then refused (413): a reply before the
+         * body would reach most clients as a reset connection. Past 16 times the limit it is
+         * refused at once and the connection closed. */
         const char *length =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (post && length && strtoull(length, NULL, 10) > SERVE_MAX_BODY_BYTES) {
+        unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+        if (post && declared > SERVE_MAX_BODY_BYTES) cs->too_large = 1;
+        if (post && declared > 16ull * SERVE_MAX_BODY_BYTES) {
             api_fail(&err, 413, "invalid_request_error", NULL, "request_too_large",
                      "the body is %s bytes; this server takes at most %d", length,
                      SERVE_MAX_BODY_BYTES);
@@ -429,11 +434,11 @@ http_server *http_start(const http_opts *o, char *err, size_t errlen) {
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_MAX_CONNECTIONS,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
         snprintf(err, errlen, "cannot listen on %s port %d (in use, or not an address of this "

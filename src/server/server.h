@@ -36,7 +36,7 @@ typedef struct {
     int status;
     char message[512];
     const char *type;  /* "invalid_request_error", "rate_limit_error", "server_error" */
-    const char *param; /* the field at fault, or NULL */
+    char param[64];    /* the field at fault (a copy: the request's JSON is freed), or "" */
     const char *code;  /* a machine-readable word, or NULL */
 } api_error;
 
