@@ -91,9 +91,9 @@ static int serve_rank(comm_t *comm, void *arg) {
         if (job->draining) http_quiesce(h);
         pthread_mutex_unlock(&job->mu);
         fprintf(stderr,
-                "serve: model %s, %d ranks, %d slots of %d positions, queue %d; chat template: "
-                "%s\n",
-                job->model.model_id, job->tp, job->opts.slots, job->opts.context,
+                "serve: pid %ld, model %s, %d ranks, %d slots of %d positions, queue %d; chat "
+                "template: %s\n",
+                (long)getpid(), job->model.model_id, job->tp, job->opts.slots, job->opts.context,
                 job->opts.max_queue, chat_template_name(job->model.chat_template));
         printf("serve: listening on http://%s:%d\n", job->host, http_port(h));
         fflush(stdout);
