@@ -77,8 +77,8 @@ static void test_vectors(void **state) {
 /* GPT-2 has no template: the contents, concatenated. */
 static void test_none(void **state) {
     (void)state;
-    chat_message m[] = {{"system", "In the beginning"}, {"user", " was the"}, {"assistant", ""},
-                        {"user", " word"}};
+    chat_message m[] = {
+        {"system", "In the beginning"}, {"user", " was the"}, {"assistant", ""}, {"user", " word"}};
     char *got, err[256];
     size_t len;
     assert_int_equal(chat_render(CHAT_TEMPLATE_NONE, m, 4, &got, &len, err, sizeof(err)), 0);
@@ -121,8 +121,7 @@ static void test_refusals(void **state) {
     assert_null(got);
     assert_non_null(strstr(err, "role 'tool'"));
     chat_message twice[] = {{"user", "hi"}, {"user", "again"}};
-    assert_int_equal(chat_render(CHAT_TEMPLATE_LLAMA2, twice, 2, &got, &len, err, sizeof(err)),
-                     -1);
+    assert_int_equal(chat_render(CHAT_TEMPLATE_LLAMA2, twice, 2, &got, &len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "alternate"));
     chat_message first_assistant[] = {{"system", "s"}, {"assistant", "a"}};
     assert_int_equal(
@@ -131,8 +130,8 @@ static void test_refusals(void **state) {
                      -1);
     assert_non_null(strstr(err, "at least one message"));
     chat_message no_content[] = {{"user", NULL}};
-    assert_int_equal(
-        chat_render(CHAT_TEMPLATE_NONE, no_content, 1, &got, &len, err, sizeof(err)), -1);
+    assert_int_equal(chat_render(CHAT_TEMPLATE_NONE, no_content, 1, &got, &len, err, sizeof(err)),
+                     -1);
 }
 
 int main(void) {

@@ -52,7 +52,8 @@ static const char serve_usage[] =
     "  -h, --help     this text\n"
     "\n"
     "Limits: request bodies of at most 1 MiB (413 beyond), 256 connections, 256 chat messages,\n"
-    "4 stop strings; n must be 1. Errors are OpenAI's {\"error\": {\"message\", \"type\", \"param\",\n"
+    "4 stop strings; n must be 1. Errors are OpenAI's {\"error\": {\"message\", \"type\", "
+    "\"param\",\n"
     "\"code\"}} with 400, 404, 405, 413, 429, 500 or 503 (docs/SERVING.md).\n";
 
 typedef struct {
@@ -185,8 +186,8 @@ int cmd_serve(int argc, char **argv) {
             break;
         case 'n':
             if (cli_parse_int(optarg, 1, 1024, &parallel))
-                return cli_usage_error("serve", "--parallel must be an integer in 1..1024, got '%s'",
-                                       optarg);
+                return cli_usage_error(
+                    "serve", "--parallel must be an integer in 1..1024, got '%s'", optarg);
             break;
         case 'q':
             if (cli_parse_int(optarg, 0, 1 << 16, &queue))

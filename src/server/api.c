@@ -126,7 +126,8 @@ static char *valid_utf8(const char *s, size_t len) {
                           : n == 3 ? ((c & 0x0F) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3F)
                                    : ((c & 0x07) << 18) | ((p[1] & 0x3Fu) << 12) |
                                          ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3F);
-            ok = (n == 2 && cp >= 0x80) || (n == 3 && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) ||
+            ok = (n == 2 && cp >= 0x80) ||
+                 (n == 3 && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) ||
                  (n == 4 && cp >= 0x10000 && cp <= 0x10FFFF);
         }
         if (ok) {
@@ -192,8 +193,9 @@ static char *message_content(const cJSON *c, int index, api_error *e) {
         return s;
     }
     if (!cJSON_IsArray(c)) {
-        bad(e, "messages", "messages[%d].content must be a string or an array of text parts, got %s",
-            index, json_type_name(c));
+        bad(e, "messages",
+            "messages[%d].content must be a string or an array of text parts, got %s", index,
+            json_type_name(c));
         return NULL;
     }
     size_t total = 0;
@@ -235,8 +237,8 @@ static int parse_messages(const cJSON *v, const api_model *m, serve_request *r, 
         return bad(e, "messages", "'messages' must be an array, got %s", json_type_name(v));
     int n = cJSON_GetArraySize(v);
     if (n < 1 || n > SERVE_MAX_MESSAGES)
-        return bad(e, "messages", "'messages' must hold 1..%d messages, got %d",
-                   SERVE_MAX_MESSAGES, n);
+        return bad(e, "messages", "'messages' must hold 1..%d messages, got %d", SERVE_MAX_MESSAGES,
+                   n);
     chat_message *msgs = calloc((size_t)n, sizeof(*msgs));
     char **contents = calloc((size_t)n, sizeof(*contents));
     int rc = -1, i = 0;
@@ -272,8 +274,8 @@ static int parse_messages(const cJSON *v, const api_model *m, serve_request *r, 
         }
         if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
             strcmp(role->valuestring, "assistant")) {
-            bad(e, "messages", "messages[%d].role '%.64s' is not one of system, user, assistant",
-                i, role->valuestring);
+            bad(e, "messages", "messages[%d].role '%.64s' is not one of system, user, assistant", i,
+                role->valuestring);
             goto done;
         }
         if (!content) {
@@ -322,8 +324,7 @@ static int parse_prompt(const cJSON *v, const api_model *m, serve_request *r, ap
         return 0;
     }
     if (!cJSON_IsArray(v))
-        return bad(e, "prompt",
-                   "'prompt' must be a string or an array of token ids, got %s",
+        return bad(e, "prompt", "'prompt' must be a string or an array of token ids, got %s",
                    json_type_name(v));
     int n = cJSON_GetArraySize(v), i = 0;
     if (n > m->context) n = m->context; /* longer is refused below by its count */
@@ -333,8 +334,10 @@ static int parse_prompt(const cJSON *v, const api_model *m, serve_request *r, ap
     cJSON_ArrayForEach(item, v) {
         long long id;
         if (!cJSON_IsNumber(item))
-            return bad(e, "prompt", "'prompt' must be a string or an array of token ids; "
-                                    "prompt[%d] is %s", i, json_type_name(item));
+            return bad(e, "prompt",
+                       "'prompt' must be a string or an array of token ids; "
+                       "prompt[%d] is %s",
+                       i, json_type_name(item));
         if (get_int(item, "prompt", 0, m->vocab_size - 1, &id, e)) {
             snprintf(e->message, sizeof(e->message),
                      "prompt[%d] = %g is no token id of this model (0..%d)", i, item->valuedouble,
@@ -350,8 +353,8 @@ static int parse_prompt(const cJSON *v, const api_model *m, serve_request *r, ap
 
 static atomic_ullong request_counter;
 
-int api_parse_request(const char *body, size_t len, int chat, const api_model *m,
-                      serve_request *r, api_error *e) {
+int api_parse_request(const char *body, size_t len, int chat, const api_model *m, serve_request *r,
+                      api_error *e) {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root)
         return bad(e, NULL, "the body is not valid JSON (near byte %ld)",
@@ -448,7 +451,8 @@ int api_parse_request(const char *body, size_t len, int chat, const api_model *m
     if (r->n_prompt == 0) { /* unconditional text starts from BOS (GPT-2: <|endoftext|>) */
         int start = tokenizer_bos(m->tok) >= 0 ? tokenizer_bos(m->tok) : tokenizer_eos(m->tok);
         if (start < 0) {
-            bad(e, what, "the prompt is empty and this model has no BOS or EOS token to start from");
+            bad(e, what,
+                "the prompt is empty and this model has no BOS or EOS token to start from");
             goto done;
         }
         free(r->prompt);
@@ -468,8 +472,8 @@ int api_parse_request(const char *body, size_t len, int chat, const api_model *m
     }
     if (chat && !have_max) r->params.max_tokens = m->context - r->n_prompt;
     if (!have_seed) /* a new stream per request, as OpenAI samples afresh */
-        r->params.seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull +
-                         atomic_fetch_add(&request_counter, 1);
+        r->params.seed =
+            (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull + atomic_fetch_add(&request_counter, 1);
     unsigned long long number = atomic_fetch_add(&request_counter, 1);
     snprintf(r->id, sizeof(r->id), "%s-%llu", chat ? "chatcmpl" : "cmpl", number);
     r->created = (long long)time(NULL);
@@ -479,7 +483,8 @@ done:
     return rc;
 }
 
-/* ---- responses --------------------------------------------------------------------------------- */
+/* ---- responses ---------------------------------------------------------------------------------
+ */
 
 static char *print_and_free(cJSON *root) {
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;

@@ -32,8 +32,8 @@ struct engine {
 };
 
 const int serve_status_codes[9] = {200, 400, 404, 405, 413, 429, 500, 503, 0};
-const char *const serve_endpoint_names[6] = {"/v1/completions", "/v1/chat/completions",
-                                             "/v1/models", "/health", "/metrics", "other"};
+const char *const serve_endpoint_names[6] = {
+    "/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics", "other"};
 
 int serve_status_index(int status) {
     for (int i = 0; i < 8; i++)
@@ -59,8 +59,12 @@ void engine_free(engine *e) {
     free(e);
 }
 
-void engine_lock(engine *e) { pthread_mutex_lock(&e->mu); }
-void engine_unlock(engine *e) { pthread_mutex_unlock(&e->mu); }
+void engine_lock(engine *e) {
+    pthread_mutex_lock(&e->mu);
+}
+void engine_unlock(engine *e) {
+    pthread_mutex_unlock(&e->mu);
+}
 
 int engine_admit(engine *e, api_error *err) {
     int rc = 0;
@@ -95,7 +99,8 @@ void engine_submit(engine *e, serve_request *r) {
     r->t_submit = timer_seconds();
     r->next = NULL;
     if (e->ended) { /* the group is gone: answer at once */
-        api_fail(&r->error, 500, "server_error", NULL, NULL, "the tensor-parallel group has stopped");
+        api_fail(&r->error, 500, "server_error", NULL, NULL,
+                 "the tensor-parallel group has stopped");
         r->done = 1;
         r->refs--;
     } else {

@@ -141,15 +141,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 st->sent_role = 1;
                 staged = stage(st, api_chunk_json(r, model_id, "", 0, 1, SESSION_RUNNING, 0));
             } else if (r->text_len > st->text_sent) {
-                staged = stage(st, api_chunk_json(r, model_id, r->text + st->text_sent,
-                                                  r->text_len - st->text_sent, 0, SESSION_RUNNING,
-                                                  0));
+                staged =
+                    stage(st, api_chunk_json(r, model_id, r->text + st->text_sent,
+                                             r->text_len - st->text_sent, 0, SESSION_RUNNING, 0));
                 st->text_sent = r->text_len;
             } else if (r->done && !st->sent_final) {
                 st->sent_final = 1;
-                staged = stage(st, r->error.status ? api_error_json(&r->error)
-                                                   : api_chunk_json(r, model_id, "", 0, 0,
-                                                                    r->finish, 0));
+                staged = stage(st, r->error.status
+                                       ? api_error_json(&r->error)
+                                       : api_chunk_json(r, model_id, "", 0, 0, r->finish, 0));
             } else if (r->done && r->include_usage && !st->sent_usage && !r->error.status) {
                 st->sent_usage = 1;
                 staged = stage(st, api_chunk_json(r, model_id, "", 0, 0, r->finish, 1));
@@ -189,8 +189,8 @@ static void stream_free(void *cls) {
     engine_lock(e);
     int complete = r->done && st->sent_done;
     char what[160];
-    snprintf(what, sizeof(what), "stream %d+%d tokens %.3f s%s%s", r->n_prompt_used,
-             r->n_generated, timer_seconds() - st->t_start,
+    snprintf(what, sizeof(what), "stream %d+%d tokens %.3f s%s%s", r->n_prompt_used, r->n_generated,
+             timer_seconds() - st->t_start,
              complete ? " finish=" : " cancelled (the client went away)",
              complete ? (r->error.status ? "error" : session_finish_name(r->finish)) : "");
     int chat = r->chat;
@@ -264,8 +264,7 @@ static enum MHD_Result completion(http_server *h, struct MHD_Connection *c, conn
     engine_unlock(e);
     stream_state *st = calloc(1, sizeof(*st));
     struct MHD_Response *resp =
-        st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
-                                               stream_free)
+        st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free)
            : NULL;
     if (!resp) {
         free(st);
@@ -295,9 +294,8 @@ static int endpoint_of(const char *url) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     http_server *h = cls;
     conn_state *cs = *con_cls;
     api_error err = {0};
@@ -381,8 +379,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(body, sizeof(body), "{\"status\": \"%s\", \"slots\": %d, \"in_flight\": %d}",
                  ended ? "stopped" : "ok", h->o.slots, k.in_flight);
         log_request(method, url, ended ? 503 : 200, "");
-        return reply(h, c, cs->endpoint, ended ? 503 : 200, strdup(body), "application/json",
-                     NULL);
+        return reply(h, c, cs->endpoint, ended ? 503 : 200, strdup(body), "application/json", NULL);
     }
     default: { /* SERVE_EP_METRICS */
         serve_counters k;
@@ -421,7 +418,8 @@ http_server *http_start(const http_opts *o, char *err, size_t errlen) {
     h->o = *o;
     char port[16];
     snprintf(port, sizeof(port), "%d", o->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *ai = NULL;
     int gai = getaddrinfo(o->host, port, &hints, &ai);
@@ -430,19 +428,19 @@ http_server *http_start(const http_opts *o, char *err, size_t errlen) {
         free(h);
         return NULL;
     }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                                 MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_MAX_CONNECTIONS,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)SERVE_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
-        snprintf(err, errlen, "cannot listen on %s port %d (in use, or not an address of this "
-                              "machine)",
+        snprintf(err, errlen,
+                 "cannot listen on %s port %d (in use, or not an address of this "
+                 "machine)",
                  o->host, o->port);
         free(h);
         return NULL;
@@ -452,7 +450,9 @@ http_server *http_start(const http_opts *o, char *err, size_t errlen) {
     return h;
 }
 
-int http_port(const http_server *h) { return h->port; }
+int http_port(const http_server *h) {
+    return h->port;
+}
 
 void http_quiesce(http_server *h) {
     MHD_socket fd = MHD_quiesce_daemon(h->daemon);

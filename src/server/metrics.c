@@ -51,8 +51,7 @@ static void emit(out_buf *b, const char *fmt, ...) {
     }
 }
 
-static void metric(out_buf *b, const char *name, const char *type, const char *help,
-                   double value) {
+static void metric(out_buf *b, const char *name, const char *type, const char *help, double value) {
     emit(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
 }
 
@@ -80,8 +79,8 @@ char *metrics_text(const serve_counters *c, int slots, int tp) {
            (double)st->sequences_added);
     metric(&b, "linshard_sequences_finished_total", "counter", "Sequences that ended.",
            (double)st->sequences_finished);
-    metric(&b, "linshard_requests_in_flight", "gauge",
-           "Requests admitted and not yet answered.", (double)c->in_flight);
+    metric(&b, "linshard_requests_in_flight", "gauge", "Requests admitted and not yet answered.",
+           (double)c->in_flight);
     metric(&b, "linshard_queue_depth", "gauge",
            "Requests waiting: handed to the driver but not yet taken, or queued in the session "
            "for a free slot.",

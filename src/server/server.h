@@ -35,9 +35,9 @@
 typedef struct {
     int status;
     char message[512];
-    const char *type;  /* "invalid_request_error", "rate_limit_error", "server_error" */
-    char param[64];    /* the field at fault (a copy: the request's JSON is freed), or "" */
-    const char *code;  /* a machine-readable word, or NULL */
+    const char *type; /* "invalid_request_error", "rate_limit_error", "server_error" */
+    char param[64];   /* the field at fault (a copy: the request's JSON is freed), or "" */
+    const char *code; /* a machine-readable word, or NULL */
 } api_error;
 
 /* Fills e and returns -1 (for `return api_fail(...)`). */
@@ -71,10 +71,10 @@ typedef struct serve_request {
     session_finish_reason finish; /* why it ended */
     api_error error;              /* status != 0: refused by the session (400 / 429 / 500) */
     int n_prompt_used, n_generated;
-    double t_first; /* timer_seconds of the first generated token, 0 before */
-    int cancel;     /* the client went away: the driver cancels the sequence */
-    int seq;        /* the session's id, -1 until added */
-    int refs;       /* 2 while both the HTTP side and the driver hold it */
+    double t_first;             /* timer_seconds of the first generated token, 0 before */
+    int cancel;                 /* the client went away: the driver cancels the sequence */
+    int seq;                    /* the session's id, -1 until added */
+    int refs;                   /* 2 while both the HTTP side and the driver hold it */
     struct serve_request *next; /* the driver's incoming queue / active list */
 } serve_request;
 
@@ -89,16 +89,16 @@ void serve_request_free(serve_request *r);
 typedef struct {
     const tokenizer *tok;
     chat_template_kind chat_template;
-    int context;     /* positions per sequence */
-    int vocab_size;  /* the model's */
+    int context;          /* positions per sequence */
+    int vocab_size;       /* the model's */
     const char *model_id; /* what /v1/models lists */
 } api_model;
 
 /* Parses a /v1/completions or /v1/chat/completions body into r (prompt tokenized, parameters
  * checked: everything session_add would refuse is refused here first, with the field named).
  * Returns 0, or -1 with e (400). */
-int api_parse_request(const char *body, size_t len, int chat, const api_model *m,
-                      serve_request *r, api_error *e);
+int api_parse_request(const char *body, size_t len, int chat, const api_model *m, serve_request *r,
+                      api_error *e);
 
 /* Response bodies, malloc'd NUL-terminated JSON (NULL when out of memory). */
 char *api_error_json(const api_error *e);
@@ -112,13 +112,14 @@ char *api_chunk_json(const serve_request *r, const char *model_id, const char *t
 /* GET /v1/models. */
 char *api_models_json(const char *model_id, long long created);
 
-/* ---- engine.c: the driver --------------------------------------------------------------------- */
+/* ---- engine.c: the driver ---------------------------------------------------------------------
+ */
 
 /* What the metrics show; a snapshot under the engine's mutex. */
 typedef struct {
-    session_stats session; /* copied by the driver after each step */
-    int incoming;          /* submitted, not yet taken by the driver */
-    int in_flight;         /* admitted by HTTP and not yet answered */
+    session_stats session;   /* copied by the driver after each step */
+    int incoming;            /* submitted, not yet taken by the driver */
+    int in_flight;           /* admitted by HTTP and not yet answered */
     double step_seconds_sum; /* wall time of steps that did work */
     long long busy_steps;
     /* HTTP requests answered, by endpoint and status (http.c counts). */
@@ -126,8 +127,14 @@ typedef struct {
     long long cancelled;
 } serve_counters;
 
-enum { SERVE_EP_COMPLETIONS, SERVE_EP_CHAT, SERVE_EP_MODELS, SERVE_EP_HEALTH, SERVE_EP_METRICS,
-       SERVE_EP_OTHER };
+enum {
+    SERVE_EP_COMPLETIONS,
+    SERVE_EP_CHAT,
+    SERVE_EP_MODELS,
+    SERVE_EP_HEALTH,
+    SERVE_EP_METRICS,
+    SERVE_EP_OTHER
+};
 /* The status codes counted: 200 400 404 405 413 429 500 503, other. */
 int serve_status_index(int status);
 extern const int serve_status_codes[9];

@@ -69,8 +69,7 @@ static char *read_file(const char *path, int *missing, char *err, size_t errlen)
 
 /* tokenizer_config.json's chat_template in dir (a string; a list of named templates takes the
  * one named "default"). */
-static int template_of_config(const char *dir, chat_template_kind *kind, char *err,
-                              size_t errlen) {
+static int template_of_config(const char *dir, chat_template_kind *kind, char *err, size_t errlen) {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir) >= (int)sizeof(path)) {
         set_err(err, errlen, "%s: the path is too long", dir);
@@ -165,7 +164,9 @@ static void put(text_buf *b, const char *s, size_t n) {
     b->data[b->len] = '\0';
 }
 
-static void puts_(text_buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(text_buf *b, const char *s) {
+    put(b, s, strlen(s));
+}
 
 /* s without leading and trailing ASCII whitespace (Jinja's trim and Python's strip on the texts
  * chat templates see), as a pointer into s and a length. */
