@@ -5,7 +5,8 @@
  * computes on its own: exactly for integer-valued data (sums of small integers are exact in
  * float32), and within (P-1)*2^-24*sum|x| — the worst-case rounding of P-1 float32 additions —
  * for random data. It also checks that all ranks hold bitwise-identical AllReduce results and
- * that the ledger recorded exactly the calls and bytes made. The tests (tests/) and
+ * that the ledger recorded exactly the calls and bytes made; on MPI, that a broadcast whose root
+ * comes 300 ms late waits asleep rather than spinning. The tests (tests/) and
  * `linshard check comm` both run it, on either backend. */
 #ifndef LINSHARD_COMM_SELFTEST_H
 #define LINSHARD_COMM_SELFTEST_H

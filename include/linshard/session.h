@@ -25,7 +25,16 @@
  * Stop conditions, checked by the driver after each token: the tokenizer's end-of-text tokens
  * (tokenizer_is_stop), a stop string appearing in the text (the text is cut before it; text that
  * might be the start of a stop string is held back until it cannot be), max_tokens, and the
- * slot's context (prompt + generated = context).
+ * slot's context: a token is sampled from the last position the slot holds, and when the slot is
+ * full that token cannot be decoded, so the sequence ends with it (prompt + generated =
+ * context + 1, as `generate` has always counted: the last token is never stored). A sequence
+ * that ended leaves in the next step's plan; its slot is then free for the queue.
+ *
+ * The plan on the wire (src/session/session.c): every step one broadcast of 5 + slots floats
+ * ("session.plan": finish, counts, the leaving slots); only when sequences join, a second one
+ * ("session.joins") with their prompts and sampling parameters — int32 words and 64-bit seeds
+ * carried bit for bit in the float buffer. A step where B sequences decode and none joins costs
+ * that one small broadcast, the model's decode step and one sampling collective per row.
  *
  * Threads: a session is used by its rank's thread only. The driver's calls (session_add,
  * session_cancel, session_finish, the events) are NOT thread-safe: a server's HTTP threads hand
@@ -91,7 +100,8 @@ const char *session_finish_name(session_finish_reason r);
 /* What a step did for one sequence (driver only). */
 typedef struct {
     int seq;   /* the id session_add returned */
-    int token; /* the token generated this step, or -1 (the sequence only finished) */
+    int token; /* the token generated this step, or -1: the sequence only finished (cancelled,
+                  or its end-of-text token, which is no part of the completion) */
     /* The text this step releases: whole UTF-8 characters, stop strings cut out, text that may
      * begin a stop string held back until it cannot. Owned by the session, valid until the next
      * session_step; not NUL-terminated. The concatenation of a sequence's texts is its whole
@@ -112,29 +122,35 @@ enum {
 /* Collective: every rank calls it with the same source and options. Loads this rank's shard
  * (model_source_load), gives it a KV cache of opts->slots sequences of opts->context positions
  * and activations for max(slots, max_prefill) rows. tok is used by the driver (rank 0) only and
- * may be NULL elsewhere; it must outlive the session. Returns 0, or -1 with a one-line message
- * (the caller fails the group: the other ranks may have succeeded). */
+ * may be NULL elsewhere; it must outlive the session. A driver without a tokenizer (a benchmark
+ * on token ids) gets no text, no end-of-text stops and no stop strings: sequences run to
+ * max_tokens or the context. Returns 0, or -1 with a one-line message (the caller fails the
+ * group: the other ranks may have succeeded). */
 int session_open(session **out, comm_t *comm, const model_source *src, const tokenizer *tok,
                  const session_opts *opts, char *err, size_t errlen);
 void session_close(session *s);
 
-/* Driver only. Validates a sequence and queues it: it joins at the next session_step. Returns its
- * id (>= 0); SESSION_BUSY when the queue is full; or -1 with a one-line message naming what is
- * wrong with the request (empty prompt, a token id outside the vocabulary, prompt longer than
- * context - 1, bad sampling parameters, max_tokens < 1, a bad stop string): nothing reached the
+/* Driver only. Validates a sequence and queues it: it joins at the next session_step that has a
+ * free slot for it (queued sequences join in the order they were added). Returns its id (>= 0);
+ * SESSION_BUSY when the queue is full; or -1 with a one-line message naming what is wrong with
+ * the request (empty prompt, a token id outside the vocabulary, prompt longer than context - 1,
+ * bad sampling parameters, max_tokens < 1, more than SESSION_MAX_STOPS stop strings, a stop
+ * string empty, too long or not UTF-8; after session_finish, any request): nothing reached the
  * group. */
 int session_add(session *s, const int *prompt, int n_prompt, const session_params *p, char *err,
                 size_t errlen);
 
 /* Driver only. Ends a sequence at the next step (a client that went away): it gets one last event
- * with SESSION_FINISH_CANCELLED and its slot is freed. Unknown or ended ids are ignored. */
+ * with SESSION_FINISH_CANCELLED (token -1, and the text it held back) and its slot is freed; a
+ * queued one gets that event without ever joining. Unknown or ended ids are ignored. */
 void session_cancel(session *s, int seq);
 
 /* Driver only: sequences running or queued. */
 int session_pending(const session *s);
 
 /* Driver only: the next session_step, on every rank, ends the session's loop (SESSION_DONE);
- * running and queued sequences are cancelled (drain them first to finish them). */
+ * running and queued sequences are cancelled (drain them first to finish them): their
+ * SESSION_FINISH_CANCELLED events come with that last step's events. */
 void session_finish(session *s);
 
 /* Collective: one step on every rank. On the driver, *events / *n_events receive what the step

@@ -1,8 +1,11 @@
 /* cmd_generate.c — `linshard generate`: a prompt in, text out, the model split over P ranks.
  *
- * Every rank runs the same loop: prefill the prompt into its head-sharded KV cache, then per
- * token: sample (identically on every rank, see sampling.h), decode one step (1 + 2 * n_layer
- * AllReduce of one token's activations). Rank 0 streams the text. */
+ * One sequence through the session library (session.h, one slot): every rank opens the session
+ * and steps it; the driver (rank 0) adds the prompt, streams the text each step releases (whole
+ * UTF-8 characters, stop strings cut out) and ends the loop when the sequence has ended. The
+ * first step prefills the prompt and samples the first token; each later step decodes one token
+ * (1 + 2 * n_layer AllReduce of one token's activations) and samples the next, identically on
+ * every rank. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,18 +18,19 @@
 #include "linshard/linshard.h"
 #include "linshard/model.h"
 #include "linshard/sampling.h"
+#include "linshard/session.h"
 #include "linshard/tokenizer.h"
 
 static const char generate_usage[] =
     "usage: linshard generate [--model PATH] [--tp P] [--backend threads|mpi] [--prompt TEXT]\n"
     "                         [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-    "                         [--dtype T]\n"
+    "                         [--dtype T] [--stop STRING]...\n"
     "\n"
     "Generates text from the prompt with a model split over P ranks, streaming text to stdout\n"
     "(whole UTF-8 characters only); prompt and generation speed and the time spent in\n"
     "communication go to stderr. Stops at the end-of-text token (the tokenizer's EOS, or an\n"
-    "end-of-turn token such as <|eot_id|> or <|im_end|>), after N tokens, or at the model's\n"
-    "context length.\n"
+    "end-of-turn token such as <|eot_id|> or <|im_end|>), at a stop string, after N tokens, or\n"
+    "at the model's context length.\n"
     "\n"
     "  --model PATH      a checkpoint of any family (a Hugging Face directory or a .gguf file),\n"
     "                    with its tokenizer (tokenizer.json + tokenizer_config.json in the\n"
@@ -49,6 +53,9 @@ static const char generate_usage[] =
     "  --dtype T         the type the weights are held as in memory: auto (default: as the\n"
     "                    checkpoint stores them), f32, f16, bf16, q8_0 or q4_0 (quantised\n"
     "                    as they load)\n"
+    "  --stop STRING     stop when the text contains STRING (not printed; up to 4 of them, each\n"
+    "                    1..256 bytes of UTF-8); text that may begin one is held back until\n"
+    "                    it cannot\n"
     "  --comm-stats      print rank 0's comm ledger at the end\n"
     "  -h, --help        this text\n";
 
@@ -63,85 +70,88 @@ typedef struct {
     kernel_type wtype;
     sampling_opts sampling;
     uint64_t seed;
+    const char *stop[SESSION_MAX_STOPS];
+    int n_stop;
     /* out (rank 0) */
     int generated;
-    double prefill_s, decode_s, comm_prefill_s, comm_decode_s;
-    const char *stop_reason;
+    long long decoded;                    /* decode steps */
+    double prefill_s, decode_s;           /* the prompt's step (with the first token); the rest */
+    double comm_prefill_s, comm_decode_s; /* of which in collectives */
+    session_finish_reason finish;
 } generate_job;
 
-/* Prints what the stream has of whole characters (a character split across tokens waits for
- * its last byte). out holds TOKENIZER_STREAM_ROOM bytes. */
-static void emit(tokenizer_stream *stream, int id, char *out, size_t room) {
-    int n = id >= 0 ? tokenizer_stream_push(stream, id, out, room)
-                    : tokenizer_stream_flush(stream, out, room);
-    if (n > 0) fwrite(out, 1, (size_t)n, stdout);
-    fflush(stdout);
+/* What the last line says for each way a sequence ends. */
+static const char *stop_words(session_finish_reason r) {
+    switch (r) {
+    case SESSION_FINISH_EOS:
+        return "the end-of-text token";
+    case SESSION_FINISH_STOP:
+        return "a stop string";
+    case SESSION_FINISH_LENGTH:
+        return "the requested number of tokens";
+    case SESSION_FINISH_CONTEXT:
+        return "the model's context length";
+    default:
+        return "?";
+    }
+}
+
+/* The driver: adds the one sequence, steps until it has ended, prints its text as it comes. */
+static int generate_driver(comm_t *comm, session *s, generate_job *job) {
+    session_params p = {job->sampling, job->seed, job->n_new, job->stop, job->n_stop};
+    char err[512];
+    int id = session_add(s, job->prompt, job->n_prompt, &p, err, sizeof(err));
+    if (id < 0) return comm_fail(comm, "%s", id == SESSION_BUSY ? "the session is full" : err);
+    const ledger_t *ledger = comm_ledger(comm);
+    int rc = 0, first = 1;
+    while (!rc) {
+        if (session_pending(s) == 0) session_finish(s);
+        const session_event *ev;
+        int n_ev;
+        session_stats st;
+        double t0 = timer_seconds(), c0 = ledger_total_seconds(ledger);
+        rc = session_step(s, &ev, &n_ev);
+        double dt = timer_seconds() - t0, dc = ledger_total_seconds(ledger) - c0;
+        if (rc) break;
+        *(first ? &job->prefill_s : &job->decode_s) += dt;
+        *(first ? &job->comm_prefill_s : &job->comm_decode_s) += dc;
+        first = 0;
+        for (int e = 0; e < n_ev; e++) {
+            if (ev[e].text_len) fwrite(ev[e].text, 1, ev[e].text_len, stdout);
+            job->generated = ev[e].n_generated;
+            if (ev[e].finish) job->finish = ev[e].finish;
+        }
+        fflush(stdout);
+        session_get_stats(s, &st);
+        job->decoded = st.decode_steps;
+    }
+    return rc == SESSION_DONE ? 0 : rc;
 }
 
 static int generate_rank(comm_t *comm, void *arg) {
     generate_job *job = arg;
-    int r = comm_rank(comm), rc;
     const model_config *c = &job->cfg;
-    int capacity = job->n_prompt + job->n_new;
+    int capacity = job->n_prompt + job->n_new, rc = 0;
     if (capacity > c->n_positions) capacity = c->n_positions;
-    model_shard m;
+    /* One slot of just the positions this text needs; the whole prompt in one pass. */
+    session_opts o = {1, capacity, job->n_prompt, 1, job->wtype};
+    session *s;
     char err[512];
-    if (model_source_load(job->src, &m, r, comm_size(comm), job->n_prompt, job->wtype, err,
-                          sizeof(err)) ||
-        model_shard_enable_cache(&m, capacity, err, sizeof(err)))
+    if (session_open(&s, comm, job->src, job->tok, &o, err, sizeof(err)))
         return comm_fail(comm, "%s", err);
-    float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
-    if (!scratch) return comm_fail(comm, "out of memory on rank %d", r);
-    size_t room = TOKENIZER_STREAM_ROOM(job->tok);
-    char *text = malloc(room);
-    if (!text) {
-        free(scratch);
-        return comm_fail(comm, "out of memory on rank %d", r);
+    /* Every rank has loaded its shard before the prompt's clock starts. */
+    if ((rc = comm_barrier(comm, "start"))) {
+        session_close(s);
+        return rc;
     }
-    tokenizer_stream stream;
-    tokenizer_stream_init(&stream, job->tok);
-    sampler_rng rng;
-    sampler_seed(&rng, job->seed);
-    const ledger_t *ledger = comm_ledger(comm);
-
-    double t0 = timer_seconds(), c0 = ledger_total_seconds(ledger);
-    rc = model_forward(comm, &m, job->prompt, job->n_prompt);
-    double t1 = timer_seconds(), c1 = ledger_total_seconds(ledger);
-    const float *last = m.logits + (size_t)(job->n_prompt - 1) * (size_t)m.v_local;
-    int generated = 0, token = -1;
-    const char *stop = NULL;
-    while (!rc && !stop) {
-        if ((rc = sample_next_token(comm, last, m.v0, m.v_local, c->vocab_size, &job->sampling,
-                                    &rng, scratch, &token)))
-            break;
-        if (tokenizer_is_stop(job->tok, token)) {
-            stop = "the end-of-text token";
-            break;
-        }
-        generated++;
-        if (r == 0) emit(&stream, token, text, room);
-        if (generated == job->n_new)
-            stop = "the requested number of tokens";
-        else if (m.cache_len == capacity)
-            stop = "the model's context length";
-        else if ((rc = model_extend(comm, &m, &token, 1)))
-            break;
-        last = m.logits;
+    if (comm_rank(comm) == 0) {
+        rc = generate_driver(comm, s, job);
+        if (!rc && job->comm_stats) ledger_print(comm_ledger(comm), 0, stderr);
+    } else {
+        while (!rc) rc = session_step(s, NULL, NULL);
+        if (rc == SESSION_DONE) rc = 0;
     }
-    double t2 = timer_seconds(), c2 = ledger_total_seconds(ledger);
-    if (r == 0) emit(&stream, -1, text, room); /* an incomplete last character, as it is */
-    if (!rc && r == 0) {
-        job->generated = generated;
-        job->prefill_s = t1 - t0;
-        job->decode_s = t2 - t1;
-        job->comm_prefill_s = c1 - c0;
-        job->comm_decode_s = c2 - c1;
-        job->stop_reason = stop;
-        if (job->comm_stats) ledger_print(ledger, 0, stderr);
-    }
-    free(scratch);
-    free(text);
-    model_shard_free(&m);
+    session_close(s);
     return rc;
 }
 
@@ -158,6 +168,7 @@ int cmd_generate(int argc, char **argv) {
                                              {"seed", required_argument, 0, 's'},
                                              {"comm-stats", no_argument, 0, 'c'},
                                              {"dtype", required_argument, 0, 'd'},
+                                             {"stop", required_argument, 0, 'S'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     generate_job job;
@@ -224,6 +235,14 @@ int cmd_generate(int argc, char **argv) {
             break;
         case 'c':
             job.comm_stats = 1;
+            break;
+        case 'S':
+            if (job.n_stop == SESSION_MAX_STOPS)
+                return cli_usage_error("generate", "at most %d --stop strings", SESSION_MAX_STOPS);
+            if (!optarg[0] || strlen(optarg) > SESSION_MAX_STOP_BYTES)
+                return cli_usage_error("generate", "--stop must be 1..%d bytes",
+                                       SESSION_MAX_STOP_BYTES);
+            job.stop[job.n_stop++] = optarg;
             break;
         case 'h':
             fputs(generate_usage, stdout);
@@ -316,14 +335,16 @@ int cmd_generate(int argc, char **argv) {
     if (printer) {
         putchar('\n');
         fflush(stdout); /* the text first, then the figures on stderr */
+        double rate = job.decode_s > 0 ? job.decoded / job.decode_s : 0;
         fprintf(stderr,
-                "generate: P=%ld (%s); prompt %d tokens in %.1f ms (%.1f tokens/s); %d tokens "
-                "generated in %.1f ms (%.1f tokens/s); communication %.1f%% of prompt time, "
-                "%.1f%% of generation time; stopped at %s\n",
+                "generate: P=%ld (%s); prompt %d tokens in %.1f ms (%.1f tokens/s, the first new "
+                "token with it); %d tokens generated, %lld decoded in %.1f ms (%.1f tokens/s); "
+                "communication %.1f%% of prompt time, %.1f%% of decoding time; stopped at %s\n",
                 P, comm_backend_name(backend), job.n_prompt, job.prefill_s * 1e3,
-                job.n_prompt / job.prefill_s, job.generated, job.decode_s * 1e3,
-                job.generated / job.decode_s, 100 * job.comm_prefill_s / job.prefill_s,
-                100 * job.comm_decode_s / job.decode_s, job.stop_reason ? job.stop_reason : "?");
+                job.n_prompt / job.prefill_s, job.generated, job.decoded, job.decode_s * 1e3, rate,
+                100 * job.comm_prefill_s / job.prefill_s,
+                job.decode_s > 0 ? 100 * job.comm_decode_s / job.decode_s : 0.0,
+                stop_words(job.finish));
     }
 done:
     if (src_open) model_source_close(&src);

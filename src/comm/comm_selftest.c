@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "linshard/ledger.h"
 
@@ -192,6 +193,48 @@ static int broadcast_checks(ctx_t *c, size_t n, int root, float *buf) {
     return COMM_OK;
 }
 
+/* A broadcast whose root comes late must wait asleep, not spin: an idle server's ranks wait in
+ * one for the next request (comm_mpi.c: "Broadcasts wait politely"). The root sleeps LATE_MS,
+ * then broadcasts; every other rank reads its own thread's CPU time across the wait. A sleeping
+ * waiter measured 9-12 ms of CPU in the 300 ms (about 300 wake-ups, 1 ms apart, each an
+ * MPI_Test of Open MPI's progress engine); one that busy-polls uses the whole wait on an idle
+ * machine, and a share of it on a loaded one. LATE_MAX_CPU_MS lies well above the sleeper, so
+ * the check does not fail on a busy CI machine; on a very overloaded one a spinner may pass it
+ * (then it is no statement either way). The threads backend has its own test
+ * (tests/test_comm_wait.c), so this runs for MPI only. */
+#define LATE_MS 300
+#define LATE_MAX_CPU_MS 60
+
+static double clock_seconds(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int late_broadcast_check(ctx_t *c, float *buf) {
+    int rc;
+    if ((rc = comm_barrier(c->comm, "selftest"))) return rc;
+    expect(c, LEDGER_BARRIER, 0, 0);
+    double cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID), wall = clock_seconds(CLOCK_MONOTONIC);
+    if (c->rank == 0) {
+        struct timespec late = {0, LATE_MS * 1000000L};
+        nanosleep(&late, NULL);
+    }
+    buf[0] = c->rank == 0 ? 42.0f : -1.0f;
+    if ((rc = comm_broadcast(c->comm, buf, 1, 0, "selftest"))) return rc;
+    expect(c, LEDGER_BROADCAST, c->rank == 0 ? (uint64_t)(c->P - 1) : 0,
+           (c->rank == 0 || c->P == 1) ? 0 : 1);
+    cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu;
+    wall = clock_seconds(CLOCK_MONOTONIC) - wall;
+    check(c, buf[0] == 42.0f, "late broadcast: got %g", buf[0]);
+    if (c->rank != 0 && wall > 0.5 * LATE_MS * 1e-3)
+        check(c, cpu <= LATE_MAX_CPU_MS * 1e-3,
+              "a broadcast waited %.0f ms for its root and used %.1f ms of CPU (more than %d: it "
+              "spins instead of sleeping)",
+              wall * 1e3, cpu * 1e3, LATE_MAX_CPU_MS);
+    return COMM_OK;
+}
+
 static void ledger_checks(ctx_t *c) {
     const ledger_t *l = comm_ledger(c->comm);
     for (int op = 0; op < LEDGER_OP_COUNT; op++) {
@@ -234,6 +277,7 @@ static int run_all(ctx_t *c, const comm_selftest_opts *opts, float *a, float *b,
         if ((rc = comm_barrier(c->comm, "selftest"))) return rc;
         expect(c, LEDGER_BARRIER, 0, 0);
     }
+    if (comm_backend(c->comm) == COMM_BACKEND_MPI && (rc = late_broadcast_check(c, a))) return rc;
     ledger_checks(c);
     return COMM_OK;
 }
