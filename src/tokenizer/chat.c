@@ -225,7 +225,7 @@ static int render_llama2(text_buf *b, const chat_message *m, int n, char *err, s
     }
     for (int i = 0; i < n; i++) {
         int want_user = i % 2 == 0;
-        if (!strcmp(m[i].role, "user") != want_user) {
+        if ((strcmp(m[i].role, "user") == 0) != want_user) {
             set_err(err, errlen,
                     "this model's chat template (llama2) needs roles that alternate "
                     "user/assistant/user/... after an optional first system message; message %d "
