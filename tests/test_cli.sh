@@ -194,6 +194,17 @@ expect_one_line 2 generate -n 0
 expect_one_line 2 generate --temperature -1
 expect_one_line 2 generate --top-p 1.5
 expect_one_line 2 generate --top-k x
+# Stop strings: the text is cut before the first one (never printed), at every P the same.
+s1=$("$bin" generate -n 24 --stop " city" --stop "Zebra" 2>/dev/null)
+s3=$("$bin" generate -n 24 --stop " city" --stop "Zebra" --tp 3 2>/dev/null)
+if [ "$s1" = "And it came to pass, as they brought a certain of the" ] && [ "$s1" = "$s3" ]; then
+  passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: generate --stop ' city': '$s1' (P=1), '$s3' (P=3)"; fi
+expect 0 "9 tokens generated.*stopped at a stop string" -- generate -n 24 --stop " city"
+expect_one_line 2 generate --stop ""
+expect_one_line 2 generate --stop a --stop b --stop c --stop d --stop e
+expect_one_line 2 generate --stop $'\xff'
+expect_one_line 2 bench generate --shape tiny --batch 0
 
 # ---- bench train: runs, and every P reports the same first loss (the same model is trained) ----
 bt=$("$bin" bench train --model "$model" --tp 1,2,3 --batch 2 --seq 8 --steps 1 --no-peers 2>/dev/null)

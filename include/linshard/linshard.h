@@ -7,6 +7,7 @@
 #define LINSHARD_VERSION "0.1.0"
 
 #include "linshard/atomic_file.h"
+#include "linshard/chat.h"
 #include "linshard/checkpoint.h"
 #include "linshard/comm.h"
 #include "linshard/comm_selftest.h"
@@ -25,6 +26,7 @@
 #include "linshard/safetensors.h"
 #include "linshard/safetensors_set.h"
 #include "linshard/sampling.h"
+#include "linshard/session.h"
 #include "linshard/split.h"
 #include "linshard/timer.h"
 #include "linshard/tokenizer.h"

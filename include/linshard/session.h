@@ -140,6 +140,11 @@ void session_close(session *s);
 int session_add(session *s, const int *prompt, int n_prompt, const session_params *p, char *err,
                 size_t errlen);
 
+/* What session_add checks of the parameters alone (sampling against a vocabulary of `vocab`,
+ * max_tokens, the stop strings), for a caller that wants to refuse a request before it has a
+ * session (a command line). Returns 0, or -1 with the same one-line message. */
+int session_check_params(const session_params *p, int vocab, char *err, size_t errlen);
+
 /* Driver only. Ends a sequence at the next step (a client that went away): it gets one last event
  * with SESSION_FINISH_CANCELLED (token -1, and the text it held back) and its slot is freed; a
  * queued one gets that event without ever joining. Unknown or ended ids are ignored. */

@@ -254,6 +254,13 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    { /* the stop strings (UTF-8), before anything is loaded; sampling against the vocabulary
+         is checked once the model is open */
+        session_params stops = {{0.0f, 0, 1.0f}, job.seed, job.n_new, job.stop, job.n_stop};
+        char why[256];
+        if (session_check_params(&stops, 1, why, sizeof(why)))
+            return cli_usage_error("generate", "%s", why);
+    }
     if ((rc = cli_resolve_backend("generate", backend_given, &backend, tp_given, &P))) return rc;
     if ((rc = cli_start_backend(backend, (int)P))) return rc;
     int printer = cli_is_printer(backend);

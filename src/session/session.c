@@ -217,7 +217,9 @@ int session_open(session **out, comm_t *comm, const model_source *src, const tok
     s->scratch = malloc(2 * (size_t)cfg->vocab_size * sizeof(float));
     int ok = s->slots && s->plan && s->tokens && s->batch && s->scratch;
     if (ok && driver) {
-        s->cap_events = (int)(S + 2 * Q + 1);
+        /* A step's events: a cancelled leaver and a joiner (or a decoded row) per slot, plus
+         * every queued or dropped sequence (cancelled at the finish). */
+        s->cap_events = (int)(2 * S + 2 * Q + 1);
         s->by_slot = calloc(S, sizeof(seq_state *));
         s->queue = calloc(Q, sizeof(seq_state *));
         s->dropped = calloc(Q, sizeof(seq_state *));
@@ -265,6 +267,31 @@ const model_shard *session_shard(const session *s) {
 
 /* ---- the driver's calls --------------------------------------------------------------------- */
 
+int session_check_params(const session_params *p, int vocab, char *err, size_t errlen) {
+    if (sampling_opts_check(&p->sampling, vocab, err, errlen)) return -1;
+    if (p->max_tokens < 1) {
+        snprintf(err, errlen, "max_tokens must be >= 1, got %d", p->max_tokens);
+        return -1;
+    }
+    if (p->n_stop < 0 || p->n_stop > SESSION_MAX_STOPS || (p->n_stop > 0 && !p->stop)) {
+        snprintf(err, errlen, "at most %d stop strings", SESSION_MAX_STOPS);
+        return -1;
+    }
+    for (int i = 0; i < p->n_stop; i++) {
+        size_t len = p->stop[i] ? strlen(p->stop[i]) : 0;
+        if (len < 1 || len > SESSION_MAX_STOP_BYTES) {
+            snprintf(err, errlen, "stop string %d: must be 1..%d bytes", i + 1,
+                     SESSION_MAX_STOP_BYTES);
+            return -1;
+        }
+        if (!stop_text_valid_utf8(p->stop[i], len)) {
+            snprintf(err, errlen, "stop string %d is not valid UTF-8", i + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int session_add(session *s, const int *prompt, int n_prompt, const session_params *p, char *err,
                 size_t errlen) {
     const model_config *cfg = &s->m.cfg;
@@ -296,32 +323,11 @@ int session_add(session *s, const int *prompt, int n_prompt, const session_param
                      prompt[i], i, cfg->vocab_size);
             return -1;
         }
-    if (sampling_opts_check(&p->sampling, cfg->vocab_size, err, errlen)) return -1;
-    if (p->max_tokens < 1) {
-        snprintf(err, errlen, "max_tokens must be >= 1, got %d", p->max_tokens);
-        return -1;
-    }
-    if (p->n_stop < 0 || p->n_stop > SESSION_MAX_STOPS || (p->n_stop > 0 && !p->stop)) {
-        snprintf(err, errlen, "at most %d stop strings", SESSION_MAX_STOPS);
-        return -1;
-    }
+    if (session_check_params(p, cfg->vocab_size, err, errlen)) return -1;
     if (p->n_stop > 0 && !s->tok) {
         snprintf(err, errlen, "stop strings need a tokenizer, and the session has none");
         return -1;
     }
-    for (int i = 0; i < p->n_stop; i++) {
-        size_t len = p->stop[i] ? strlen(p->stop[i]) : 0;
-        if (len < 1 || len > SESSION_MAX_STOP_BYTES) {
-            snprintf(err, errlen, "stop string %d: must be 1..%d bytes", i + 1,
-                     SESSION_MAX_STOP_BYTES);
-            return -1;
-        }
-        if (!stop_text_valid_utf8(p->stop[i], len)) {
-            snprintf(err, errlen, "stop string %d is not valid UTF-8", i + 1);
-            return -1;
-        }
-    }
-    /* Cancelled queued sequences wait for the next step's event: they count as queued. */
     if (s->n_queue + s->n_dropped >= s->o.max_queue) return SESSION_BUSY;
     seq_state *q = calloc(1, sizeof(*q));
     if (!q) {
