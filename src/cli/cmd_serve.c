@@ -300,7 +300,8 @@ int cmd_serve(int argc, char **argv) {
     }
     if (comm_launch(backend, (int)P, serve_rank, &job, err, sizeof(err)))
         rc = cli_job_error("%s", err);
-    if (printer) fprintf(stderr, "serve: stopped\n");
+    else if (printer)
+        fprintf(stderr, "serve: stopped\n");
 
 done:
     if (job.http) http_stop(job.http);
