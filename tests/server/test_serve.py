@@ -15,6 +15,8 @@ makes it), so that a stream lasts long enough to be cut or signalled mid-way. Ca
   disconnect   a client that goes away mid-stream: its sequence is cancelled, others go on
   sigterm      SIGTERM during a stream: the stream completes, no new requests, exit 0
   openai       the official OpenAI node client (npm `openai`), streaming and not
+  template     (--template chatml|llama3, a model with that tokenizer_config.json) the log names
+               the template; a chat prompt is the template's text, special tokens single ids
 Every wait is bounded; a server left running is killed.
 """
 import http.client
@@ -507,12 +509,42 @@ def case_openai(s, srcdir, workdir):
     check(r.returncode == 0, 'the OpenAI client test failed:\n' + r.stdout + r.stderr)
 
 
+def case_template(s, linshard, model, kind):
+    """A model with a chat template: the log names it, and a chat request's prompt is exactly the
+    template's text, special tokens as single ids (counted by `linshard tokenize`)."""
+    check('chat template: %s' % kind in s.stderr(), 'the log should name template ' + kind)
+    msgs = [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hello!'}]
+    text = {
+        'chatml': '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n'
+                  '<|im_start|>assistant\n',
+        'llama3': '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.'
+                  '<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>'
+                  '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    }[kind]
+    out = subprocess.run([linshard, 'tokenize', '--model', model, '-'], input=text,
+                         capture_output=True, text=True, timeout=120)
+    check(out.returncode == 0, 'tokenize: ' + out.stderr)
+    n_ids = len(out.stdout.strip().split(','))
+    st, _, resp = s.post('/v1/chat/completions', {'messages': msgs, 'max_tokens': 4, 'seed': 1})
+    check(st == 200, 'chat %d %r' % (st, resp))
+    check(resp['usage']['prompt_tokens'] == n_ids,
+          'prompt_tokens %d, the %s text is %d tokens' % (resp['usage']['prompt_tokens'], kind,
+                                                          n_ids))
+    ev = s.stream('/v1/chat/completions', {'messages': msgs, 'max_tokens': 4, 'seed': 1})
+    check(stream_text(ev) == completion_text(resp), 'stream == whole')
+
+
 def main():
     args = sys.argv[1:]
     mpi, tp = None, 2
     if '--mpi' in args:
         i = args.index('--mpi')
         mpi = args[i + 1]
+        del args[i:i + 2]
+    template = None
+    if '--template' in args:
+        i = args.index('--template')
+        template = args[i + 1]
         del args[i:i + 2]
     if '--tp' in args:
         i = args.index('--tp')
@@ -537,6 +569,8 @@ def main():
             case_sigterm(s)
             print('PASSED: serve sigterm')
             return
+        elif case == 'template':
+            case_template(s, linshard, model, template)
         elif case == 'openai':
             here = os.path.dirname(os.path.abspath(__file__))
             work = os.environ.get('OPENAI_CLIENT_DIR') or os.path.join(
