@@ -10,6 +10,8 @@ packages=(
   libopenblas-dev                   # GEMM
   gnuplot-nox                       # train's loss.png
   libutf8proc-dev                   # Unicode categories for the GPT-2 tokenizer's pre-tokenisation
+  libmicrohttpd-dev                 # the HTTP server of `linshard serve`
+  curl                              # tests: drive `linshard serve` (CI adds nodejs, npm)
   python3                           # tests: scripts/doc_outputs.py checks the docs' pasted outputs
 )
 missing=()

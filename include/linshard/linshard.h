@@ -7,6 +7,7 @@
 #define LINSHARD_VERSION "0.1.0"
 
 #include "linshard/atomic_file.h"
+#include "linshard/chat.h"
 #include "linshard/checkpoint.h"
 #include "linshard/comm.h"
 #include "linshard/comm_selftest.h"

@@ -13,6 +13,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  generate      text from a prompt, the model split over P ranks (streams tokens)\n"
+    "  serve         an OpenAI-compatible HTTP server, the model split over P ranks, requests\n"
+    "                decoded together (continuous batching)\n"
     "  tokenize      token ids of a text (GPT-2's, or a model's tokenizer.json), or back\n"
     "  forward       run a model on token ids split over P ranks; top-5 next tokens, logits\n"
     "  verify        check that P ranks give the unsplit model's logits, and the comm ledger\n"
@@ -54,6 +56,7 @@ static int run_command(int argc, char **argv) {
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "lab")) return cmd_lab(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
