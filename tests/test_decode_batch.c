@@ -171,9 +171,10 @@ static double check_kind_shape(weight_kind kind, int K, int N) {
 static void test_matmul_rows_every_type_and_level(void **state) {
     (void)state;
     /* K: not a multiple of any vector width (F32, F16, BF16); whole blocks of 32 for Q8_0/Q4_0,
-     * odd block counts. N: odd, below and above the 64-column strips of axpy_rows. */
+     * odd block counts. N: odd, below and above the 64-column strips of axpy_rows, and past its
+     * 256-column blocks (300). K past its 256-row blocks (257, 288). */
     static const int k_any[] = {1, 7, 33, 100, 257}, k_blocks[] = {32, 96, 160, 288};
-    static const int n_all[] = {1, 5, 17, 70, 131};
+    static const int n_all[] = {1, 5, 17, 70, 131, 300};
     for (int level = 0; level <= (int)kernel_isa_best(); level++) {
         if (kernel_force_isa((kernel_isa_level)level)) continue;
         double worst = 0;
