@@ -295,7 +295,7 @@ static void matmul_tiles(float *out, const float *in, const kernel_weight *w, in
  * from memory once per call, whatever T, and each row's accumulators stay in registers for KC
  * multiply-adds between a load and a store of y. (Blocks of whole rows, ~64 KB, i.e. 7 rows of
  * GPT-2's 2304-wide QKV, spent as many loads and stores of y as multiply-adds: 39% of a
- * 16-sequence decoding step; these blocks made the step 1.x faster.) */
+ * 16-sequence decoding step of GPT-2 small at P = 2, which these blocks made 1.6x faster.) */
 #define AXPY_KC 256
 #define AXPY_NC 256
 static void matmul_axpy_rows(float *out, const float *in, const kernel_weight *w, int T,
