@@ -353,8 +353,22 @@ static int parse_prompt(const cJSON *v, const api_model *m, serve_request *r, ap
 
 static atomic_ullong request_counter;
 
+/* Whether a JSON text holds the escape \u0000: cJSON would end that string at the NUL and the
+ * rest of it would silently vanish from the prompt. (A backslash occurs only inside strings in
+ * valid JSON, and each escape is skipped whole, so "\\u0000" -- an escaped backslash, then
+ * text -- is not one.) */
+static int has_nul_escape(const char *s, size_t len) {
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 5 < len && !memcmp(s + i + 2, "0000", 4)) return 1;
+        i++; /* the escaped character */
+    }
+    return 0;
+}
+
 int api_parse_request(const char *body, size_t len, int chat, const api_model *m, serve_request *r,
                       api_error *e) {
+    if (has_nul_escape(body, len)) return bad(e, NULL, "strings may not contain NUL (\\u0000)");
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root)
         return bad(e, NULL, "the body is not valid JSON (near byte %ld)",

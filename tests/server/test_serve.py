@@ -286,6 +286,7 @@ def case_errors(s):
     expect_error(s, 400, C, raw='{"prompt": "Hi",', says='not valid JSON')
     expect_error(s, 400, C, raw='[1, 2]', says='JSON object')
     expect_error(s, 400, C, raw='', says='not valid JSON')
+    expect_error(s, 400, C, raw='{"prompt": "a\\u0000b"}', says='NUL')
     expect_error(s, 400, C, dict(good, frobnicate=1), param='frobnicate', says='unknown field')
     expect_error(s, 400, C, {'max_tokens': 2}, param='prompt', says='required')
     expect_error(s, 400, C, dict(good, max_tokens='5'), param='max_tokens')
