@@ -369,10 +369,13 @@ static int has_nul_escape(const char *s, size_t len) {
 int api_parse_request(const char *body, size_t len, int chat, const api_model *m, serve_request *r,
                       api_error *e) {
     if (has_nul_escape(body, len)) return bad(e, NULL, "strings may not contain NUL (\\u0000)");
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    /* The error's place from return_parse_end: cJSON_GetErrorPtr is one global, written by every
+     * parse, and HTTP threads parse at once. */
+    const char *parse_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &parse_end, 0);
     if (!root)
         return bad(e, NULL, "the body is not valid JSON (near byte %ld)",
-                   cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - body) : 0L);
+                   parse_end ? (long)(parse_end - body) : 0L);
     int rc = -1;
     const cJSON *prompt = NULL, *field;
     long long v;
