@@ -69,6 +69,14 @@ typedef struct {
      * (dot_f32, dot_f16, dot_bf16, dot_q8_0_f32, dot_q4_0_f32) of row r. Levels without a
      * batched build loop over the rows. */
     void (*dot_f32_rows)(const float *w, const float *x, size_t ldx, int rows, int K, float *out);
+    /* F32 OUT_IN products a tile at a time, where a level has a build (NULL: matmul.c loops
+     * dot_f32_rows): wrows (1..4) weight rows w + n * ldw against rows (1..4) activation rows
+     * x + r * ldx, out[r * 4 + n]. Each output is one chain of multiply-adds over K (16 at a
+     * time, the tail masked) and one reduction, whatever wrows and rows: so a row's bits never
+     * depend on what is computed beside it, and a 4 x 4 tile loads 8 vectors per 16 multiply-adds
+     * (dot_f32_rows: 5 per 4). Its order is its own, not dot_f32's. */
+    void (*dot_f32_tile)(const float *w, size_t ldw, int wrows, const float *x, size_t ldx,
+                         int rows, int K, float *out);
     void (*dot_f16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
                          float *out);
     void (*dot_bf16_rows)(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
@@ -103,6 +111,8 @@ extern const kernel_isa_table kernel_table_avx512_vnni;
 float kernel_avx512_dot_f16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_bf16(const uint16_t *w, const float *x, int K);
 float kernel_avx512_dot_f32(const float *w, const float *x, int K);
+void kernel_avx512_dot_f32_tile(const float *w, size_t ldw, int wrows, const float *x, size_t ldx,
+                                int rows, int K, float *out);
 void kernel_avx512_dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K,
                                 float *out);
 void kernel_avx512_dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,

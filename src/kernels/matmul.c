@@ -1,7 +1,10 @@
 /* matmul.c — kernel_matmul: out[T][N] (+)= in[T][K] · W for every weight type and layout.
  *
  *   F32 (either layout)  the BLAS (blas.c): a GEMV at T = 1 (a GEMM would pack the whole weight
- *                        for one row), else a GEMM; OUT_IN is the transposed form.
+ *                        for one row), a GEMM from gemm_min_rows; OUT_IN is the transposed
+ *                        form. From 2 to gemm_min_rows - 1 rows, kernel_matmul_rows: the GEMM
+ *                        packed every weight for a few rows (the 8-token prompts of a served
+ *                        GPT-2 small: 20% of the server's time in sgemm's copies).
  *   F16/BF16/Q8_0/Q4_0   OUT_IN only. At T < gemm_min_rows: per-row dot products through the
  *                        ISA table (isa.c), reading each weight byte once per call, a weight
  *                        row loaded (widened to F32) once for 4 activation rows; Q8_0/Q4_0
@@ -15,8 +18,11 @@
  * table's dot_f32), F32 IN_OUT by a fixed-order accumulation of W's rows (matmul_axpy_rows).
  * Both read each weight byte from memory once per call, for all T rows, and use each loaded
  * weight vector for 4 rows (the AVX-512 build; the others loop over the rows), with the exact
- * operations of one row alone. (The int8-activation path is row-exact as well: each row is
- * quantised on its own.)
+ * operations of one row alone; F32 OUT_IN goes 4 weight rows x 4 activation rows at a time
+ * (dot_f32_tile: 8 loads per 16 multiply-adds, where a row at a time took 5 per 4: with the
+ * GPT-2 small LM head at 32% of a served 16-sequence step at P = 2, the step went 49 -> 39 ms).
+ * (The int8-activation path is row-exact as well: each row is quantised on its own.)
+ *
  * The crossover (DEFAULT_GEMM_MIN_ROWS) was measured with bench/kernels_bench.c (section 3) on
  * the project's AMD Zen 5 (AVX-512 VNNI; OpenBLAS Cooperlake kernels), one thread, 768 x 3072,
  * a shared and noisy machine. First (whole-row tiles, the earlier int8 kernels), two runs: at
@@ -184,6 +190,26 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
     float v4[4];
     for (int n0 = 0; n0 < N; n0 += R) {
         int n1 = n0 + R < N ? n0 + R : N;
+        if (batched && w->type == KERNEL_F32 && isa->dot_f32_tile) {
+            /* F32: tiles of 4 weight rows x 4 activation rows (kernels_internal.h) */
+            float v16[16];
+            const float *Wf = w->data; /* [N][K] */
+            for (int t0 = 0; t0 < T; t0 += 4) {
+                int rows = T - t0 < 4 ? T - t0 : 4;
+                const float *x = in + (size_t)t0 * K;
+                for (int n = n0; n < n1; n += 4) {
+                    int wrows = n1 - n < 4 ? n1 - n : 4;
+                    isa->dot_f32_tile(Wf + (size_t)n * (size_t)K, (size_t)K, wrows, x, (size_t)K,
+                                      rows, K, v16);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < wrows; j++) {
+                            float *o = out + (size_t)(t0 + r) * N + n + j;
+                            *o = accumulate ? *o + v16[r * 4 + j] : v16[r * 4 + j];
+                        }
+                }
+            }
+            continue;
+        }
         if (batched) {
             for (int t0 = 0; t0 < T; t0 += 4) {
                 int rows = T - t0 < 4 ? T - t0 : 4;
@@ -333,7 +359,9 @@ static int check_product(float *out, const kernel_weight *w, int T, int accumula
 
 void kernel_matmul(float *out, const float *in, const kernel_weight *w, int T, int accumulate) {
     if (check_product(out, w, T, accumulate)) return;
-    if (w->type == KERNEL_F32)
+    if (T < gemm_min_rows && T > 1)
+        kernel_matmul_rows(out, in, w, T, accumulate); /* F32 too: no GEMM packing for a few rows */
+    else if (w->type == KERNEL_F32)
         matmul_f32(out, in, w, T, accumulate);
     else if (T < gemm_min_rows)
         matmul_dots(out, in, w, T, accumulate);

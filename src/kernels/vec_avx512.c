@@ -145,6 +145,56 @@ void kernel_avx512_dot_f32_rows(const float *w, const float *x, size_t ldx, int 
 #undef F32_GROUP
 }
 
+/* F32 OUT_IN tile (kernels_internal.h): NW weight rows against R activation rows, one
+ * accumulator per output (NW * R <= 16 registers), 16 values a step, the tail under a mask. */
+static inline __attribute__((always_inline)) void dot_f32_tile_group(const float *w, size_t ldw,
+                                                                     const float *x, size_t ldx,
+                                                                     int K, float *out,
+                                                                     const int NW, const int R) {
+    __m512 a[4][4];
+    for (int n = 0; n < NW; n++)
+        for (int r = 0; r < R; r++) a[n][r] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv[4];
+        for (int n = 0; n < NW; n++) wv[n] = _mm512_loadu_ps(w + n * ldw + k);
+        for (int r = 0; r < R; r++) {
+            __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
+            for (int n = 0; n < NW; n++) a[n][r] = _mm512_fmadd_ps(wv[n], xv, a[n][r]);
+        }
+    }
+    if (k < K) {
+        __mmask16 m = tail_mask(K - k);
+        __m512 wv[4];
+        for (int n = 0; n < NW; n++) wv[n] = _mm512_maskz_loadu_ps(m, w + n * ldw + k);
+        for (int r = 0; r < R; r++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + r * ldx + k);
+            for (int n = 0; n < NW; n++) a[n][r] = _mm512_fmadd_ps(wv[n], xv, a[n][r]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int n = 0; n < NW; n++) out[r * 4 + n] = _mm512_reduce_add_ps(a[n][r]);
+}
+
+void kernel_avx512_dot_f32_tile(const float *w, size_t ldw, int wrows, const float *x, size_t ldx,
+                                int rows, int K, float *out) {
+#define TILE(NW, R)                                                                                \
+    case (NW)*8 + (R):                                                                             \
+        dot_f32_tile_group(w, ldw, x, ldx, K, out, NW, R);                                         \
+        break;
+    /* clang-format off */
+    switch (wrows * 8 + rows) {
+        TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4)
+        TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(2, 4)
+        TILE(3, 1) TILE(3, 2) TILE(3, 3) TILE(3, 4)
+        TILE(4, 1) TILE(4, 2) TILE(4, 3) TILE(4, 4)
+    default:
+        break;
+    }
+    /* clang-format on */
+#undef TILE
+}
+
 /* y += x[k] W[k][..] for R rows at once (kernels_internal.h): 64 columns of each row's y in
  * four registers while the kn weight rows pass (each weight vector loaded once for the R rows),
  * then 16 columns, the last n % 16 under a mask (the same FMA per lane). */
@@ -315,6 +365,7 @@ const kernel_isa_table kernel_table_avx512 = {
     .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
     .dot_f32 = kernel_avx512_dot_f32,
     .dot_f32_rows = kernel_avx512_dot_f32_rows,
+    .dot_f32_tile = kernel_avx512_dot_f32_tile,
     .dot_f16_rows = kernel_avx512_dot_f16_rows,
     .dot_bf16_rows = kernel_avx512_dot_bf16_rows,
     .dot_q8_0_f32_rows = kernel_avx512_dot_q8_0_f32_rows,

@@ -21,6 +21,7 @@ const kernel_isa_table kernel_table_avx512_vnni = {
     .dot_q4_0_f32 = kernel_avx512_dot_q4_0_f32,
     .dot_f32 = kernel_avx512_dot_f32,
     .dot_f32_rows = kernel_avx512_dot_f32_rows,
+    .dot_f32_tile = kernel_avx512_dot_f32_tile,
     .dot_f16_rows = kernel_avx512_dot_f16_rows,
     .dot_bf16_rows = kernel_avx512_dot_bf16_rows,
     .dot_q8_0_f32_rows = kernel_avx512_dot_q8_0_f32_rows,

@@ -36,28 +36,39 @@ int sampling_opts_check(const sampling_opts *o, int vocab, char *err, size_t err
 }
 
 /* Samples index i of n candidates (logits sorted largest first when `sorted`) with temperature
- * and top-p. probs holds n doubles' worth of floats... computed in double for the sums. */
+ * and top-p, in double: each weight exp((logit - max) / T) is computed once (libm's exp, so
+ * every rank, on any machine with the same libm, draws the same index) into e[n], then summed
+ * and walked. Returns the index, or -1 when out of memory. */
 static int draw(const float *logits, int n, int sorted, const sampling_opts *o, sampler_rng *rng) {
-    double max = -INFINITY, total = 0;
-    for (int i = 0; i < n; i++) max = fmax(max, logits[i]);
-    for (int i = 0; i < n; i++) total += exp((logits[i] - max) / o->temperature);
+    double *e = malloc((size_t)n * sizeof(double));
+    if (!e) return -1;
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > max) max = logits[i];
+    double total = 0;
+    for (int i = 0; i < n; i++) total += e[i] = exp(((double)logits[i] - max) / o->temperature);
     /* Top-p: the shortest prefix of the (sorted) candidates whose mass reaches top_p. */
     int keep = n;
     if (sorted && o->top_p < 1) {
         double mass = 0;
         for (keep = 0; keep < n;) {
-            mass += exp((logits[keep++] - max) / o->temperature) / total;
+            mass += e[keep++] / total;
             if (mass >= o->top_p) break;
         }
         total = 0;
-        for (int i = 0; i < keep; i++) total += exp((logits[i] - max) / o->temperature);
+        for (int i = 0; i < keep; i++) total += e[i];
     }
     double u = sampler_uniform(rng) * total, acc = 0;
+    int pick = keep - 1; /* unless found below: u landed in the rounding slack at the end */
     for (int i = 0; i < keep; i++) {
-        acc += exp((logits[i] - max) / o->temperature);
-        if (u < acc) return i;
+        acc += e[i];
+        if (u < acc) {
+            pick = i;
+            break;
+        }
     }
-    return keep - 1; /* u landed in the rounding slack at the end */
+    free(e);
+    return pick;
 }
 
 typedef struct {
@@ -85,7 +96,9 @@ int sample_next_token(comm_t *comm, const float *row_local, int v0, int v_local,
         rc = (!ids || !vals) ? comm_fail(comm, "sampling: out of memory") : 0;
         if (!rc)
             rc = vocab_parallel_topk(comm, row_local, v0, v_local, V, k, ids, vals, "sample.topk");
-        if (!rc) *token = ids[draw(vals, k, 1, opts, rng)];
+        int i = rc ? 0 : draw(vals, k, 1, opts, rng);
+        if (!rc && i < 0) rc = comm_fail(comm, "sampling: out of memory");
+        if (!rc) *token = ids[i];
         free(ids);
         free(vals);
         return rc;
@@ -95,7 +108,9 @@ int sample_next_token(comm_t *comm, const float *row_local, int v0, int v_local,
     if ((rc = vocab_parallel_gather_logits(comm, row, gather, row_local, 1, V, "sample.gather")))
         return rc;
     if (opts->top_p >= 1) {
-        *token = draw(row, V, 0, opts, rng);
+        int i = draw(row, V, 0, opts, rng);
+        if (i < 0) return comm_fail(comm, "sampling: out of memory");
+        *token = i;
         return COMM_OK;
     }
     candidate *c = malloc((size_t)V * sizeof(candidate));
@@ -108,8 +123,9 @@ int sample_next_token(comm_t *comm, const float *row_local, int v0, int v_local,
     for (int i = 0; i < V; i++) c[i] = (candidate){row[i], i};
     qsort(c, (size_t)V, sizeof(candidate), by_logit_desc);
     for (int i = 0; i < V; i++) sorted[i] = c[i].logit;
-    *token = c[draw(sorted, V, 1, opts, rng)].id;
+    int i = draw(sorted, V, 1, opts, rng);
+    if (i >= 0) *token = c[i].id;
     free(c);
     free(sorted);
-    return COMM_OK;
+    return i >= 0 ? COMM_OK : comm_fail(comm, "sampling: out of memory");
 }
