@@ -86,6 +86,13 @@ int cli_open_weights(const char *dir, const model_config *cfg, st_set *weights, 
 /* The built-in default model (data/default-model, embedded in the program), read in place.
  * Returns 0 (close it with model_source_close), or -1 with err. */
 int cli_default_model_open(model_source *src, char *err, size_t errlen);
+
+/* The model and tokenizer a generating command (generate, serve) runs: model_dir's checkpoint,
+ * or without one the built-in default (saying so on stderr, as "CMD: no --model: ...", when
+ * `announce`); P checked against its heads; its tokenizer (cli_load_tokenizer), checked to fit
+ * the model's vocabulary. Returns 0 (close src, free *tok), or -1 with err (nothing open). */
+int cli_open_generation_model(const char *cmd, const char *model_dir, int P, int announce,
+                              model_source *src, tokenizer **tok, char *err, size_t errlen);
 /* The config of the model at path: a directory's config.json, or a .gguf file's metadata.
  * 0, or -1 with err. */
 int cli_model_config(const char *path, model_config *cfg, char *err, size_t errlen);

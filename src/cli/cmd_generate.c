@@ -266,31 +266,21 @@ int cmd_generate(int argc, char **argv) {
     int printer = cli_is_printer(backend);
     char err[512];
     tokenizer *tok = NULL;
-    int *ids = NULL, builtin = !job.model_dir;
+    int *ids = NULL;
     size_t n_ids = 0;
     model_source src;
     int src_open = 0;
     rc = EXIT_OK;
 
-    if (builtin ? cli_default_model_open(&src, err, sizeof(err))
-                : model_source_open(&src, job.model_dir, err, sizeof(err))) {
+    if (cli_open_generation_model("generate", job.model_dir, (int)P, printer, &src, &tok, err,
+                                  sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
     src_open = 1;
     job.cfg = src.cfg;
-    if (builtin && printer)
-        fprintf(stderr, "generate: no --model: using the built-in default, a 2-layer GPT-2 "
-                        "trained on the King James Bible (data/default-model/README.md)\n");
-    if (model_config_check_tp(&job.cfg, (int)P, err, sizeof(err)) ||
-        sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err)) ||
-        cli_load_tokenizer(builtin ? NULL : job.model_dir, &job.cfg, &tok, err, sizeof(err))) {
+    if (sampling_opts_check(&job.sampling, job.cfg.vocab_size, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
-        goto done;
-    }
-    if (tokenizer_vocab_size(tok) > job.cfg.vocab_size) {
-        rc = cli_job_error("the tokenizer has %d tokens but the model only %d",
-                           tokenizer_vocab_size(tok), job.cfg.vocab_size);
         goto done;
     }
     if (tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids, &n_ids)) {

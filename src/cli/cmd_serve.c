@@ -230,31 +230,21 @@ int cmd_serve(int argc, char **argv) {
     char err[512], name[512];
     tokenizer *tok = NULL;
     model_source src;
-    int src_open = 0, builtin = !model_dir, have_signal_thread = 0;
+    int src_open = 0, have_signal_thread = 0;
     pthread_t sig_thread;
     serve_job job;
     memset(&job, 0, sizeof(job));
     pthread_mutex_init(&job.mu, NULL);
     rc = EXIT_OK;
 
-    if (builtin ? cli_default_model_open(&src, err, sizeof(err))
-                : model_source_open(&src, model_dir, err, sizeof(err))) {
+    if (cli_open_generation_model("serve", model_dir, (int)P, printer, &src, &tok, err,
+                                  sizeof(err))) {
         rc = cli_job_error("%s", err);
         goto done;
     }
     src_open = 1;
-    if (builtin && printer)
-        fprintf(stderr, "serve: no --model: using the built-in default, a 2-layer GPT-2 "
-                        "trained on the King James Bible (data/default-model/README.md)\n");
-    if (model_config_check_tp(&src.cfg, (int)P, err, sizeof(err)) ||
-        cli_load_tokenizer(builtin ? NULL : model_dir, &src.cfg, &tok, err, sizeof(err)) ||
-        chat_template_of_model(model_dir, &job.model.chat_template, err, sizeof(err))) {
+    if (chat_template_of_model(model_dir, &job.model.chat_template, err, sizeof(err))) {
         rc = cli_job_error("%s", err);
-        goto done;
-    }
-    if (tokenizer_vocab_size(tok) > src.cfg.vocab_size) {
-        rc = cli_job_error("the tokenizer has %d tokens but the model only %d",
-                           tokenizer_vocab_size(tok), src.cfg.vocab_size);
         goto done;
     }
     if (ctx > src.cfg.n_positions) {

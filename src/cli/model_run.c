@@ -295,6 +295,33 @@ int cli_temp_model(char *dir, const model_config *cfg, uint64_t seed, char *err,
     return 0;
 }
 
+int cli_open_generation_model(const char *cmd, const char *model_dir, int P, int announce,
+                              model_source *src, tokenizer **tok, char *err, size_t errlen) {
+    *tok = NULL;
+    if (model_dir ? model_source_open(src, model_dir, err, errlen)
+                  : cli_default_model_open(src, err, errlen))
+        return -1;
+    if (!model_dir && announce)
+        fprintf(stderr,
+                "%s: no --model: using the built-in default, a 2-layer GPT-2 trained on "
+                "the King James Bible (data/default-model/README.md)\n",
+                cmd);
+    if (model_config_check_tp(&src->cfg, P, err, errlen) ||
+        cli_load_tokenizer(model_dir, &src->cfg, tok, err, errlen))
+        goto fail;
+    if (tokenizer_vocab_size(*tok) > src->cfg.vocab_size) {
+        snprintf(err, errlen, "the tokenizer has %d tokens but the model only %d",
+                 tokenizer_vocab_size(*tok), src->cfg.vocab_size);
+        goto fail;
+    }
+    return 0;
+fail:
+    if (*tok) tokenizer_free(*tok);
+    *tok = NULL;
+    model_source_close(src);
+    return -1;
+}
+
 int cli_torch_peer(const char *const *args, cli_line_fn on_line, void *ctx) {
     const char *python = getenv("LINSHARD_PYTHON");
     if (!python || !*python)
