@@ -66,8 +66,8 @@ typedef struct {
     float (*dot_f32)(const float *w, const float *x, int K);
     /* The same weight row against `rows` activation rows x + r * ldx at once (the weights are
      * loaded or widened once for all of them): out[r] is bit for bit the one-row product
-     * (dot_f32, dot_f16, dot_bf16, dot_q8_0_f32, dot_q4_0_f32) of row r. Levels without a
-     * batched build loop over the rows. */
+     * (dot_f32, dot_f16, dot_bf16, dot_q8_0_f32, dot_q4_0_f32) of row r. NULL in levels
+     * without a batched build: matmul.c then calls the one-row product for each row. */
     void (*dot_f32_rows)(const float *w, const float *x, size_t ldx, int rows, int K, float *out);
     /* F32 OUT_IN products a tile at a time, where a level has a build (NULL: matmul.c loops
      * dot_f32_rows): wrows (1..4) weight rows w + n * ldw against rows (1..4) activation rows

@@ -165,6 +165,46 @@ void kernel_set_int8_activations(int on) {
     int8_activations = on != 0;
 }
 
+/* One weight row of `type` against `rows` (<= 4) activation rows x + r * ldx: out[r]. The level's
+ * batched entry when it has one (each weight loaded once for the rows), else its one-row product
+ * row by row: the same bits either way (kernels_internal.h). */
+static void dot_rows(const kernel_isa_table *isa, kernel_type type, const void *row, const float *x,
+                     size_t ldx, int rows, int K, float *out) {
+    int nb = K / KERNEL_QK;
+    switch (type) {
+    case KERNEL_F32:
+        if (isa->dot_f32_rows)
+            isa->dot_f32_rows(row, x, ldx, rows, K, out);
+        else
+            for (int r = 0; r < rows; r++) out[r] = isa->dot_f32(row, x + (size_t)r * ldx, K);
+        break;
+    case KERNEL_F16:
+        if (isa->dot_f16_rows)
+            isa->dot_f16_rows(row, x, ldx, rows, K, out);
+        else
+            for (int r = 0; r < rows; r++) out[r] = isa->dot_f16(row, x + (size_t)r * ldx, K);
+        break;
+    case KERNEL_BF16:
+        if (isa->dot_bf16_rows)
+            isa->dot_bf16_rows(row, x, ldx, rows, K, out);
+        else
+            for (int r = 0; r < rows; r++) out[r] = isa->dot_bf16(row, x + (size_t)r * ldx, K);
+        break;
+    case KERNEL_Q8_0:
+        if (isa->dot_q8_0_f32_rows)
+            isa->dot_q8_0_f32_rows(row, x, ldx, rows, nb, out);
+        else
+            for (int r = 0; r < rows; r++) out[r] = isa->dot_q8_0_f32(row, x + (size_t)r * ldx, nb);
+        break;
+    default:
+        if (isa->dot_q4_0_f32_rows)
+            isa->dot_q4_0_f32_rows(row, x, ldx, rows, nb, out);
+        else
+            for (int r = 0; r < rows; r++) out[r] = isa->dot_q4_0_f32(row, x + (size_t)r * ldx, nb);
+        break;
+    }
+}
+
 static void matmul_dots(float *out, const float *in, const kernel_weight *w, int T,
                         int accumulate) {
     const kernel_isa_table *isa = kernel_active_table();
@@ -216,23 +256,7 @@ static void matmul_dots(float *out, const float *in, const kernel_weight *w, int
                 const float *x = in + (size_t)t0 * K;
                 for (int n = n0; n < n1; n++) {
                     const void *row = W + (size_t)n * row_bytes;
-                    switch (w->type) {
-                    case KERNEL_F32:
-                        isa->dot_f32_rows(row, x, (size_t)K, rows, K, v4);
-                        break;
-                    case KERNEL_F16:
-                        isa->dot_f16_rows(row, x, (size_t)K, rows, K, v4);
-                        break;
-                    case KERNEL_BF16:
-                        isa->dot_bf16_rows(row, x, (size_t)K, rows, K, v4);
-                        break;
-                    case KERNEL_Q8_0:
-                        isa->dot_q8_0_f32_rows(row, x, (size_t)K, rows, nb, v4);
-                        break;
-                    default:
-                        isa->dot_q4_0_f32_rows(row, x, (size_t)K, rows, nb, v4);
-                        break;
-                    }
+                    dot_rows(isa, w->type, row, x, (size_t)K, rows, K, v4);
                     for (int r = 0; r < rows; r++) {
                         float *o = out + (size_t)(t0 + r) * N + n;
                         *o = accumulate ? *o + v4[r] : v4[r];

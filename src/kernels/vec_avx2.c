@@ -211,32 +211,8 @@ static void axpy_row_f32(float *y, const float *x, const float *W, int kn, size_
     }
 }
 
-/* The batched entries of the table, by the single-row kernels one row at a time (the same bits
- * as a batched build would give, without its reuse of the loaded weights). */
-static void dot_f32_rows(const float *w, const float *x, size_t ldx, int rows, int K, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = dot_f32(w, x + (size_t)r * ldx, K);
-}
-
-static void dot_q8_0_f32_rows(const kernel_block_q8_0 *w, const float *x, size_t ldx, int rows,
-                              int nb, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = dot_q8_0_f32(w, x + (size_t)r * ldx, nb);
-}
-
-static void dot_f16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
-                         float *out) {
-    for (int r = 0; r < rows; r++) out[r] = dot_f16(w, x + (size_t)r * ldx, K);
-}
-
-static void dot_bf16_rows(const uint16_t *w, const float *x, size_t ldx, int rows, int K,
-                          float *out) {
-    for (int r = 0; r < rows; r++) out[r] = dot_bf16(w, x + (size_t)r * ldx, K);
-}
-
-static void dot_q4_0_f32_rows(const kernel_block_q4_0 *w, const float *x, size_t ldx, int rows,
-                              int nb, float *out) {
-    for (int r = 0; r < rows; r++) out[r] = dot_q4_0_f32(w, x + (size_t)r * ldx, nb);
-}
-
+/* The table's F32 [K][N] row accumulation, one row at a time (the batched dot products are
+ * left NULL: matmul.c then runs the one-row products row by row). */
 static void axpy_rows_f32(float *y, size_t ldy, const float *x, size_t ldx, int rows,
                           const float *W, int kn, size_t ldw, int n) {
     for (int r = 0; r < rows; r++)
@@ -273,11 +249,6 @@ const kernel_isa_table kernel_table_avx2 = {
     .dot_q8_0_f32 = dot_q8_0_f32,
     .dot_q4_0_f32 = dot_q4_0_f32,
     .dot_f32 = dot_f32,
-    .dot_f32_rows = dot_f32_rows,
-    .dot_f16_rows = dot_f16_rows,
-    .dot_bf16_rows = dot_bf16_rows,
-    .dot_q8_0_f32_rows = dot_q8_0_f32_rows,
-    .dot_q4_0_f32_rows = dot_q4_0_f32_rows,
     .axpy_rows_f32 = axpy_rows_f32,
     .f16_to_f32 = f16_to_f32,
     .f32_to_f16 = f32_to_f16,
